@@ -1,0 +1,29 @@
+"""langchain-milvus-ext: a correct, loop-safe, fast Milvus vector store for LangChain.
+
+Example:
+    ```python
+    from langchain_milvus_ext import MilvusVectorStore  # or: from langchain_milvus_ext import Milvus
+    ```
+"""
+
+from importlib import metadata
+
+from langchain_milvus_ext._coalescer import BatchError, CoalescerLimits
+from langchain_milvus_ext._errors import WriteError
+from langchain_milvus_ext._filters import compile_filter
+from langchain_milvus_ext.vectorstore import Milvus, MilvusVectorStore
+
+try:
+    __version__ = metadata.version("langchain-milvus-ext")
+except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "BatchError",
+    "CoalescerLimits",
+    "Milvus",
+    "MilvusVectorStore",
+    "WriteError",
+    "__version__",
+    "compile_filter",
+]

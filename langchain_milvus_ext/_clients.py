@@ -1,0 +1,115 @@
+"""The client registry: one sync client per store, one async session per running event loop.
+
+pymilvus's `AsyncMilvusClient` binds its gRPC channel to the loop it first runs in, so a
+client must never outlive its loop or cross into another one. The registry creates an async
+session lazily the first time a loop asks for one, keeps it for that loop only, and drops it
+once the loop is closed. No loop is created or fetched outside a running coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from pymilvus import AsyncMilvusClient, MilvusClient
+
+S = TypeVar("S")
+
+_SECRET_KEYS = ("token", "password")
+
+
+def redact(connection_args: Mapping[str, Any]) -> dict[str, Any]:
+    """Connection arguments safe to show in messages: credentials replaced by '***'."""
+    return {k: ("***" if k in _SECRET_KEYS and v else v) for k, v in connection_args.items()}
+
+
+class PerLoop(Generic[S]):
+    """One value per running event loop, created on first use in that loop.
+
+    Entries whose loop has closed are dropped on the next access from any loop, so a
+    sequence of `asyncio.run` calls, worker threads with their own loops or a restarted
+    notebook kernel never see a value that belongs to a dead loop.
+    """
+
+    def __init__(self, factory: Callable[[], S]) -> None:
+        self._factory = factory
+        self._values: dict[asyncio.AbstractEventLoop, S] = {}
+        self._lock = threading.Lock()
+
+    def get(self) -> S:
+        """The value for the running loop (RuntimeError outside a coroutine)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._drop_closed()
+            value = self._values.get(loop)
+            if value is None:
+                value = self._factory()
+                self._values[loop] = value
+            return value
+
+    def pop_current(self) -> S | None:
+        """Remove and return the running loop's value, if any."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._drop_closed()
+            return self._values.pop(loop, None)
+
+    def clear(self) -> list[S]:
+        """Forget every value (for `close()` from sync code); returns what was held."""
+        with self._lock:
+            values = list(self._values.values())
+            self._values.clear()
+            return values
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._drop_closed()
+            return len(self._values)
+
+    def _drop_closed(self) -> None:
+        for loop in [loop for loop in self._values if loop.is_closed()]:
+            del self._values[loop]
+
+
+class ClientRegistry:
+    """The store's connection: a lazy sync client, and a factory of async clients.
+
+    Async clients are owned by the per-loop sessions of the async driver (see `PerLoop`).
+    """
+
+    def __init__(self, connection_args: Mapping[str, Any]) -> None:
+        self._args = dict(connection_args)
+        self._sync: MilvusClient | None = None
+        self._sync_lock = threading.Lock()
+
+    @property
+    def connection_args(self) -> dict[str, Any]:
+        """The arguments the clients are built from (a copy)."""
+        return dict(self._args)
+
+    def sync(self) -> MilvusClient:
+        """The sync client, created on first use."""
+        if self._sync is None:
+            with self._sync_lock:
+                if self._sync is None:
+                    self._sync = MilvusClient(**self._args)
+        return self._sync
+
+    def new_async_client(self) -> AsyncMilvusClient:
+        """A new async client for the running loop, on a connection of its own.
+
+        pymilvus shares async channels per `id(loop)`, an id a new loop can reuse after the
+        old one is garbage-collected; a dedicated connection cannot be inherited that way.
+        """
+        return AsyncMilvusClient(**self._args, dedicated=True)
+
+    def close(self) -> None:
+        """Close the sync client (a later call opens a new one)."""
+        with self._sync_lock:
+            client, self._sync = self._sync, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()

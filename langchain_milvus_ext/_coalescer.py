@@ -1,0 +1,299 @@
+"""Coalescing of concurrent async calls into bounded batches (DataLoader style)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+__all__ = ["BatchError", "BatchFn", "Coalescer", "CoalescerLimits", "CoalescerStats"]
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+R = TypeVar("R")
+
+BatchFn = Callable[[K, list[T]], Awaitable[list[R]]]
+"""``batch_fn(key, items)``; must return exactly ``len(items)`` results, in order."""
+
+
+def _unit_size(_: object) -> int:
+    return 1
+
+
+@dataclass(frozen=True)
+class CoalescerLimits:
+    """Bounds on batch size and concurrency.
+
+    Attributes:
+        max_batch_items: Most items in one batch.
+        max_batch_bytes: Most estimated bytes (sum of ``size_of``) in one batch; a single item
+            larger than this still goes out, alone.
+        max_in_flight: Most ``batch_fn`` calls running at once, across keys (backpressure).
+        max_wait: Seconds to wait for more calls after the first one on an idle key; 0 flushes
+            on the next loop iteration.
+    """
+
+    max_batch_items: int = 1024
+    max_batch_bytes: int = 32 * 1024 * 1024
+    max_in_flight: int = 4
+    max_wait: float = 0.0
+
+    def __post_init__(self) -> None:
+        bounds = (self.max_batch_items, self.max_batch_bytes, self.max_in_flight)
+        if min(bounds) < 1 or not self.max_wait >= 0:
+            raise ValueError(f"limits must be >= 1 (max_wait >= 0): {self}")
+
+
+_DEFAULT_LIMITS = CoalescerLimits()
+
+
+@dataclass
+class CoalescerStats:
+    """Counters for tests and benchmarks (stable counts, not timings)."""
+
+    batches: int = 0  #: ``batch_fn`` calls made
+    items: int = 0  #: items sent to ``batch_fn``
+    max_batch_seen: int = 0  #: largest batch sent
+    max_in_flight_seen: int = 0  #: most ``batch_fn`` calls running at once
+
+
+class BatchError(Exception):
+    """Some of a caller's items were in a batch whose ``batch_fn`` call failed.
+
+    :meth:`Coalescer.submit` raises it whenever at least one of the caller's batches failed
+    (raised, or returned the wrong number of results); the caller's other batches still ran.
+    No item listed in ``failed_indices`` may be assumed done.
+
+    Attributes:
+        failed_indices: Sorted indices into the caller's ``items`` whose batch failed.
+        succeeded_indices: Sorted indices whose batch succeeded.
+        partial_results: Result of each succeeded index (e.g. ids of the rows that were written).
+        errors: The exceptions of the failed batches, in order; ``__cause__`` is ``errors[0]``.
+    """
+
+    def __init__(
+        self, n: int, failed: list[int], partial: dict[int, Any], errors: list[BaseException]
+    ) -> None:
+        super().__init__(f"{len(failed)} of {n} items failed: {errors[0]!r}")
+        self.failed_indices = failed
+        self.succeeded_indices = sorted(partial)
+        self.partial_results = partial
+        self.errors = errors
+        self.__cause__ = errors[0]
+
+
+@dataclass(eq=False, slots=True)
+class _Call(Generic[T, R]):  # one submit(): its items, its future, the state of its batches
+    items: Sequence[T]
+    future: asyncio.Future[list[R]]
+    results: list[Any]
+    pending: int = 0  # batches holding some of our items that have not settled yet
+    failed: list[range] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+
+
+_Seg = tuple[_Call[T, R], int, int]  # (call, start, stop): a slice of the call's items
+
+
+@dataclass(eq=False, slots=True)
+class _Open(Generic[T, R]):  # the batch being filled for one key
+    segments: list[_Seg[T, R]] = field(default_factory=list)
+    count: int = 0
+    nbytes: int = 0
+    scheduled: bool = False
+    timer: asyncio.TimerHandle | None = None
+
+
+class Coalescer(Generic[K, T, R]):
+    """Merges concurrent ``submit`` calls with equal keys into bounded ``batch_fn`` calls.
+
+    Bound to the event loop of its first ``submit``; create one per loop. A call larger than a
+    batch is split over several batches; small calls share one. Queued calls hold only
+    references to the callers' items; the heavy work happens in ``batch_fn``, of which at most
+    ``max_in_flight`` run at once, each in its own task: cancelling a caller never cancels a
+    batch (its results are dropped, and its items not yet sent are skipped). Example::
+
+        coalescer = Coalescer(embed_batch, CoalescerLimits(max_batch_items=256))
+        vectors = await asyncio.gather(*(coalescer.submit("model", [t]) for t in texts))  # 1 call
+
+    Args:
+        batch_fn: ``async (key, items) -> results``, one result per item, in order.
+        limits: Batch and concurrency bounds.
+        size_of: Estimated bytes of one item, for ``max_batch_bytes``.
+    """
+
+    def __init__(
+        self,
+        batch_fn: BatchFn[K, T, R],
+        limits: CoalescerLimits = _DEFAULT_LIMITS,
+        size_of: Callable[[T], int] = _unit_size,
+    ) -> None:
+        self._batch_fn, self._limits, self._size_of = batch_fn, limits, size_of
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._open: dict[K, _Open[T, R]] = {}
+        self._ready: deque[tuple[K, list[_Seg[T, R]]]] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running, self._closed = 0, False
+        self.stats = CoalescerStats()
+
+    async def submit(self, key: K, items: Sequence[T]) -> list[R]:
+        """Queue ``items`` under ``key`` and wait for their results.
+
+        Args:
+            key: Batch key; only calls with equal keys share a batch.
+            items: The items; they are not copied, so do not mutate them until this returns.
+
+        Returns:
+            One result per item, in order.
+
+        Raises:
+            BatchError: A batch holding some of the items failed (see its attributes).
+            RuntimeError: The coalescer is closed or bound to another running loop.
+        """
+        if self._closed:
+            raise RuntimeError("Coalescer is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None and not self._loop.is_closed():
+                raise RuntimeError("Coalescer is bound to another event loop; use one per loop")
+            self._loop, self._running = loop, 0  # first use, or the old loop and its state died
+            self._open, self._ready, self._tasks = {}, deque(), set()
+        if len(items) == 0:
+            return []
+        sizes = None if self._size_of is _unit_size else [self._size_of(x) for x in items]
+        call: _Call[T, R] = _Call(items, loop.create_future(), [None] * len(items))
+        self._enqueue(key, call, sizes)
+        return await call.future
+
+    async def drain(self) -> None:
+        """Send every queued item now and wait until all batches have finished."""
+        current = asyncio.current_task()
+        while True:
+            for key in list(self._open):
+                self._seal(key)
+            self._pump()
+            pending = [t for t in self._tasks if t is not current and not t.done()]
+            if not pending:
+                return
+            await asyncio.wait(pending)
+
+    async def aclose(self) -> None:
+        """Refuse new calls, then :meth:`drain`."""
+        self._closed = True
+        await self.drain()
+
+    def _enqueue(self, key: K, call: _Call[T, R], sizes: list[int] | None) -> None:
+        max_items, max_bytes = self._limits.max_batch_items, self._limits.max_batch_bytes
+        n, i = len(call.items), 0
+        while i < n:
+            batch = self._open.get(key) or self._open.setdefault(key, _Open())
+            j, count, nbytes = i, batch.count, batch.nbytes
+            if sizes is None:  # every item weighs 1: take a whole slice at once
+                j += min(n - i, max_items - count, max_bytes - nbytes)
+                count, nbytes = count + j - i, nbytes + j - i
+            else:
+                while j < n and count < max_items and nbytes < max_bytes:
+                    if count and nbytes + sizes[j] > max_bytes:
+                        break
+                    count, nbytes, j = count + 1, nbytes + sizes[j], j + 1
+            if j > i:
+                batch.segments.append((call, i, j))
+                batch.count, batch.nbytes = count, nbytes
+                call.pending += 1
+            i = j
+            if i < n or count >= max_items or nbytes >= max_bytes:
+                self._seal(key)  # full: dispatch now
+        self._pump()  # before scheduling the tail, so batches start in order
+        tail = self._open.get(key)
+        if tail is not None and not tail.scheduled:
+            tail.scheduled, wait = True, self._limits.max_wait
+            if wait > 0:
+                tail.timer = asyncio.get_running_loop().call_later(wait, self._flush, key, tail)
+            else:  # the task starts next iteration and runs the batch itself: no extra hop
+                self._spawn(self._flush_and_work(key, tail))
+
+    def _seal(self, key: K) -> None:
+        batch = self._open.pop(key)
+        if batch.timer is not None:
+            batch.timer.cancel()
+        self._ready.append((key, batch.segments))
+
+    def _flush(self, key: K, batch: _Open[T, R], pump: bool = True) -> None:
+        if self._open.get(key) is batch:
+            self._seal(key)
+        if pump:
+            self._pump()
+
+    async def _flush_and_work(self, key: K, batch: _Open[T, R]) -> None:
+        self._flush(key, batch, pump=False)
+        await self._work(self._take())
+
+    def _take(self) -> tuple[K, list[_Seg[T, R]]] | None:  # oldest batch, if a slot is free
+        while self._ready and self._running < self._limits.max_in_flight:
+            key, segments = self._ready.popleft()
+            live = [seg for seg in segments if not seg[0].future.done()]  # skip cancelled calls
+            if live:
+                self._running += 1
+                self.stats.max_in_flight_seen = max(self.stats.max_in_flight_seen, self._running)
+                return key, live
+        return None
+
+    def _pump(self) -> None:
+        while (job := self._take()) is not None:
+            self._spawn(self._work(job))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)  # strong reference until done
+        task.add_done_callback(self._tasks.discard)
+
+    async def _work(self, job: tuple[K, list[_Seg[T, R]]] | None) -> None:  # run until idle
+        try:
+            while job is not None:
+                await self._execute(*job)
+                job = self._take()
+        finally:
+            self._pump()  # only does something if we exit early (cancelled)
+
+    async def _execute(self, key: K, segments: list[_Seg[T, R]]) -> None:
+        items: list[T] = [x for call, start, stop in segments for x in call.items[start:stop]]
+        n = len(items)
+        self.stats.batches, self.stats.items = self.stats.batches + 1, self.stats.items + n
+        self.stats.max_batch_seen = max(self.stats.max_batch_seen, n)
+        try:
+            results = await self._batch_fn(key, items)
+            if len(results) != n:
+                raise ValueError(f"batch_fn returned {len(results)} results for {n} items")
+        except (Exception, asyncio.CancelledError) as exc:  # delivered: never "not retrieved"
+            self._settle(segments, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        else:
+            self._settle(segments, results)
+        finally:
+            self._running -= 1
+
+    def _settle(self, segments: list[_Seg[T, R]], outcome: list[R] | BaseException) -> None:
+        offset = 0
+        for call, start, stop in segments:
+            if not call.future.done():  # done here means the caller was cancelled
+                if isinstance(outcome, BaseException):
+                    call.failed.append(range(start, stop))
+                    call.errors.append(outcome)  # a call has at most one segment per batch
+                else:
+                    call.results[start:stop] = outcome[offset : offset + stop - start]
+                call.pending -= 1
+                if call.pending == 0:
+                    self._finish(call)
+            offset += stop - start
+
+    @staticmethod
+    def _finish(call: _Call[T, R]) -> None:
+        if not call.failed:
+            call.future.set_result(call.results)
+            return
+        failed = sorted(i for r in call.failed for i in r)
+        partial = {i: r for i, r in enumerate(call.results) if not any(i in f for f in call.failed)}
+        call.future.set_exception(BatchError(len(call.items), failed, partial, call.errors))

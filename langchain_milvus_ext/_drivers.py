@@ -1,0 +1,312 @@
+"""The two thin shells that run plans: one over `MilvusClient`, one over `AsyncMilvusClient`.
+
+Each driver executes the steps a plan yields and sends the results back. The sync driver
+overlaps embedding the next batch with writing the current one; the async driver routes
+writes, searches and deletes by id through per-loop coalescers, so concurrent calls share
+embedding requests and RPCs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from pymilvus import AsyncMilvusClient
+
+from langchain_milvus_ext._clients import ClientRegistry, PerLoop
+from langchain_milvus_ext._coalescer import BatchError, Coalescer, CoalescerLimits
+from langchain_milvus_ext._errors import WriteError
+from langchain_milvus_ext._plans import (
+    Call,
+    CollectionState,
+    DeleteIds,
+    Embed,
+    Plan,
+    PlanOf,
+    R,
+    Search,
+    SearchItem,
+    SearchKey,
+    SearchResult,
+    Step,
+    Write,
+    WriteKey,
+    delete_ids_plan,
+    search_batch_plan,
+    store_rows_plan,
+    write_batch_plan,
+)
+from langchain_milvus_ext._rows import PrimaryKey, Row, estimate_row_bytes
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    """How the shells batch work.
+
+    Attributes:
+        batch_size: Rows per write RPC (sync) and items per coalesced batch (async).
+        coalesce: Merge concurrent async calls (on by default).
+        limits: Coalescer bounds (batch items/bytes, batches in flight, wait).
+        batch_query_embeddings: Embed several coalesced queries with one
+            `aembed_documents` call; set False for models whose query and document
+            embeddings differ (then each query is its own `aembed_query`, run concurrently).
+    """
+
+    batch_size: int = 1000
+    coalesce: bool = True
+    limits: CoalescerLimits = field(default_factory=CoalescerLimits)
+    batch_query_embeddings: bool = True
+
+
+def _chunks(write: Write, size: int) -> list[tuple[int, Write]]:
+    out = []
+    for start in range(0, len(write.rows), size):
+        stop = start + size
+        out.append((start, Write(
+            rows=write.rows[start:stop],
+            texts=write.texts[start:stop] if write.texts is not None else None,
+            vectors=write.vectors[start:stop] if write.vectors is not None else None,
+            key=write.key,
+        )))
+    return out
+
+
+def _write_error(rows: Sequence[Row], pk: str, failed: Sequence[int], written: Sequence[Any],
+                 cause: BaseException) -> WriteError:
+    ids = [rows[i][pk] for i in failed if pk in rows[i]]
+    return WriteError(
+        f"write failed: {type(cause).__name__}: {cause}",
+        not_written_ids=ids, written_ids=written, not_written_positions=failed,
+    )
+
+
+class SyncDriver:
+    """Runs plans with the sync client and the embeddings' sync methods."""
+
+    def __init__(self, state: CollectionState, clients: ClientRegistry,
+                 embeddings: Embeddings, options: DriverOptions) -> None:
+        self.state, self.clients, self.embeddings, self.options = (
+            state, clients, embeddings, options)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def run(self, plan: PlanOf[R]) -> R:
+        """Run a plan to completion and return its result."""
+        try:
+            step = next(plan)
+            while True:
+                try:
+                    result = self._execute(step)
+                except Exception as error:
+                    step = plan.throw(error)
+                else:
+                    step = plan.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    def _execute(self, step: Step) -> Any:
+        if isinstance(step, Call):
+            return getattr(self.clients.sync(), step.method)(**step.kwargs)
+        if isinstance(step, Embed):
+            return self.embed(step)
+        if isinstance(step, Write):
+            return self._write(step)
+        if isinstance(step, Search):
+            return self.run(search_batch_plan(self.state, step.items, step.key))
+        return self.run(delete_ids_plan(self.state, step.ids, step.partition_name, step.timeout))
+
+    def embed(self, step: Embed) -> list[list[float]]:
+        """Embed with the sync API (documents in one call, queries one by one)."""
+        if step.kind == "documents":
+            return [list(v) for v in self.embeddings.embed_documents(step.texts)]
+        if self.options.batch_query_embeddings and len(step.texts) > 1:
+            return [list(v) for v in self.embeddings.embed_documents(step.texts)]
+        return [list(self.embeddings.embed_query(t)) for t in step.texts]
+
+    def _writer(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="milvus-ext-writer")
+            return self._pool
+
+    def _write(self, write: Write) -> list[PrimaryKey]:
+        """Write in batches, embedding batch i+1 while batch i is being written."""
+        chunks = _chunks(write, self.options.batch_size)
+        written: list[PrimaryKey] = []
+        pending: tuple[int, Write, Future[list[PrimaryKey]]] | None = None
+        pk = self.state.planned.pk_field
+        try:
+            for start, chunk in chunks:
+                vectors = chunk.vectors if chunk.vectors is not None else self.embed(
+                    Embed(list(chunk.texts or [])))
+                if pending is not None:
+                    written += pending[2].result()
+                plan = store_rows_plan(self.state, chunk.rows, vectors, chunk.key)
+                future = (self._writer().submit(self.run, plan) if len(chunks) > 1
+                          else _done(self.run, plan))
+                pending = (start, chunk, future)
+            if pending is not None:
+                written += pending[2].result()
+        except Exception as error:
+            if pending is not None and not pending[2].done():
+                pending[2].exception()  # wait for it; its rows are reported as not written
+            failed = list(range(len(written), len(write.rows)))
+            raise _write_error(write.rows, pk, failed, written, error) from error
+        return written
+
+    def close(self) -> None:
+        """Stop the writer thread."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _done(fn: Callable[[Plan], list[PrimaryKey]], plan: Plan) -> Future[list[PrimaryKey]]:
+    future: Future[list[PrimaryKey]] = Future()
+    try:
+        future.set_result(fn(plan))
+    except Exception as error:
+        future.set_exception(error)
+    return future
+
+
+_WriteItem = tuple[Row, str | None, list[float] | None]
+_WriteBatchKey = tuple[WriteKey, bool]
+_DeleteKey = tuple[str | None, float | None]
+
+
+class _LoopSession:
+    """What one event loop owns: its async client and its coalescers."""
+
+    def __init__(self, driver: AsyncDriver) -> None:
+        self.client: AsyncMilvusClient = driver.clients.new_async_client()
+        limits = driver.options.limits
+        self.writes: Coalescer[_WriteBatchKey, _WriteItem, PrimaryKey] = Coalescer(
+            driver.write_batch, limits, size_of=lambda item: estimate_row_bytes(item[0]))
+        self.searches: Coalescer[SearchKey, SearchItem, SearchResult] = Coalescer(
+            driver.search_batch, limits)
+        self.deletes: Coalescer[_DeleteKey, PrimaryKey, None] = Coalescer(
+            driver.delete_batch, limits)
+
+
+class AsyncDriver:
+    """Runs plans with the running loop's async client, coalescing concurrent calls."""
+
+    def __init__(self, state: CollectionState, clients: ClientRegistry,
+                 embeddings: Embeddings, options: DriverOptions) -> None:
+        self.state, self.clients, self.embeddings, self.options = (
+            state, clients, embeddings, options)
+        self.sessions: PerLoop[_LoopSession] = PerLoop(lambda: _LoopSession(self))
+
+    async def run(self, plan: PlanOf[R]) -> R:
+        """Run a plan to completion in the running loop and return its result."""
+        return await self._drive(plan, coalesce=self.options.coalesce)
+
+    async def _drive(self, plan: PlanOf[R], *, coalesce: bool) -> R:
+        session = self.sessions.get()
+        try:
+            step = next(plan)
+            while True:
+                try:
+                    result = await self._execute(step, session, coalesce)
+                except Exception as error:
+                    step = plan.throw(error)
+                else:
+                    step = plan.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def _execute(self, step: Step, session: _LoopSession, coalesce: bool) -> Any:
+        if isinstance(step, Call):
+            return await getattr(session.client, step.method)(**step.kwargs)
+        if isinstance(step, Embed):
+            return await self.embed(step)
+        if isinstance(step, Write):
+            return await self._write(step, session, coalesce)
+        if isinstance(step, Search):
+            if coalesce:
+                return await session.searches.submit(step.key, step.items)
+            return await self.search_batch(step.key, step.items)
+        if coalesce:
+            await session.deletes.submit((step.partition_name, step.timeout), step.ids)
+            return None
+        return await self.delete_batch((step.partition_name, step.timeout), step.ids)
+
+    async def embed(self, step: Embed) -> list[list[float]]:
+        """Embed with the async API; several queries share one request when allowed."""
+        if step.kind == "documents" or (
+            self.options.batch_query_embeddings and len(step.texts) > 1
+        ):
+            return [list(v) for v in await self.embeddings.aembed_documents(step.texts)]
+        vectors = await asyncio.gather(*(self.embeddings.aembed_query(t) for t in step.texts))
+        return [list(v) for v in vectors]
+
+    async def _write(self, write: Write, session: _LoopSession, coalesce: bool) -> Any:
+        pk = self.state.planned.pk_field
+        if coalesce:
+            items: list[_WriteItem] = [
+                (row, write.texts[i] if write.texts is not None else None,
+                 write.vectors[i] if write.vectors is not None else None)
+                for i, row in enumerate(write.rows)
+            ]
+            try:
+                return await session.writes.submit((write.key, write.texts is not None), items)
+            except BatchError as error:
+                cause = error.__cause__ or error
+                raise _write_error(write.rows, pk, error.failed_indices, [
+                    write.rows[i].get(pk) for i in error.succeeded_indices], cause) from cause
+        chunks = _chunks(write, self.options.batch_size)
+        bound = asyncio.Semaphore(self.options.limits.max_in_flight)
+
+        async def one(chunk: Write) -> list[PrimaryKey]:
+            async with bound:
+                return list(await self._drive(write_batch_plan(self.state, chunk), coalesce=False))
+
+        results = await asyncio.gather(*(one(c) for _, c in chunks), return_exceptions=True)
+        failed = [i for (start, c), r in zip(chunks, results, strict=True)
+                  if isinstance(r, BaseException) for i in range(start, start + len(c.rows))]
+        written = [pk_ for r in results if not isinstance(r, BaseException) for pk_ in r]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise _write_error(write.rows, pk, failed, written, errors[0]) from errors[0]
+        return written
+
+    async def write_batch(self, key: _WriteBatchKey, items: list[_WriteItem]) -> list[PrimaryKey]:
+        """One coalesced write batch: one embedding request, one upsert."""
+        write_key, embed = key
+        write = Write(
+            rows=[row for row, _, _ in items],
+            texts=[text or "" for _, text, _ in items] if embed else None,
+            vectors=None if embed else [vector or [] for _, _, vector in items],
+            key=write_key,
+        )
+        return list(await self._drive(write_batch_plan(self.state, write), coalesce=False))
+
+    async def search_batch(self, key: SearchKey, items: list[SearchItem]) -> list[SearchResult]:
+        """One coalesced search batch: one embedding request, one search with nq queries."""
+        return list(await self._drive(search_batch_plan(self.state, items, key), coalesce=False))
+
+    async def delete_batch(self, key: _DeleteKey, ids: list[PrimaryKey]) -> list[None]:
+        """One coalesced delete: all ids in one RPC."""
+        unique = list(dict.fromkeys(ids))
+        await self._drive(delete_ids_plan(self.state, unique, key[0], key[1]), coalesce=False)
+        return [None] * len(ids)
+
+    async def aclose(self) -> None:
+        """Drain and close the running loop's session."""
+        session = self.sessions.pop_current()
+        if session is None:
+            return
+        for coalescer in (session.writes, session.searches, session.deletes):
+            await coalescer.aclose()
+        await session.client.close()
+
+    def forget_sessions(self) -> None:
+        """Drop every loop's session (from sync `close()`)."""
+        self.sessions.clear()

@@ -1,0 +1,234 @@
+"""Every store operation, written once as a plan (see `_plans`), for both shells to run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.documents import Document
+
+from langchain_milvus_ext._filters import combine_and, compile_filter
+from langchain_milvus_ext._plans import (
+    Call,
+    CollectionState,
+    DeleteIds,
+    Plan,
+    PlanOf,
+    Search,
+    SearchItem,
+    SearchKey,
+    SearchResult,
+    Write,
+    WriteKey,
+)
+from langchain_milvus_ext._results import (
+    Scored,
+    check_k,
+    documents_from_hits,
+    documents_from_rows,
+    mmr_select,
+    order_by_ids,
+    to_relevance,
+    vectors_from_hits,
+)
+from langchain_milvus_ext._rows import PrimaryKey, build_rows, normalize_ids, resolve_ids
+from langchain_milvus_ext._schema import CollectionLayout, freeze, search_params_for
+
+FilterArg = Mapping[str, Any] | str | None
+
+
+def filter_expr(layout: CollectionLayout, filter: FilterArg, expr: str | None) -> str | None:
+    """The Milvus expression for a dict/str `filter` and a raw `expr`, ANDed together."""
+    if expr is not None and not isinstance(expr, str):
+        raise ValueError(f"expr must be a string expression, got {type(expr).__name__}")
+    if filter is not None and not isinstance(filter, (str, Mapping)):
+        raise ValueError(f"filter must be a dict or a string, got {type(filter).__name__}")
+    return combine_and(compile_filter(filter, layout.key_resolver()), expr)
+
+
+def add_plan(
+    state: CollectionState,
+    texts: Sequence[str],
+    metadatas: Sequence[dict[str, Any]] | None,
+    ids: Sequence[Any] | None,
+    *,
+    vectors: Sequence[Sequence[float]] | None = None,
+    timeout: float | None = None,
+    partition_name: str | None = None,
+) -> PlanOf[list[str]]:
+    """Validate, then write texts (embedded) or texts with given vectors; returns str ids."""
+    texts = list(texts)
+    if vectors is not None and len(vectors) != len(texts):
+        raise ValueError(f"got {len(texts)} texts but {len(vectors)} embeddings")
+    layout = yield from state.describe_plan()
+    keys = resolve_ids(len(texts), ids, layout)
+    rows = build_rows(texts, metadatas, keys, layout)
+    if not rows:
+        return []
+    written = yield Write(
+        rows=rows,
+        texts=None if vectors is not None else texts,
+        vectors=[list(map(float, v)) for v in vectors] if vectors is not None else None,
+        key=WriteKey(partition_name=partition_name, timeout=timeout),
+    )
+    return [str(i) for i in written]
+
+
+def search_plan(
+    state: CollectionState,
+    queries: Sequence[str | Sequence[float]],
+    k: int,
+    *,
+    filter: FilterArg = None,
+    expr: str | None = None,
+    param: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+    partition_names: Sequence[str] | None = None,
+    with_vectors: bool = False,
+) -> PlanOf[list[SearchResult]]:
+    """Search several queries (texts or vectors) at once; returns a SearchResult per query."""
+    check_k(k)
+    layout = yield from state.describe_plan()
+    items = [
+        SearchItem(text=q) if isinstance(q, str) else SearchItem(vector=[float(x) for x in q])
+        for q in queries
+    ]
+    key = SearchKey(
+        limit=k,
+        expr=filter_expr(layout, filter, expr),
+        output_fields=tuple(layout.output_fields(with_vector=with_vectors)),
+        search_params=freeze(search_params_for(layout, k, param)),
+        partition_names=tuple(partition_names) if partition_names else None,
+        timeout=timeout,
+    )
+    results: list[SearchResult] = yield Search(items=items, key=key)
+    return results
+
+
+def scored_plan(state: CollectionState, queries: Sequence[str | Sequence[float]], k: int,
+                *, relevance: bool = False, **options: Any) -> PlanOf[list[list[Scored]]]:
+    """(Document, score) lists per query: raw distances, or relevance scores in [0, 1]."""
+    results = yield from search_plan(state, queries, k, **options)
+    scored = [documents_from_hits(hits, state.layout) for hits, _ in results]
+    if relevance:
+        scored = [to_relevance(s, state.layout.metric) for s in scored]
+    return scored
+
+
+def one_query_plan(state: CollectionState, query: str | Sequence[float], k: int,
+                   **options: Any) -> PlanOf[list[Scored]]:
+    """(Document, score) pairs for a single query."""
+    scored = yield from scored_plan(state, [query], k, **options)
+    return scored[0]
+
+
+def mmr_plan(
+    state: CollectionState,
+    query: str | Sequence[float],
+    k: int,
+    fetch_k: int,
+    lambda_mult: float,
+    **options: Any,
+) -> PlanOf[list[Scored]]:
+    """Maximal marginal relevance: one search that also returns the candidates' vectors."""
+    check_k(k)
+    check_k(fetch_k, "fetch_k")
+    if not 0.0 <= lambda_mult <= 1.0:
+        raise ValueError(f"lambda_mult must be in [0, 1], got {lambda_mult}")
+    results = yield from search_plan(
+        state, [query], max(k, fetch_k), with_vectors=True, **options
+    )
+    hits, query_vector = results[0]
+    scored: list[Scored] = documents_from_hits(hits, state.layout)
+    return mmr_select(query_vector, scored, vectors_from_hits(hits, state.layout), k, lambda_mult)
+
+
+def delete_plan(
+    state: CollectionState,
+    ids: Sequence[Any] | None,
+    *,
+    filter: FilterArg = None,
+    expr: str | None = None,
+    timeout: float | None = None,
+    partition_name: str | None = None,
+) -> PlanOf[bool]:
+    """Delete by ids, by filter, or both (rows matching both); returns True."""
+    layout = yield from state.describe_plan()
+    if ids is not None and len(ids) == 0:
+        raise ValueError("ids is an empty list: pass the ids to delete, or ids=None with a filter")
+    condition = filter_expr(layout, filter, expr)
+    if ids is None and condition is None:
+        raise ValueError("delete needs ids, a filter or an expr (refusing to delete everything)")
+    keys = normalize_ids(list(dict.fromkeys(ids)), layout) if ids is not None else None
+    if not layout.exists:
+        return True
+    if keys is not None and condition is None:
+        yield DeleteIds(keys, partition_name=partition_name, timeout=timeout)
+        return True
+    kwargs: dict[str, Any] = {"collection_name": state.name, "timeout": timeout,
+                              "filter": condition}
+    if keys is not None:
+        kwargs["ids"] = keys
+    if partition_name:
+        kwargs["partition_name"] = partition_name
+    yield Call("delete", kwargs)
+    return True
+
+
+def get_by_ids_plan(state: CollectionState, ids: Sequence[Any]) -> PlanOf[list[Document]]:
+    """Documents for the ids that exist, in the order asked."""
+    layout = yield from state.describe_plan()
+    wanted = list(dict.fromkeys(ids))
+    if not wanted or not layout.exists:
+        return []
+    keys: list[PrimaryKey] = normalize_ids(wanted, layout)
+    rows = yield Call("get", {"collection_name": state.name, "ids": keys,
+                              "output_fields": layout.output_fields()})
+    return order_by_ids(documents_from_rows(rows, layout), [str(k) for k in keys])
+
+
+def query_plan(
+    state: CollectionState,
+    filter: FilterArg,
+    *,
+    fields: Sequence[str] | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    timeout: float | None = None,
+    pks_only: bool = False,
+) -> Plan:
+    """Rows matching a filter: Documents, or primary keys in the collection's own type."""
+    if limit is not None:
+        check_k(limit, "limit")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
+    layout = yield from state.describe_plan()
+    condition = filter_expr(layout, filter, None)
+    if condition is None:
+        condition = f"{layout.pk_field} != \"\"" if not layout.pk_is_int else (
+            f"{layout.pk_field} >= -9223372036854775808")
+    if not layout.exists:
+        return []
+    output = [layout.pk_field] if pks_only else list(fields or layout.output_fields())
+    kwargs: dict[str, Any] = {"collection_name": state.name, "filter": condition,
+                              "output_fields": output, "timeout": timeout}
+    if limit is not None:
+        kwargs["limit"] = limit
+        kwargs["offset"] = offset
+    rows = yield Call("query", kwargs)
+    if pks_only:
+        return [row[layout.pk_field] for row in rows]
+    return documents_from_rows(rows, layout)
+
+
+def drop_plan(state: CollectionState) -> PlanOf[None]:
+    """Drop the collection if it exists."""
+    if (yield Call("has_collection", {"collection_name": state.name})):
+        yield Call("drop_collection", {"collection_name": state.name})
+    state.forget()
+    return None
+
+
+def documents_of(scored: Sequence[Scored]) -> list[Document]:
+    """Drop the scores."""
+    return [doc for doc, _ in scored]

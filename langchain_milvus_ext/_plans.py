@@ -1,0 +1,245 @@
+"""Operations written once, as plans that yield the I/O they need (the sans-I/O pattern).
+
+A plan is a generator: it yields a step (`Call`, `Embed`, `Write`, `Search`, `DeleteIds`),
+receives the step's result back, and finally returns its own result. The sync shell runs plans
+with `MilvusClient` and the embeddings' sync methods; the async shell with `AsyncMilvusClient`,
+the embeddings' async methods and the coalescers. The logic itself exists only here.
+
+Two levels:
+- *operation* plans (in the store) yield `Write`, `Search`, `DeleteIds` and plain `Call`s;
+- *batch* plans (here) say how one batch of writes or searches is carried out, yielding only
+  `Embed` and `Call`. The drivers run batch plans directly (sync) or per coalesced batch (async).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from langchain_milvus_ext._rows import PrimaryKey, Row, attach_vectors, check_query_vector
+from langchain_milvus_ext._schema import (
+    CollectionLayout,
+    create_collection_args,
+    layout_from_description,
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One client method call; MilvusClient and AsyncMilvusClient take the same arguments."""
+
+    method: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Embed:
+    """Embed texts as documents or as queries; the result is one vector per text."""
+
+    texts: list[str]
+    kind: Literal["documents", "queries"] = "documents"
+
+
+@dataclass(frozen=True)
+class WriteKey:
+    """Writes with equal keys may share one RPC."""
+
+    partition_name: str | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Write:
+    """Write rows with the given vectors, or with vectors embedded from `texts`.
+
+    The result is the ids written, in row order.
+    """
+
+    rows: list[Row]
+    texts: list[str] | None
+    vectors: list[list[float]] | None
+    key: WriteKey
+
+
+@dataclass(frozen=True)
+class SearchKey:
+    """Searches with equal keys may share one nq-batched search."""
+
+    limit: int
+    expr: str | None
+    output_fields: tuple[str, ...]
+    search_params: str  # frozen JSON of the search params
+    partition_names: tuple[str, ...] | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class SearchItem:
+    """One query: a text to embed or a vector."""
+
+    text: str | None = None
+    vector: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class Search:
+    """Search several queries; the result is a list of (hits, query vector), one per item."""
+
+    items: list[SearchItem]
+    key: SearchKey
+
+
+@dataclass(frozen=True)
+class DeleteIds:
+    """Delete rows by primary key."""
+
+    ids: list[PrimaryKey]
+    partition_name: str | None = None
+    timeout: float | None = None
+
+
+Step = Call | Embed | Write | Search | DeleteIds
+R = TypeVar("R")
+PlanOf = Generator[Step, Any, R]
+"""A plan whose result is R."""
+Plan = PlanOf[Any]
+SearchResult = tuple[list[dict[str, Any]], list[float]]
+
+
+class CollectionState:
+    """The store's collection: its name, creation options and current layout.
+
+    Shared by the sync and async shells and by every loop; the layout only ever moves from
+    planned to read-from-the-server, and assigning it is atomic.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        planned: CollectionLayout,
+        create_options: dict[str, Any],
+    ) -> None:
+        self.name = name
+        self.planned = planned
+        self.layout = planned
+        self.create_options = create_options
+        self._lock = threading.Lock()
+
+    def adopt(self, description: dict[str, Any], index: dict[str, Any] | None) -> None:
+        """Take the layout of the existing collection."""
+        with self._lock:
+            self.layout = layout_from_description(self.planned, description, index)
+
+    def forget(self) -> None:
+        """Back to the planned layout (after the collection was dropped)."""
+        with self._lock:
+            self.layout = self.planned
+
+    def describe_plan(self) -> Plan:
+        """Read the collection's layout if it exists; returns the layout (exists or not)."""
+        if self.layout.exists:
+            return self.layout
+        if not (yield Call("has_collection", {"collection_name": self.name})):
+            return self.layout
+        description = yield Call("describe_collection", {"collection_name": self.name})
+        index = yield from self._vector_index_plan(description)
+        yield Call("load_collection", {"collection_name": self.name})
+        self.adopt(description, index)
+        return self.layout
+
+    def _vector_index_plan(self, description: dict[str, Any]) -> Plan:
+        names = yield Call("list_indexes", {"collection_name": self.name})
+        planned_vector = layout_from_description(self.planned, description, None).vector_field
+        for index_name in names or []:
+            index = yield Call(
+                "describe_index", {"collection_name": self.name, "index_name": index_name}
+            )
+            if index and index.get("field_name") == planned_vector:
+                return dict(index)
+        return None
+
+    def ensure_plan(self, dim: int) -> Plan:
+        """Make sure the collection exists (creating it for vectors of `dim`); returns layout."""
+        layout = yield from self.describe_plan()
+        if layout.exists:
+            return layout
+        args = create_collection_args(self.planned, dim, **self.create_options)
+        try:
+            yield Call("create_collection", {"collection_name": self.name, **args})
+        except Exception:
+            # Another store, thread or loop may have created it meanwhile.
+            if not (yield Call("has_collection", {"collection_name": self.name})):
+                raise
+        self.layout = self.planned  # re-read below even if a racing creator won
+        return (yield from self.describe_plan())
+
+
+def store_rows_plan(
+    state: CollectionState, rows: list[Row], vectors: Sequence[Sequence[float]], key: WriteKey
+) -> Plan:
+    """Write one batch: attach vectors, ensure the collection, upsert (or insert with auto_id).
+
+    Returns the ids written, in row order.
+    """
+    if not rows:
+        return []
+    layout = yield from state.ensure_plan(len(vectors[0]))
+    rows = attach_vectors(rows, vectors, layout)
+    kwargs: dict[str, Any] = {"collection_name": state.name, "data": rows, "timeout": key.timeout}
+    if key.partition_name:
+        kwargs["partition_name"] = key.partition_name
+    if layout.auto_id:
+        result = yield Call("insert", kwargs)
+        return list(result["ids"])
+    yield Call("upsert", kwargs)
+    return [row[layout.pk_field] for row in rows]
+
+
+def write_batch_plan(state: CollectionState, write: Write) -> Plan:
+    """Embed (unless vectors are given) then store one batch of rows; returns their ids."""
+    vectors = write.vectors
+    if vectors is None:
+        vectors = yield Embed(list(write.texts or []), "documents")
+    return (yield from store_rows_plan(state, write.rows, vectors, write.key))
+
+
+def search_batch_plan(state: CollectionState, items: Sequence[SearchItem], key: SearchKey) -> Plan:
+    """Embed the text queries of a batch together, then run one search with nq = len(items)."""
+    texts = [item.text for item in items if item.vector is None]
+    embedded = iter((yield Embed([t or "" for t in texts], "queries")) if texts else [])
+    vectors = [item.vector if item.vector is not None else list(next(embedded)) for item in items]
+    layout = yield from state.describe_plan()
+    if not layout.exists:
+        return [([], vector) for vector in vectors]
+    vectors = [check_query_vector(v, layout) for v in vectors]
+    kwargs: dict[str, Any] = {
+        "collection_name": state.name,
+        "data": vectors,
+        "limit": key.limit,
+        "output_fields": list(key.output_fields),
+        "search_params": json.loads(key.search_params),
+        "anns_field": layout.vector_field,
+        "timeout": key.timeout,
+    }
+    if key.expr:
+        kwargs["filter"] = key.expr
+    if key.partition_names:
+        kwargs["partition_names"] = list(key.partition_names)
+    hits = yield Call("search", kwargs)
+    return [([dict(h) for h in per_query], v) for per_query, v in zip(hits, vectors, strict=True)]
+
+
+def delete_ids_plan(state: CollectionState, ids: list[PrimaryKey], partition_name: str | None,
+                    timeout: float | None) -> Plan:
+    """Delete rows by primary key (a missing collection holds nothing to delete)."""
+    layout = yield from state.describe_plan()
+    if not layout.exists or not ids:
+        return None
+    kwargs: dict[str, Any] = {"collection_name": state.name, "ids": ids, "timeout": timeout}
+    if partition_name:
+        kwargs["partition_name"] = partition_name
+    yield Call("delete", kwargs)
+    return None

@@ -1,0 +1,226 @@
+"""Turning LangChain inputs into Milvus rows, with every check made before anything is written.
+
+Pure, no I/O. A row is the dict pymilvus's `insert` / `upsert` take.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from langchain_core.documents import Document
+
+from langchain_milvus_ext._schema import JSON_MAX_BYTES, CollectionLayout
+
+Row = dict[str, Any]
+PrimaryKey = str | int
+
+
+def normalize_ids(
+    ids: Sequence[Any], layout: CollectionLayout, *, argument: str = "ids"
+) -> list[PrimaryKey]:
+    """Check user-given ids and convert them to the collection's primary-key type.
+
+    Raises:
+        ValueError: an id is empty, of the wrong type, too long, or repeated.
+    """
+    out: list[PrimaryKey] = []
+    for position, raw in enumerate(ids):
+        out.append(_one_id(raw, layout, f"{argument}[{position}]"))
+    dupes = sorted(str(key) for key, count in Counter(out).items() if count > 1)
+    if dupes:
+        raise ValueError(f"{argument} contains duplicates: {dupes[:10]}")
+    return out
+
+
+def _one_id(raw: Any, layout: CollectionLayout, where: str) -> PrimaryKey:
+    if hasattr(raw, "item") and not isinstance(raw, (str, int)):  # numpy scalars
+        raw = raw.item()
+    if layout.pk_is_int:
+        if isinstance(raw, bool):
+            raise ValueError(f"{where}: expected an integer id, got bool {raw!r}")
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+            return int(raw)
+        raise ValueError(f"{where}: the collection has an INT64 primary key, got {raw!r}")
+    if not isinstance(raw, str):
+        raise ValueError(f"{where}: expected a string id, got {type(raw).__name__} {raw!r}")
+    if not raw:
+        raise ValueError(f"{where}: ids must be non-empty strings")
+    if len(raw.encode("utf-8")) > layout.pk_max_length:
+        raise ValueError(
+            f"{where}: id is {len(raw.encode())} bytes, over the primary key's "
+            f"max_length of {layout.pk_max_length}"
+        )
+    return raw
+
+
+def new_ids(count: int, layout: CollectionLayout) -> list[PrimaryKey]:
+    """Generate fresh ids in the collection's key type (uuid4 strings, or random 63-bit ints)."""
+    if layout.pk_is_int:
+        return [uuid.uuid4().int >> 65 for _ in range(count)]
+    return [uuid.uuid4().hex for _ in range(count)]
+
+
+def resolve_ids(
+    count: int, ids: Sequence[Any] | None, layout: CollectionLayout
+) -> list[PrimaryKey] | None:
+    """The ids a write of `count` rows uses: checked user ids, generated ids, or None (auto_id)."""
+    if ids is not None:
+        if len(ids) != count:
+            raise ValueError(f"got {count} texts but {len(ids)} ids")
+        if layout.auto_id:
+            raise ValueError(
+                "this collection uses auto_id=True: the server assigns primary keys, so ids "
+                "cannot be given (use a collection with auto_id=False to choose ids)"
+            )
+        return normalize_ids(ids, layout)
+    if layout.auto_id:
+        return None
+    return new_ids(count, layout)
+
+
+def split_documents(
+    documents: Sequence[Document], ids: Sequence[Any] | None
+) -> tuple[list[str], list[dict[str, Any]], list[Any] | None]:
+    """Texts, metadatas and ids of documents; `ids` wins over `Document.id` when both exist."""
+    texts = [d.page_content for d in documents]
+    metadatas = [dict(d.metadata) for d in documents]
+    if ids is None and any(d.id is not None for d in documents):
+        if not all(d.id is not None for d in documents):
+            raise ValueError("either all documents or none must have Document.id set")
+        ids = [d.id for d in documents]
+    return texts, metadatas, list(ids) if ids is not None else None
+
+
+def build_rows(
+    texts: Iterable[str],
+    metadatas: Sequence[dict[str, Any]] | None,
+    ids: Sequence[PrimaryKey] | None,
+    layout: CollectionLayout,
+) -> list[Row]:
+    """Rows without vectors, after checking every text and metadata dict.
+
+    Raises:
+        ValueError: lengths differ, a text is not a string or over the text field's limit,
+            metadata is not a JSON-serialisable dict, or uses a reserved key where it would
+            overwrite the primary key, the text or the vector.
+    """
+    texts = list(texts)
+    if metadatas is not None and len(metadatas) != len(texts):
+        raise ValueError(f"got {len(texts)} texts but {len(metadatas)} metadatas")
+    if ids is not None and len(ids) != len(texts):
+        raise ValueError(f"got {len(texts)} texts but {len(ids)} ids")
+    rows: list[Row] = []
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"texts[{position}] is {type(text).__name__}, expected str")
+        size = len(text.encode("utf-8"))
+        if size > layout.text_max_length:
+            raise ValueError(
+                f"texts[{position}] is {size} bytes, over the text field's max_length of "
+                f"{layout.text_max_length}; split the document (nothing was truncated or written)"
+            )
+        metadata = metadatas[position] if metadatas is not None else {}
+        row: Row = {layout.text_field: text}
+        if ids is not None:
+            row[layout.pk_field] = ids[position]
+        row.update(_metadata_columns(metadata, layout, position))
+        rows.append(row)
+    return rows
+
+
+def _metadata_columns(metadata: Any, layout: CollectionLayout, position: int) -> Row:
+    where = f"metadatas[{position}]"
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{where} must be a dict, got {type(metadata).__name__}")
+    bad = [k for k in metadata if not isinstance(k, str)]
+    if bad:
+        raise ValueError(f"{where} has non-string keys {bad[:5]!r}")
+    try:
+        encoded = json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where} is not JSON-serialisable: {error}") from error
+    columns: Row = {}
+    if layout.metadata_field:
+        if len(encoded.encode("utf-8")) > JSON_MAX_BYTES:
+            raise ValueError(f"{where} encodes to over {JSON_MAX_BYTES} bytes of JSON")
+        columns[layout.metadata_field] = json.loads(encoded)
+        for name in layout.scalar_fields:  # e.g. a partition key also kept as a column
+            if name in metadata:
+                columns[name] = metadata[name]
+        return columns
+    reserved = sorted(set(metadata) & layout.reserved_keys)
+    if reserved:
+        raise ValueError(
+            f"{where} uses reserved key(s) {reserved}: they name the collection's primary "
+            "key, text or vector field"
+        )
+    if not layout.dynamic:
+        unknown = sorted(set(metadata) - set(layout.scalar_fields))
+        if unknown:
+            raise ValueError(
+                f"{where} has keys {unknown} that are not fields of this collection "
+                f"(it has {sorted(layout.scalar_fields)} and no dynamic or JSON metadata field)"
+            )
+    columns.update(json.loads(encoded))
+    return columns
+
+
+def attach_vectors(
+    rows: Sequence[Row], vectors: Sequence[Sequence[float]], layout: CollectionLayout
+) -> list[Row]:
+    """Rows with their vectors, after checking count, dimension and finiteness."""
+    if len(vectors) != len(rows):
+        raise ValueError(f"embedding returned {len(vectors)} vectors for {len(rows)} texts")
+    dim = layout.dim
+    out: list[Row] = []
+    for position, (row, vector) in enumerate(zip(rows, vectors, strict=True)):
+        values = [float(x) for x in vector]
+        if dim is not None and len(values) != dim:
+            raise ValueError(
+                f"embeddings[{position}] has dimension {len(values)}, the collection's "
+                f"vector field has {dim}"
+            )
+        if not all(math.isfinite(x) for x in values):
+            raise ValueError(f"embeddings[{position}] contains NaN or infinity")
+        out.append({**row, layout.vector_field: values})
+    return out
+
+
+def check_query_vector(vector: Sequence[float], layout: CollectionLayout) -> list[float]:
+    """A query vector as floats, checked against the collection's dimension."""
+    values = [float(x) for x in vector]
+    if layout.dim is not None and len(values) != layout.dim:
+        raise ValueError(
+            f"query embedding has dimension {len(values)}, the collection's vector "
+            f"field has {layout.dim}"
+        )
+    return values
+
+
+def row_ids(rows: Sequence[Row], layout: CollectionLayout) -> list[PrimaryKey]:
+    """The primary keys already present in rows (empty when the server assigns them)."""
+    return [row[layout.pk_field] for row in rows if layout.pk_field in row]
+
+
+def estimate_row_bytes(row: Row) -> int:
+    """A cheap size estimate of one row for batch byte limits."""
+    size = 64
+    for value in row.values():
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, list):
+            size += 8 * len(value)
+        elif isinstance(value, dict):
+            size += 32 * (1 + len(value))
+        else:
+            size += 16
+    return size

@@ -1,0 +1,292 @@
+"""Collection layout: what the store's collection looks like, built or read back. Pure, no I/O.
+
+`CollectionLayout` is the single description of a collection that the rest of the package
+works from: field names, primary-key type, text limits, vector dimension, metric and where
+metadata lives. It is either planned from the constructor's options (before the collection
+exists) or read back from `describe_collection` / `describe_index` (an existing collection,
+including one created by langchain-milvus).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pymilvus import DataType, MilvusClient
+
+from langchain_milvus_ext._filters import FieldRef, KeyResolver, json_path_ref, validate_key
+
+DEFAULT_TEXT_MAX_LENGTH = 65_535
+DEFAULT_PK_MAX_LENGTH = 512
+DEFAULT_METRIC = "COSINE"
+JSON_MAX_BYTES = 65_536
+SUPPORTED_METRICS = ("COSINE", "IP", "L2")
+_VECTOR_TYPES = {
+    DataType.FLOAT_VECTOR,
+    DataType.FLOAT16_VECTOR,
+    DataType.BFLOAT16_VECTOR,
+    DataType.BINARY_VECTOR,
+    DataType.SPARSE_FLOAT_VECTOR,
+}
+
+
+@dataclass(frozen=True)
+class CollectionLayout:
+    """How documents map onto one Milvus collection.
+
+    Attributes:
+        pk_field: Primary-key field name.
+        text_field: Field holding `Document.page_content`.
+        vector_field: Dense float-vector field.
+        metadata_field: JSON field holding the whole metadata dict, or None.
+        dynamic: Whether metadata keys live in Milvus's dynamic field instead.
+        auto_id: Whether the server generates primary keys.
+        pk_is_int: True for an INT64 primary key, False for VARCHAR.
+        pk_max_length: VARCHAR primary-key limit (bytes).
+        text_max_length: Text field limit (bytes, checked before writing).
+        dim: Vector dimension, or None while the collection does not exist yet.
+        metric: COSINE, IP or L2.
+        index_type: The vector index type (AUTOINDEX, HNSW, ...), when known.
+        scalar_fields: Other scalar fields (metadata columns of langchain-milvus collections).
+        exists: Whether the layout was read from an existing collection.
+    """
+
+    pk_field: str = "pk"
+    text_field: str = "text"
+    vector_field: str = "vector"
+    metadata_field: str | None = "metadata"
+    dynamic: bool = False
+    auto_id: bool = False
+    pk_is_int: bool = False
+    pk_max_length: int = DEFAULT_PK_MAX_LENGTH
+    text_max_length: int = DEFAULT_TEXT_MAX_LENGTH
+    dim: int | None = None
+    metric: str = DEFAULT_METRIC
+    index_type: str = "AUTOINDEX"
+    scalar_fields: Mapping[str, DataType] = field(default_factory=dict)
+    exists: bool = False
+
+    @property
+    def reserved_keys(self) -> frozenset[str]:
+        """Field names a metadata key may not overwrite in dynamic or column mode."""
+        names = {self.pk_field, self.text_field, self.vector_field, "$meta"}
+        if self.metadata_field:
+            names.add(self.metadata_field)
+        return frozenset(names)
+
+    def metadata_output_fields(self) -> list[str]:
+        """Output fields that carry metadata in query and search results."""
+        fields = list(self.scalar_fields)
+        if self.metadata_field:
+            fields.append(self.metadata_field)
+        if self.dynamic:
+            fields.append("$meta")
+        return fields
+
+    def output_fields(self, *, with_vector: bool = False) -> list[str]:
+        """Fields to request for building documents (primary key comes back anyway)."""
+        fields = [self.text_field, *self.metadata_output_fields()]
+        if with_vector:
+            fields.append(self.vector_field)
+        return fields
+
+    def key_resolver(self) -> KeyResolver:
+        """Return the filter key resolver for this layout (see `_filters.compile_filter`)."""
+
+        def resolve(key: str) -> FieldRef:
+            parts = validate_key(key)
+            head = parts[0]
+            if head in self.scalar_fields:
+                if len(parts) == 1:
+                    return FieldRef(head, is_json_path=False)
+                if self.scalar_fields[head] == DataType.JSON:
+                    return FieldRef(json_path_ref(head, parts[1:]), is_json_path=True)
+                raise ValueError(f"filter key {key!r}: field {head!r} is not a JSON field")
+            if self.metadata_field:
+                return FieldRef(json_path_ref(self.metadata_field, parts), is_json_path=True)
+            if self.dynamic:
+                if head in self.reserved_keys:
+                    raise ValueError(f"filter key {key!r} names a reserved field")
+                return FieldRef(json_path_ref("$meta", parts), is_json_path=True)
+            raise ValueError(
+                f"filter key {key!r} is not a metadata field of this collection "
+                f"(fields: {sorted(self.scalar_fields)})"
+            )
+
+        return resolve
+
+
+def plan_layout(
+    *,
+    primary_field: str,
+    text_field: str,
+    vector_field: str,
+    metadata_field: str | None,
+    enable_dynamic_field: bool,
+    auto_id: bool,
+    index_params: Mapping[str, Any] | None,
+    partition_key_field: str | None,
+) -> CollectionLayout:
+    """Plan the layout of a collection that does not exist yet."""
+    for name, value in (
+        ("primary_field", primary_field),
+        ("text_field", text_field),
+        ("vector_field", vector_field),
+    ):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    metric = str((index_params or {}).get("metric_type", DEFAULT_METRIC)).upper()
+    if metric not in SUPPORTED_METRICS:
+        raise ValueError(f"index_params metric_type {metric!r} is not one of {SUPPORTED_METRICS}")
+    if enable_dynamic_field:
+        meta: str | None = None
+    else:
+        meta = metadata_field or "metadata"
+    scalars: dict[str, DataType] = {}
+    if partition_key_field:
+        scalars[partition_key_field] = DataType.VARCHAR
+    return CollectionLayout(
+        pk_field=primary_field,
+        text_field=text_field,
+        vector_field=vector_field,
+        metadata_field=meta,
+        dynamic=enable_dynamic_field,
+        auto_id=auto_id,
+        pk_is_int=auto_id,
+        metric=metric,
+        index_type=str((index_params or {}).get("index_type", "AUTOINDEX")).upper(),
+        scalar_fields=scalars,
+    )
+
+
+def create_collection_args(
+    layout: CollectionLayout,
+    dim: int,
+    *,
+    index_params: Mapping[str, Any] | None,
+    partition_key_field: str | None,
+    num_partitions: int | None,
+    consistency_level: str,
+    description: str = "",
+) -> dict[str, Any]:
+    """Build the keyword arguments of `create_collection` for `layout` with dimension `dim`."""
+    schema = MilvusClient.create_schema(
+        auto_id=layout.auto_id,
+        enable_dynamic_field=layout.dynamic,
+        description=description,
+        partition_key_field=partition_key_field,
+    )
+    if layout.pk_is_int:
+        schema.add_field(layout.pk_field, DataType.INT64, is_primary=True, auto_id=layout.auto_id)
+    else:
+        schema.add_field(
+            layout.pk_field, DataType.VARCHAR, is_primary=True, max_length=layout.pk_max_length
+        )
+    schema.add_field(layout.text_field, DataType.VARCHAR, max_length=layout.text_max_length)
+    schema.add_field(layout.vector_field, DataType.FLOAT_VECTOR, dim=dim)
+    if layout.metadata_field:
+        schema.add_field(layout.metadata_field, DataType.JSON)
+    if partition_key_field:
+        schema.add_field(
+            partition_key_field, DataType.VARCHAR, max_length=layout.pk_max_length,
+            is_partition_key=True,
+        )
+    index = MilvusClient.prepare_index_params()
+    user = dict(index_params or {})
+    index.add_index(
+        layout.vector_field,
+        index_type=str(user.get("index_type", "AUTOINDEX")),
+        metric_type=layout.metric,
+        params=dict(user.get("params", {})),
+    )
+    args: dict[str, Any] = {
+        "schema": schema,
+        "index_params": index,
+        "consistency_level": consistency_level,
+    }
+    if partition_key_field and num_partitions:
+        args["num_partitions"] = num_partitions
+    return args
+
+
+def layout_from_description(
+    planned: CollectionLayout,
+    description: Mapping[str, Any],
+    index: Mapping[str, Any] | None,
+) -> CollectionLayout:
+    """Read the layout of an existing collection from `describe_collection` / `describe_index`.
+
+    The constructor's field names are kept where the collection has them; the primary key,
+    vector and text fields are otherwise found by type. Any other scalar field becomes a
+    metadata column (how langchain-milvus lays out metadata).
+    """
+    fields = list(description.get("fields", []))
+    by_name = {f["name"]: f for f in fields}
+    pk = next((f for f in fields if f.get("is_primary")), None)
+    if pk is None:
+        raise ValueError("collection has no primary key field")
+    vectors = [f for f in fields if f["type"] in _VECTOR_TYPES]
+    vector = by_name.get(planned.vector_field) or next(
+        (f for f in vectors if f["type"] == DataType.FLOAT_VECTOR), None
+    )
+    if vector is None or vector["type"] != DataType.FLOAT_VECTOR:
+        raise ValueError(
+            f"collection has no float vector field named {planned.vector_field!r}; "
+            f"its fields are {sorted(by_name)}"
+        )
+    text = by_name.get(planned.text_field)
+    if text is None or text["type"] != DataType.VARCHAR:
+        raise ValueError(f"collection has no VARCHAR text field named {planned.text_field!r}")
+    meta_name = planned.metadata_field
+    if meta_name and (meta_name not in by_name or by_name[meta_name]["type"] != DataType.JSON):
+        meta_name = None
+    core = {pk["name"], vector["name"], text["name"], meta_name}
+    scalars = {
+        f["name"]: f["type"]
+        for f in fields
+        if f["name"] not in core and f["type"] not in _VECTOR_TYPES
+        and not f.get("is_function_output")
+    }
+    metric = str((index or {}).get("metric_type") or planned.metric).upper()
+    params = vector.get("params", {})
+    return replace(
+        planned,
+        pk_field=pk["name"],
+        text_field=text["name"],
+        vector_field=vector["name"],
+        metadata_field=meta_name,
+        dynamic=bool(description.get("enable_dynamic_field", False)),
+        auto_id=bool(description.get("auto_id", pk.get("auto_id", False))),
+        pk_is_int=pk["type"] == DataType.INT64,
+        pk_max_length=int(pk.get("params", {}).get("max_length", DEFAULT_PK_MAX_LENGTH)),
+        text_max_length=int(text.get("params", {}).get("max_length", DEFAULT_TEXT_MAX_LENGTH)),
+        dim=int(params["dim"]),
+        metric=metric,
+        index_type=str((index or {}).get("index_type") or planned.index_type).upper(),
+        scalar_fields=scalars,
+        exists=True,
+    )
+
+
+def search_params_for(
+    layout: CollectionLayout, limit: int, user: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Search params for one search: the user's if given, else the metric and a safe `ef`.
+
+    HNSW rejects `limit > ef`, so a default `ef` grows with the limit.
+    """
+    if user:
+        params = dict(user)
+        params.setdefault("metric_type", layout.metric)
+        return params
+    inner: dict[str, Any] = {}
+    if layout.index_type.startswith("HNSW"):
+        inner["ef"] = max(64, limit)
+    return {"metric_type": layout.metric, "params": inner}
+
+
+def freeze(value: Any) -> str:
+    """A stable, hashable rendering of a JSON-like value (for coalescing keys)."""
+    return json.dumps(value, sort_keys=True, default=str)
