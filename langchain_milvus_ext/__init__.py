@@ -2,7 +2,7 @@
 
 Example:
     ```python
-    from langchain_milvus_ext import MilvusVectorStore  # or: from langchain_milvus_ext import Milvus
+    from langchain_milvus_ext import Milvus  # the same class as MilvusVectorStore
     ```
 """
 

@@ -24,7 +24,6 @@ from langchain_milvus_ext._errors import WriteError
 from langchain_milvus_ext._plans import (
     Call,
     CollectionState,
-    DeleteIds,
     Embed,
     Plan,
     PlanOf,

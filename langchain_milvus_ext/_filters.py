@@ -1,4 +1,4 @@
-"""Dict filters (PGVector's operator language) compiled to Milvus boolean expressions. Pure, no I/O.
+r"""Dict filters (PGVector operator language) compiled to Milvus boolean expressions. Pure, no I/O.
 
 A filter is a mapping such as::
 
@@ -11,21 +11,29 @@ Milvus field is decided by the caller's `KeyResolver` (see `_schema.CollectionLa
 Operators: `$eq $ne $lt $lte $gt $gte $in $nin $like $exists` on a key, `$and $or $not` as
 logical operators; a plain value means `$eq`; several keys in one mapping are ANDed.
 
-Milvus semantics worth knowing (verified on Milvus Lite 3.2.2):
+Milvus semantics worth knowing (checked on Milvus Lite 3.2.2 and Milvus 2.3.5 standalone):
 
-* A comparison on a JSON path whose key is missing from a document is *unknown*, not false, and
-  `not` keeps it unknown. So `{"k": {"$ne": 1}}` and `{"$not": {"k": 1}}` both match only the
-  documents that *have* `k` with a different value; documents without `k` match neither. Use
-  `{"$or": [{"k": {"$ne": 1}}, {"k": {"$exists": False}}]}` to include them.
-* `in` only accepts a field on its left, so `$in` / `$nin` on a JSON path are compiled to a chain
-  of `==` joined by `or` / `!=` joined by `and`.
-* `$in: []` matches nothing and `$nin: []` matches everything: they compile to `field in []` /
-  `field not in []` on scalar fields and to the constants `false` / `true` on JSON paths.
-* `$exists` is only meaningful for JSON paths (Milvus rejects `exists` on a scalar field); using
-  it on a scalar field raises `ValueError`.
-* String literals escape backslash, double quote, `\\n`, `\\r` and `\\t` (the only escapes every
-  Milvus parser accepts); every other character, including other control characters, NUL and
-  non-ASCII quotes, is passed through unchanged, which the parser accepts verbatim.
+* A comparison on a JSON path whose key is missing from a document: on Milvus Lite 3.x it is
+  *unknown* and `not` keeps it unknown, so `{"k": {"$ne": 1}}` and `{"$not": {"k": 1}}` match only
+  documents that *have* `k` with another value; on Milvus 2.3 `!=` and `not` also match documents
+  without `k`. Add `{"k": {"$exists": True}}` (or `False`) to get the same answer everywhere.
+* `in` on a JSON path is rejected by Milvus Lite ("left side of 'in' must be a field reference"),
+  so `$in` / `$nin` on a JSON path compile to `==` joined by `or` / `!=` joined by `and`.
+* `$in: []` matches nothing and `$nin: []` matches every document. Scalar fields get
+  `field in []` / `field not in []`; JSON paths get `(exists r) and (not (exists r))` /
+  `(exists r) or (not (exists r))` (bare `true` / `false` are rejected by Milvus 2.3).
+* `$exists` only applies to JSON paths (Milvus rejects `exists` on a scalar field), so it raises
+  `ValueError` on a scalar field. `exists` binds loosely on Milvus 2.3 (`exists a and b` means
+  `exists (a and b)`), which is why every operand of `and` / `or` is parenthesised.
+* `$like` patterns are passed to Milvus as typed string literals (`%` any run, `_` one
+  character); Milvus 2.3 only accepts prefix patterns such as `"abc%"`.
+* String literals escape backslash, double quote, newline, carriage return and tab as
+  `\\ \" \n \r \t`, the only escapes every Milvus parser accepts (`\u`, `\x`, `\0` are
+  rejected by Milvus Lite). Raw newline / CR end a literal, so they must be escaped; every other
+  character, NUL and other control characters and typographic quotes included, is accepted
+  verbatim by both parsers and passed through unchanged.
+* A JSON number compares equal to a JSON bool on Milvus Lite (`metadata["n"] == true` matches
+  `n: 1`); bools are still always rendered `true` / `false`, never as integers.
 """
 
 from __future__ import annotations
@@ -70,10 +78,7 @@ _NEEDS_ESCAPE = re.compile(r'[\\"\n\r\t]')
 _COMPARISONS = {"$eq": "==", "$ne": "!=", "$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 _KEY_OPERATORS = frozenset({*_COMPARISONS, "$in", "$nin", "$like", "$exists"})
 _LOGICAL_OPERATORS = frozenset({"$and", "$or", "$not"})
-_ALWAYS_FALSE = "false"
-_ALWAYS_TRUE = "true"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-Scalar = str | int | float | bool
 
 
 def validate_key(key: str) -> list[str]:
@@ -202,9 +207,7 @@ def ids_expr(pk_field: str, ids: Sequence[str | int]) -> str:
     return f"{pk_field} in [{', '.join(render_literal(pk) for pk in ids)}]"
 
 
-def compile_filter(
-    filter: Mapping[str, Any] | str | None, resolve_key: KeyResolver
-) -> str | None:
+def compile_filter(filter: Mapping[str, Any] | str | None, resolve_key: KeyResolver) -> str | None:
     """Compile a filter to a Milvus boolean expression.
 
     Args:
@@ -231,9 +234,7 @@ def compile_filter(
     if isinstance(filter, str):
         return filter.strip() or None
     if not isinstance(filter, Mapping):
-        raise ValueError(
-            f"filter must be a dict, a string or None, got {type(filter).__name__}"
-        )
+        raise ValueError(f"filter must be a dict, a string or None, got {type(filter).__name__}")
     if not filter:
         return None
     return _compile_mapping(filter, resolve_key)
@@ -269,9 +270,11 @@ def _compile_logical(op: str, value: Any, resolve_key: KeyResolver) -> str:
     if op == "$not":
         if isinstance(value, Mapping):
             return f"not ({_compile_mapping(value, resolve_key)})"
-        if isinstance(value, list | tuple) and len(value) == 1 and isinstance(value[0], Mapping):
-            return f"not ({_compile_mapping(value[0], resolve_key)})"
-        raise ValueError(f"operator $not takes a filter dict, got {type(value).__name__}")
+        if isinstance(value, list | tuple) and value and all(isinstance(v, Mapping) for v in value):
+            return f"not ({_join([_compile_mapping(v, resolve_key) for v in value], 'and')})"
+        raise ValueError(
+            f"operator $not takes a filter dict (or a list of them), got {type(value).__name__}"
+        )
     if not isinstance(value, list | tuple) or not value:
         raise ValueError(f"operator {op} takes a non-empty list of filter dicts")
     parts = []
@@ -314,7 +317,7 @@ def _compile_op(key: str, ref: FieldRef, op: str, arg: Any) -> str:
 
 
 def _compile_membership(key: str, ref: FieldRef, op: str, arg: Any) -> str:
-    if not isinstance(arg, list | tuple | set | frozenset):
+    if not isinstance(arg, list | tuple):
         raise ValueError(
             f"filter key {key!r}: {op} takes a list of values, got {type(arg).__name__}"
         )
@@ -323,7 +326,9 @@ def _compile_membership(key: str, ref: FieldRef, op: str, arg: Any) -> str:
     if not ref.is_json_path:
         return f"{ref.expr} {'not in' if negate else 'in'} [{', '.join(literals)}]"
     if not literals:
-        return _ALWAYS_TRUE if negate else _ALWAYS_FALSE
+        # Always true / always false without bare `true` / `false` (rejected by Milvus 2.3).
+        joiner = "or" if negate else "and"
+        return f"((exists {ref.expr}) {joiner} (not (exists {ref.expr})))"
     cmp, joiner = ("!=", "and") if negate else ("==", "or")
     return _join([f"{ref.expr} {cmp} {lit}" for lit in literals], joiner, wrap_items=False)
 

@@ -71,6 +71,8 @@ def resolve_ids(
     count: int, ids: Sequence[Any] | None, layout: CollectionLayout
 ) -> list[PrimaryKey] | None:
     """The ids a write of `count` rows uses: checked user ids, generated ids, or None (auto_id)."""
+    if ids is not None and all(i is None for i in ids) and len(ids) == count:
+        ids = None
     if ids is not None:
         if len(ids) != count:
             raise ValueError(f"got {count} texts but {len(ids)} ids")
@@ -79,6 +81,10 @@ def resolve_ids(
                 "this collection uses auto_id=True: the server assigns primary keys, so ids "
                 "cannot be given (use a collection with auto_id=False to choose ids)"
             )
+        missing = [n for n, i in enumerate(ids) if i is None]
+        if missing:  # documents without Document.id among documents with one
+            fresh = iter(new_ids(len(missing), layout))
+            ids = [next(fresh) if i is None else i for i in ids]
         return normalize_ids(ids, layout)
     if layout.auto_id:
         return None
@@ -88,12 +94,13 @@ def resolve_ids(
 def split_documents(
     documents: Sequence[Document], ids: Sequence[Any] | None
 ) -> tuple[list[str], list[dict[str, Any]], list[Any] | None]:
-    """Texts, metadatas and ids of documents; `ids` wins over `Document.id` when both exist."""
+    """Texts, metadatas and ids of documents; `ids` wins over `Document.id` when both exist.
+
+    Documents without an id among documents with one get a generated id (None here).
+    """
     texts = [d.page_content for d in documents]
     metadatas = [dict(d.metadata) for d in documents]
     if ids is None and any(d.id is not None for d in documents):
-        if not all(d.id is not None for d in documents):
-            raise ValueError("either all documents or none must have Document.id set")
         ids = [d.id for d in documents]
     return texts, metadatas, list(ids) if ids is not None else None
 

@@ -17,7 +17,7 @@ from langchain_milvus_ext._clients import ClientRegistry
 from langchain_milvus_ext._coalescer import CoalescerLimits
 from langchain_milvus_ext._drivers import AsyncDriver, DriverOptions, SyncDriver
 from langchain_milvus_ext._operations import FilterArg
-from langchain_milvus_ext._plans import CollectionState
+from langchain_milvus_ext._plans import CollectionState, Plan
 from langchain_milvus_ext._results import relevance_fn
 from langchain_milvus_ext._rows import split_documents
 from langchain_milvus_ext._schema import plan_layout
@@ -133,6 +133,7 @@ class MilvusVectorStore(_LangchainMilvus):
         if not isinstance(collection_name, str) or not collection_name:
             raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
         self.embedding_func = embedding_function
+        self._embedding: Embeddings = embedding_function
         self.builtin_func = None
         self.collection_name = collection_name
         self.collection_description = collection_description
@@ -180,9 +181,9 @@ class MilvusVectorStore(_LangchainMilvus):
     # -- properties and resources ---------------------------------------------------------
 
     @property
-    def embeddings(self) -> Embeddings:  # type: ignore[override]
+    def embeddings(self) -> Embeddings:
         """The embedding model."""
-        return self.embedding_func
+        return self._embedding
 
     @property
     def client(self) -> MilvusClient:
@@ -193,13 +194,6 @@ class MilvusVectorStore(_LangchainMilvus):
     def aclient(self) -> Any:
         """The running event loop's async pymilvus client (call from a coroutine)."""
         return self._async.sessions.get().client
-
-    @property
-    def fields(self) -> list[str]:
-        """Names of the collection's fields as this store uses them."""
-        layout = self._state.layout
-        return [layout.pk_field, layout.text_field, layout.vector_field,
-                *layout.metadata_output_fields()]
 
     @property
     def vector_fields(self) -> list[str]:
@@ -264,11 +258,11 @@ class MilvusVectorStore(_LangchainMilvus):
     def _add_plan(self, texts: Iterable[str], metadatas: Sequence[dict[str, Any]] | None,
                   ids: Sequence[Any] | None, timeout: float | None,
                   embeddings: Sequence[Sequence[float]] | None = None,
-                  partition_name: str | None = None) -> ops.Plan:
+                  partition_name: str | None = None) -> Plan:
         return ops.add_plan(self._state, list(texts), metadatas, ids, vectors=embeddings,
                             timeout=self._timeout(timeout), partition_name=partition_name)
 
-    def add_texts(  # type: ignore[override]
+    def add_texts(
         self, texts: Iterable[str], metadatas: list[dict[str, Any]] | None = None,
         timeout: float | None = None, batch_size: int | None = None, *,
         ids: list[str] | None = None, partition_name: str | None = None, **kwargs: Any,
@@ -285,7 +279,7 @@ class MilvusVectorStore(_LangchainMilvus):
         return self._sync.run(self._add_plan(texts, metadatas, ids, timeout,
                                              partition_name=partition_name))
 
-    async def aadd_texts(  # type: ignore[override]
+    async def aadd_texts(
         self, texts: Iterable[str], metadatas: list[dict[str, Any]] | None = None,
         timeout: float | None = None, batch_size: int | None = None, *,
         ids: list[str] | None = None, partition_name: str | None = None, **kwargs: Any,
@@ -347,7 +341,7 @@ class MilvusVectorStore(_LangchainMilvus):
             self._state, ids, filter=filter, expr=expr, timeout=self._timeout(timeout),
             partition_name=kwargs.get("partition_name")))
 
-    async def adelete(  # type: ignore[override]
+    async def adelete(
         self, ids: list[str] | None = None, expr: str | None = None, *,
         filter: FilterArg = None, timeout: float | None = None, **kwargs: Any,
     ) -> bool:
@@ -387,7 +381,7 @@ class MilvusVectorStore(_LangchainMilvus):
         return ops.documents_of(await self.asimilarity_search_with_score(
             query, k, param, expr, timeout, filter=filter, **kwargs))
 
-    def similarity_search_by_vector(  # type: ignore[override]
+    def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
         expr: str | None = None, timeout: float | None = None, *,
         filter: FilterArg = None, **kwargs: Any,
@@ -396,7 +390,7 @@ class MilvusVectorStore(_LangchainMilvus):
         return ops.documents_of(self.similarity_search_with_score_by_vector(
             embedding, k, param, expr, timeout, filter=filter, **kwargs))
 
-    async def asimilarity_search_by_vector(  # type: ignore[override]
+    async def asimilarity_search_by_vector(
         self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
         expr: str | None = None, timeout: float | None = None, *,
         filter: FilterArg = None, **kwargs: Any,
@@ -441,7 +435,7 @@ class MilvusVectorStore(_LangchainMilvus):
         options = self._search_options(param, expr, timeout, filter, kwargs)
         return await self._async.run(ops.one_query_plan(self._state, embedding, k, **options))
 
-    def _relevance_plan(self, query: str, k: int, kwargs: dict[str, Any]) -> ops.Plan:
+    def _relevance_plan(self, query: str, k: int, kwargs: dict[str, Any]) -> Plan:
         options = self._search_options(kwargs.pop("param", None), kwargs.pop("expr", None),
                                        kwargs.pop("timeout", None), kwargs.pop("filter", None),
                                        kwargs)
@@ -482,7 +476,7 @@ class MilvusVectorStore(_LangchainMilvus):
         scored = await self._async.run(ops.scored_plan(self._state, list(queries), k, **options))
         return [ops.documents_of(s) for s in scored]
 
-    def max_marginal_relevance_search(  # type: ignore[override]
+    def max_marginal_relevance_search(
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
         param: dict[str, Any] | None = None, expr: str | None = None,
         timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
@@ -492,7 +486,7 @@ class MilvusVectorStore(_LangchainMilvus):
         return ops.documents_of(self._sync.run(
             ops.mmr_plan(self._state, query, k, fetch_k, lambda_mult, **options)))
 
-    async def amax_marginal_relevance_search(  # type: ignore[override]
+    async def amax_marginal_relevance_search(
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
         param: dict[str, Any] | None = None, expr: str | None = None,
         timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
@@ -532,7 +526,7 @@ class MilvusVectorStore(_LangchainMilvus):
         """Async `get_by_ids`."""
         return await self._async.run(ops.get_by_ids_plan(self._state, list(ids)))
 
-    def search_by_metadata(  # type: ignore[override]
+    def search_by_metadata(
         self, expr: FilterArg, fields: list[str] | None = None, limit: int = 10, *,
         offset: int = 0, timeout: float | None = None,
     ) -> list[Document]:
@@ -540,7 +534,7 @@ class MilvusVectorStore(_LangchainMilvus):
         return self._sync.run(ops.query_plan(self._state, expr, fields=fields, limit=limit,
                                              offset=offset, timeout=self._timeout(timeout)))
 
-    async def asearch_by_metadata(  # type: ignore[override]
+    async def asearch_by_metadata(
         self, expr: FilterArg, fields: list[str] | None = None, limit: int = 10, *,
         offset: int = 0, timeout: float | None = None,
     ) -> list[Document]:
