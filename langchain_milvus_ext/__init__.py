@@ -11,6 +11,7 @@ from importlib import metadata
 from langchain_milvus_ext._coalescer import BatchError, CoalescerLimits
 from langchain_milvus_ext._errors import WriteError
 from langchain_milvus_ext._filters import compile_filter
+from langchain_milvus_ext.retriever import MilvusRetriever
 from langchain_milvus_ext.vectorstore import Milvus, MilvusVectorStore
 
 try:
@@ -22,6 +23,7 @@ __all__ = [
     "BatchError",
     "CoalescerLimits",
     "Milvus",
+    "MilvusRetriever",
     "MilvusVectorStore",
     "WriteError",
     "__version__",

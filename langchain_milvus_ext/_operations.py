@@ -232,3 +232,29 @@ def drop_plan(state: CollectionState) -> PlanOf[None]:
 def documents_of(scored: Sequence[Scored]) -> list[Document]:
     """Drop the scores."""
     return [doc for doc, _ in scored]
+
+
+def retrieve_plan(
+    state: CollectionState,
+    query: str,
+    search_type: str,
+    k: int,
+    *,
+    fetch_k: int,
+    lambda_mult: float,
+    score_threshold: float | None,
+    **options: Any,
+) -> PlanOf[list[Document]]:
+    """A retriever's search: similarity, MMR, or similarity above a relevance threshold."""
+    if search_type == "mmr":
+        scored = yield from mmr_plan(state, query, k, fetch_k, lambda_mult, **options)
+        return documents_of(scored)
+    if search_type == "similarity_score_threshold":
+        if score_threshold is None:
+            raise ValueError("search_type 'similarity_score_threshold' needs score_threshold")
+        scored = yield from one_query_plan(state, query, k, relevance=True, **options)
+        return [doc for doc, score in scored if score >= score_threshold]
+    if search_type != "similarity":
+        raise ValueError(f"unknown search_type {search_type!r}")
+    scored = yield from one_query_plan(state, query, k, **options)
+    return documents_of(scored)

@@ -1,0 +1,211 @@
+"""The search half of `MilvusVectorStore`: similarity, relevance, batch and MMR searches.
+
+Each method is a thin shell: it builds a plan (`_operations`) and runs it with the sync or
+the async driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_milvus import Milvus as _LangchainMilvus
+
+from langchain_milvus_ext import _operations as ops
+from langchain_milvus_ext._drivers import AsyncDriver, SyncDriver
+from langchain_milvus_ext._operations import FilterArg
+from langchain_milvus_ext._plans import CollectionState, Plan
+from langchain_milvus_ext._results import relevance_fn
+
+Scored = list[tuple[Document, float]]
+
+
+class SearchMethods(_LangchainMilvus):
+    """Search methods of the store (its state is set up by `MilvusVectorStore.__init__`)."""
+
+    _state: CollectionState
+    _sync: SyncDriver
+    _async: AsyncDriver
+
+    def _timeout(self, timeout: float | None) -> float | None:
+        return timeout if timeout is not None else self.timeout
+
+    def search_options(self, param: dict[str, Any] | None, expr: str | None,
+                        timeout: float | None, filter: FilterArg,
+                        kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Search options of one call, with the store's defaults filled in."""
+        unknown = set(kwargs) - {"partition_names", "fetch_k", "score_threshold"}
+        if unknown:
+            raise TypeError(f"unexpected search arguments: {sorted(unknown)}")
+        return {
+            "filter": filter, "expr": expr, "param": param or self.search_params,
+            "timeout": self._timeout(timeout),
+            "partition_names": kwargs.get("partition_names") or self.partition_names,
+        }
+
+    # -- searches -------------------------------------------------------------------------
+
+    def similarity_search(  # type: ignore[override]
+        self, query: str, k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """The `k` documents closest to `query`, optionally filtered.
+
+        Args:
+            query: Text to embed and search for.
+            k: Number of results (positive).
+            param: Search params for this call (default: the store's).
+            expr: A raw Milvus boolean expression (ANDed with `filter`).
+            timeout: Seconds for this call (default: the store's).
+            filter: A dict in the filter language (`{"year": {"$gte": 2020}}`) or an
+                expression string.
+            **kwargs: `partition_names`.
+        """
+        return ops.documents_of(self.similarity_search_with_score(
+            query, k, param, expr, timeout, filter=filter, **kwargs))
+
+    async def asimilarity_search(  # type: ignore[override]
+        self, query: str, k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """Async `similarity_search`; concurrent calls share embedding and search RPCs."""
+        return ops.documents_of(await self.asimilarity_search_with_score(
+            query, k, param, expr, timeout, filter=filter, **kwargs))
+
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """The `k` documents closest to a vector."""
+        return ops.documents_of(self.similarity_search_with_score_by_vector(
+            embedding, k, param, expr, timeout, filter=filter, **kwargs))
+
+    async def asimilarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """Async `similarity_search_by_vector`."""
+        return ops.documents_of(await self.asimilarity_search_with_score_by_vector(
+            embedding, k, param, expr, timeout, filter=filter, **kwargs))
+
+    def similarity_search_with_score(  # type: ignore[override]
+        self, query: str, k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> Scored:
+        """(Document, raw score) pairs: distance for L2, similarity for COSINE and IP."""
+        options = self.search_options(param, expr, timeout, filter, kwargs)
+        return self._sync.run(ops.one_query_plan(self._state, query, k, **options))
+
+    async def asimilarity_search_with_score(  # type: ignore[override]
+        self, query: str, k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> Scored:
+        """Async `similarity_search_with_score`."""
+        options = self.search_options(param, expr, timeout, filter, kwargs)
+        return await self._async.run(ops.one_query_plan(self._state, query, k, **options))
+
+    def similarity_search_with_score_by_vector(  # type: ignore[override]
+        self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> Scored:
+        """(Document, raw score) pairs for a query vector."""
+        options = self.search_options(param, expr, timeout, filter, kwargs)
+        return self._sync.run(ops.one_query_plan(self._state, embedding, k, **options))
+
+    async def asimilarity_search_with_score_by_vector(  # type: ignore[override]
+        self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> Scored:
+        """Async `similarity_search_with_score_by_vector`."""
+        options = self.search_options(param, expr, timeout, filter, kwargs)
+        return await self._async.run(ops.one_query_plan(self._state, embedding, k, **options))
+
+    def _relevance_plan(self, query: str, k: int, kwargs: dict[str, Any]) -> Plan:
+        options = self.search_options(kwargs.pop("param", None), kwargs.pop("expr", None),
+                                       kwargs.pop("timeout", None), kwargs.pop("filter", None),
+                                       kwargs)
+        return ops.one_query_plan(self._state, query, k, relevance=True, **options)
+
+    def _similarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> Scored:
+        kwargs.pop("score_threshold", None)
+        return self._sync.run(self._relevance_plan(query, k, kwargs))
+
+    async def _asimilarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> Scored:
+        kwargs.pop("score_threshold", None)
+        return await self._async.run(self._relevance_plan(query, k, kwargs))
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        return relevance_fn(self._state.layout.metric)
+
+    def similarity_search_batch(
+        self, queries: Sequence[str], k: int = 4, *, filter: FilterArg = None,
+        expr: str | None = None, param: dict[str, Any] | None = None,
+        timeout: float | None = None, **kwargs: Any,
+    ) -> list[list[Document]]:
+        """Search many queries with one nq-batched search (and one embedding request)."""
+        options = self.search_options(param, expr, timeout, filter, kwargs)
+        scored = self._sync.run(ops.scored_plan(self._state, list(queries), k, **options))
+        return [ops.documents_of(s) for s in scored]
+
+    async def asimilarity_search_batch(
+        self, queries: Sequence[str], k: int = 4, *, filter: FilterArg = None,
+        expr: str | None = None, param: dict[str, Any] | None = None,
+        timeout: float | None = None, **kwargs: Any,
+    ) -> list[list[Document]]:
+        """Async `similarity_search_batch`."""
+        options = self.search_options(param, expr, timeout, filter, kwargs)
+        scored = await self._async.run(ops.scored_plan(self._state, list(queries), k, **options))
+        return [ops.documents_of(s) for s in scored]
+
+    def max_marginal_relevance_search(
+        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
+        param: dict[str, Any] | None = None, expr: str | None = None,
+        timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """Diverse results: `fetch_k` candidates (with vectors, one search), `k` picked by MMR."""
+        options = self.search_options(param, expr, timeout, filter, kwargs)
+        return ops.documents_of(self._sync.run(
+            ops.mmr_plan(self._state, query, k, fetch_k, lambda_mult, **options)))
+
+    async def amax_marginal_relevance_search(
+        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
+        param: dict[str, Any] | None = None, expr: str | None = None,
+        timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """Async `max_marginal_relevance_search`."""
+        options = self.search_options(param, expr, timeout, filter, kwargs)
+        return ops.documents_of(await self._async.run(
+            ops.mmr_plan(self._state, query, k, fetch_k, lambda_mult, **options)))
+
+    def max_marginal_relevance_search_by_vector(  # type: ignore[override]
+        self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
+        param: dict[str, Any] | None = None, expr: str | None = None,
+        timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """MMR for a query vector."""
+        options = self.search_options(param, expr, timeout, filter, kwargs)
+        return ops.documents_of(self._sync.run(
+            ops.mmr_plan(self._state, embedding, k, fetch_k, lambda_mult, **options)))
+
+    async def amax_marginal_relevance_search_by_vector(  # type: ignore[override]
+        self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
+        param: dict[str, Any] | None = None, expr: str | None = None,
+        timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """Async `max_marginal_relevance_search_by_vector`."""
+        options = self.search_options(param, expr, timeout, filter, kwargs)
+        return ops.documents_of(await self._async.run(
+            ops.mmr_plan(self._state, embedding, k, fetch_k, lambda_mult, **options)))
