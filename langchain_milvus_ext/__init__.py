@@ -9,8 +9,9 @@ Example:
 from importlib import metadata
 
 from langchain_milvus_ext._coalescer import BatchError, CoalescerLimits
-from langchain_milvus_ext._errors import WriteError
+from langchain_milvus_ext._errors import MilvusConnectionError, WriteError
 from langchain_milvus_ext._filters import compile_filter
+from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext.retriever import MilvusRetriever
 from langchain_milvus_ext.vectorstore import Milvus, MilvusVectorStore
 
@@ -23,8 +24,10 @@ __all__ = [
     "BatchError",
     "CoalescerLimits",
     "Milvus",
+    "MilvusConnectionError",
     "MilvusRetriever",
     "MilvusVectorStore",
+    "RetryPolicy",
     "WriteError",
     "__version__",
     "compile_filter",

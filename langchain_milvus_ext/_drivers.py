@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from pymilvus import AsyncMilvusClient
 
 from langchain_milvus_ext._clients import ClientRegistry, PerLoop
 from langchain_milvus_ext._coalescer import BatchError, Coalescer, CoalescerLimits
-from langchain_milvus_ext._errors import WriteError
+from langchain_milvus_ext._errors import WriteError, connection_failure
 from langchain_milvus_ext._plans import (
     Call,
     CollectionState,
@@ -40,6 +42,7 @@ from langchain_milvus_ext._plans import (
     store_rows_plan,
     write_batch_plan,
 )
+from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext._rows import PrimaryKey, Row, estimate_row_bytes
 
 
@@ -60,6 +63,23 @@ class DriverOptions:
     coalesce: bool = True
     limits: CoalescerLimits = field(default_factory=CoalescerLimits)
     batch_query_embeddings: bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass
+class DriverStats:
+    """Counters for tests and the benchmark: client calls made, retries, by method."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+
+
+def _failure(error: Exception, method: str, attempt: int, options: DriverOptions,
+             clients: ClientRegistry) -> Exception | None:
+    """None to retry `error`; otherwise the exception to raise (clearer for connection errors)."""
+    if options.retry.should_retry(method, error, attempt):
+        return None
+    return connection_failure(error, clients.connection_args) or error
 
 
 def _chunks(write: Write, size: int) -> list[tuple[int, Write]]:
@@ -91,6 +111,7 @@ class SyncDriver:
                  embeddings: Embeddings, options: DriverOptions) -> None:
         self.state, self.clients, self.embeddings, self.options = (
             state, clients, embeddings, options)
+        self.stats = DriverStats()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -108,9 +129,26 @@ class SyncDriver:
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
+    def call(self, step: Call) -> Any:
+        """One client call, retried while it fails transiently."""
+        attempt = 1
+        while True:
+            self.stats.calls[step.method] += 1
+            try:
+                return getattr(self.clients.sync(), step.method)(**step.kwargs)
+            except Exception as error:
+                failure = _failure(error, step.method, attempt, self.options, self.clients)
+                if failure is error:
+                    raise
+                if failure is not None:
+                    raise failure from error
+            self.stats.retries += 1
+            time.sleep(self.options.retry.backoff(attempt))
+            attempt += 1
+
     def _execute(self, step: Step) -> Any:
         if isinstance(step, Call):
-            return getattr(self.clients.sync(), step.method)(**step.kwargs)
+            return self.call(step)
         if isinstance(step, Embed):
             return self.embed(step)
         if isinstance(step, Write):
@@ -201,6 +239,7 @@ class AsyncDriver:
                  embeddings: Embeddings, options: DriverOptions) -> None:
         self.state, self.clients, self.embeddings, self.options = (
             state, clients, embeddings, options)
+        self.stats = DriverStats()
         self.sessions: PerLoop[_LoopSession] = PerLoop(lambda: _LoopSession(self))
 
     async def run(self, plan: PlanOf[R]) -> R:
@@ -221,9 +260,26 @@ class AsyncDriver:
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
+    async def call(self, step: Call, session: _LoopSession) -> Any:
+        """One client call, retried while it fails transiently."""
+        attempt = 1
+        while True:
+            self.stats.calls[step.method] += 1
+            try:
+                return await getattr(session.client, step.method)(**step.kwargs)
+            except Exception as error:
+                failure = _failure(error, step.method, attempt, self.options, self.clients)
+                if failure is error:
+                    raise
+                if failure is not None:
+                    raise failure from error
+            self.stats.retries += 1
+            await asyncio.sleep(self.options.retry.backoff(attempt))
+            attempt += 1
+
     async def _execute(self, step: Step, session: _LoopSession, coalesce: bool) -> Any:
         if isinstance(step, Call):
-            return await getattr(session.client, step.method)(**step.kwargs)
+            return await self.call(step, session)
         if isinstance(step, Embed):
             return await self.embed(step)
         if isinstance(step, Write):

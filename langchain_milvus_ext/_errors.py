@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -34,3 +34,41 @@ class WriteError(RuntimeError):
         if not self.not_written_ids:
             detail = f"; {len(self.not_written_positions)} rows not written"
         super().__init__(message + detail)
+
+
+class MilvusConnectionError(ConnectionError):
+    """The store could not use the Milvus server: unreachable, or the credentials were refused.
+
+    The message names the URI but never a token or password.
+    """
+
+
+_CONNECTION_WORDS = (
+    "illegal connection params", "server unavailable", "unauthenticated", "authenticat",
+    "connection refused", "fail connecting", "failed to connect", "unavailable", "auth",
+)
+
+
+def connection_failure(
+    error: BaseException, connection_args: Mapping[str, Any]
+) -> MilvusConnectionError | None:
+    """A clear, credential-free error for a failure to connect or authenticate, else None."""
+    text = f"{type(error).__name__}: {error}"
+    if not any(word in text.lower() for word in _CONNECTION_WORDS):
+        return None
+    uri = connection_args.get("uri", "http://localhost:19530")
+    return MilvusConnectionError(
+        f"cannot use Milvus at {uri}: authentication failed or the server is unreachable "
+        f"at that URI ({redact_text(text, connection_args)})"
+    )
+
+
+def redact_text(text: str, connection_args: Mapping[str, Any]) -> str:
+    """`text` with every credential from `connection_args` replaced by '***'."""
+    secrets = [str(connection_args.get(k) or "") for k in ("token", "password")]
+    user, password = connection_args.get("user"), connection_args.get("password")
+    if user and password:
+        secrets.append(f"{user}:{password}")
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

@@ -17,6 +17,7 @@ from langchain_milvus_ext._coalescer import CoalescerLimits
 from langchain_milvus_ext._drivers import AsyncDriver, DriverOptions, SyncDriver
 from langchain_milvus_ext._operations import FilterArg
 from langchain_milvus_ext._plans import CollectionState, Plan
+from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext._rows import split_documents
 from langchain_milvus_ext._schema import plan_layout
 from langchain_milvus_ext._search_methods import SearchMethods
@@ -87,6 +88,7 @@ class MilvusVectorStore(SearchMethods):
         coalesce: Merge concurrent async calls into shared embedding requests and RPCs.
         coalesce_limits: Bounds of the coalescer (batch size/bytes, batches in flight, wait).
         batch_query_embeddings: Let several queries share one `embed_documents` request.
+        retry: Retries of transient failures (default: 3 tries, jittered backoff).
     """
 
     def __init__(  # noqa: PLR0913
@@ -120,6 +122,7 @@ class MilvusVectorStore(SearchMethods):
         coalesce: bool = True,
         coalesce_limits: CoalescerLimits | None = None,
         batch_query_embeddings: bool = True,
+        retry: RetryPolicy | None = None,
     ) -> None:
         # The parent's __init__ is not called: it opens both clients, binds the async one to
         # whatever loop exists and loads the collection. Everything here is lazy.
@@ -175,6 +178,7 @@ class MilvusVectorStore(SearchMethods):
             batch_size=batch_size, coalesce=coalesce,
             limits=coalesce_limits or CoalescerLimits(max_batch_items=batch_size),
             batch_query_embeddings=batch_query_embeddings,
+            retry=retry or RetryPolicy(),
         )
         self._sync = SyncDriver(self._state, self._clients, embedding_function, options)
         self._async = AsyncDriver(self._state, self._clients, embedding_function, options)
