@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -130,7 +131,7 @@ def render_literal(value: Any) -> str:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise ValueError(f"string {value!r} is not valid UTF-8: {exc.reason}") from None
+            raise ValueError(f"string {_short(value)} is not valid UTF-8: {exc.reason}") from None
         return '"' + _NEEDS_ESCAPE.sub(lambda m: _ESCAPES[m.group()], value) + '"'
     if isinstance(value, int):
         if not _INT64_MIN <= value <= _INT64_MAX:
@@ -337,12 +338,16 @@ def _scalar(key: str, op: str, value: Any) -> str:
     if isinstance(value, Mapping | list | tuple | set | frozenset):
         raise ValueError(
             f"filter key {key!r}: {op} needs a scalar (str, int, float or bool), "
-            f"got {type(value).__name__} {value!r}"
+            f"got {type(value).__name__} {_short(value)}"
         )
     try:
         return render_literal(value)
     except ValueError as exc:
         raise ValueError(f"filter key {key!r}: {op}: {exc}") from None
+
+
+def _short(value: Any) -> str:
+    return reprlib.repr(value)
 
 
 def _join(parts: list[str], joiner: str, *, wrap_items: bool = True) -> str:

@@ -8,10 +8,12 @@ from typing import Any
 from langchain_core.documents import Document
 
 from langchain_milvus_ext._filters import combine_and, compile_filter
+from langchain_milvus_ext._hybrid import HybridOptions, hybrid_requests
 from langchain_milvus_ext._plans import (
     Call,
     CollectionState,
     DeleteIds,
+    Embed,
     Plan,
     PlanOf,
     Search,
@@ -31,7 +33,13 @@ from langchain_milvus_ext._results import (
     to_relevance,
     vectors_from_hits,
 )
-from langchain_milvus_ext._rows import PrimaryKey, build_rows, normalize_ids, resolve_ids
+from langchain_milvus_ext._rows import (
+    PrimaryKey,
+    build_rows,
+    check_query_vector,
+    normalize_ids,
+    resolve_ids,
+)
 from langchain_milvus_ext._schema import CollectionLayout, freeze, search_params_for
 
 FilterArg = Mapping[str, Any] | str | None
@@ -143,6 +151,39 @@ def mmr_plan(
     return mmr_select(query_vector, scored, vectors_from_hits(hits, state.layout), k, lambda_mult)
 
 
+def hybrid_plan(
+    state: CollectionState,
+    query: str,
+    k: int,
+    *,
+    hybrid: HybridOptions,
+    filter: FilterArg = None,
+    expr: str | None = None,
+    param: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+    partition_names: Sequence[str] | None = None,
+) -> PlanOf[list[Scored]]:
+    """Dense + BM25 full-text search fused by the ranker; (Document, fused score) pairs."""
+    check_k(k)
+    layout = yield from state.describe_plan()
+    if not layout.exists:
+        return []
+    vectors = yield Embed([query], "queries")
+    limit = max(k, hybrid.fetch_k or 2 * k)
+    requests = hybrid_requests(
+        layout, query, check_query_vector(vectors[0], layout), k,
+        filter_expr(layout, filter, expr), hybrid, search_params_for(layout, limit, param),
+    )
+    kwargs: dict[str, Any] = {
+        "collection_name": state.name, "reqs": requests, "ranker": hybrid.ranker_object(),
+        "limit": k, "output_fields": layout.output_fields(), "timeout": timeout,
+    }
+    if partition_names:
+        kwargs["partition_names"] = list(partition_names)
+    hits = yield Call("hybrid_search", kwargs)
+    return documents_from_hits(hits[0], layout)
+
+
 def delete_plan(
     state: CollectionState,
     ids: Sequence[Any] | None,
@@ -205,8 +246,8 @@ def query_plan(
     layout = yield from state.describe_plan()
     condition = filter_expr(layout, filter, None)
     if condition is None:
-        condition = f"{layout.pk_field} != \"\"" if not layout.pk_is_int else (
-            f"{layout.pk_field} >= -9223372036854775808")
+        probe = "0" if layout.pk_is_int else '""'  # an always-true test both servers parse
+        condition = f"({layout.pk_field} == {probe}) or ({layout.pk_field} != {probe})"
     if not layout.exists:
         return []
     output = [layout.pk_field] if pks_only else list(fields or layout.output_fields())
@@ -243,9 +284,14 @@ def retrieve_plan(
     fetch_k: int,
     lambda_mult: float,
     score_threshold: float | None,
+    hybrid: HybridOptions | None = None,
     **options: Any,
 ) -> PlanOf[list[Document]]:
-    """A retriever's search: similarity, MMR, or similarity above a relevance threshold."""
+    """A retriever's search: similarity, MMR, hybrid, or similarity above a relevance threshold."""
+    if search_type == "hybrid":
+        scored = yield from hybrid_plan(state, query, k, hybrid=hybrid or HybridOptions(),
+                                        **options)
+        return documents_of(scored)
     if search_type == "mmr":
         scored = yield from mmr_plan(state, query, k, fetch_k, lambda_mult, **options)
         return documents_of(scored)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pymilvus import DataType, MilvusClient
+from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from langchain_milvus_ext._filters import FieldRef, KeyResolver, json_path_ref, validate_key
 
@@ -50,6 +50,8 @@ class CollectionLayout:
         metric: COSINE, IP or L2.
         index_type: The vector index type (AUTOINDEX, HNSW, ...), when known.
         scalar_fields: Other scalar fields (metadata columns of langchain-milvus collections).
+        sparse_field: Sparse field filled server-side by a BM25 function on the text field
+            (full-text and hybrid search), or None.
         exists: Whether the layout was read from an existing collection.
     """
 
@@ -66,6 +68,7 @@ class CollectionLayout:
     metric: str = DEFAULT_METRIC
     index_type: str = "AUTOINDEX"
     scalar_fields: Mapping[str, DataType] = field(default_factory=dict)
+    sparse_field: str | None = None
     exists: bool = False
 
     @property
@@ -128,6 +131,7 @@ def plan_layout(
     auto_id: bool,
     index_params: Mapping[str, Any] | None,
     partition_key_field: str | None,
+    sparse_field: str | None = None,
 ) -> CollectionLayout:
     """Plan the layout of a collection that does not exist yet."""
     for name, value in (
@@ -158,6 +162,7 @@ def plan_layout(
         metric=metric,
         index_type=str((index_params or {}).get("index_type", "AUTOINDEX")).upper(),
         scalar_fields=scalars,
+        sparse_field=sparse_field,
     )
 
 
@@ -184,8 +189,17 @@ def create_collection_args(
         schema.add_field(
             layout.pk_field, DataType.VARCHAR, is_primary=True, max_length=layout.pk_max_length
         )
-    schema.add_field(layout.text_field, DataType.VARCHAR, max_length=layout.text_max_length)
+    schema.add_field(
+        layout.text_field, DataType.VARCHAR, max_length=layout.text_max_length,
+        **({"enable_analyzer": True} if layout.sparse_field else {}),
+    )
     schema.add_field(layout.vector_field, DataType.FLOAT_VECTOR, dim=dim)
+    if layout.sparse_field:
+        schema.add_field(layout.sparse_field, DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(Function(
+            name=f"{layout.sparse_field}_bm25", function_type=FunctionType.BM25,
+            input_field_names=[layout.text_field], output_field_names=[layout.sparse_field],
+        ))
     if layout.metadata_field:
         schema.add_field(layout.metadata_field, DataType.JSON)
     if partition_key_field:
@@ -201,6 +215,9 @@ def create_collection_args(
         metric_type=layout.metric,
         params=dict(user.get("params", {})),
     )
+    if layout.sparse_field:
+        index.add_index(layout.sparse_field, index_type="SPARSE_INVERTED_INDEX",
+                        metric_type="BM25")
     args: dict[str, Any] = {
         "schema": schema,
         "index_params": index,
@@ -242,6 +259,11 @@ def layout_from_description(
     meta_name = planned.metadata_field
     if meta_name and (meta_name not in by_name or by_name[meta_name]["type"] != DataType.JSON):
         meta_name = None
+    sparse = next((
+        name for fn in description.get("functions", [])
+        if fn.get("type") == FunctionType.BM25
+        for name in fn.get("output_field_names", [])
+    ), None)
     core = {pk["name"], vector["name"], text["name"], meta_name}
     scalars = {
         f["name"]: f["type"]
@@ -266,6 +288,7 @@ def layout_from_description(
         metric=metric,
         index_type=str((index or {}).get("index_type") or planned.index_type).upper(),
         scalar_fields=scalars,
+        sparse_field=sparse,
         exists=True,
     )
 

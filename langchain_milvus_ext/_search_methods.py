@@ -7,15 +7,16 @@ the async driver.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.documents import Document
 from langchain_milvus import Milvus as _LangchainMilvus
 
 from langchain_milvus_ext import _operations as ops
 from langchain_milvus_ext._drivers import AsyncDriver, SyncDriver
+from langchain_milvus_ext._hybrid import HybridOptions
 from langchain_milvus_ext._operations import FilterArg
-from langchain_milvus_ext._plans import CollectionState, Plan
+from langchain_milvus_ext._plans import CollectionState, Plan, PlanOf
 from langchain_milvus_ext._results import relevance_fn
 
 Scored = list[tuple[Document, float]]
@@ -209,3 +210,56 @@ class SearchMethods(_LangchainMilvus):
         options = self.search_options(param, expr, timeout, filter, kwargs)
         return ops.documents_of(await self._async.run(
             ops.mmr_plan(self._state, embedding, k, fetch_k, lambda_mult, **options)))
+
+    def hybrid_search_with_score(
+        self, query: str, k: int = 4, *, filter: FilterArg = None, expr: str | None = None,
+        ranker: Literal["rrf", "weighted"] = "rrf", weights: tuple[float, float] = (0.5, 0.5),
+        rrf_k: int = 60, fetch_k: int | None = None, param: dict[str, Any] | None = None,
+        timeout: float | None = None, **kwargs: Any,
+    ) -> Scored:
+        """Dense + BM25 full-text search fused by RRF or weights (needs full_text_search=True).
+
+        Args:
+            query: The query text (embedded for the dense part, tokenised for BM25).
+            k: Number of results.
+            filter: Dict filter or expression applied to both sub-searches.
+            expr: Raw Milvus expression (ANDed with `filter`).
+            ranker: "rrf" or "weighted".
+            weights: (dense, full-text) weights for the weighted ranker.
+            rrf_k: The RRF constant.
+            fetch_k: Candidates per sub-search (default 2 * k).
+            param: Dense search params.
+            timeout: Seconds for this call.
+            **kwargs: `partition_names`.
+
+        Returns:
+            (Document, fused score) pairs, best first.
+        """
+        return self._sync.run(self._hybrid_plan(
+            query, k, filter, expr, HybridOptions(ranker, weights, rrf_k, fetch_k),
+            param, timeout, kwargs))
+
+    async def ahybrid_search_with_score(
+        self, query: str, k: int = 4, *, filter: FilterArg = None, expr: str | None = None,
+        ranker: Literal["rrf", "weighted"] = "rrf", weights: tuple[float, float] = (0.5, 0.5),
+        rrf_k: int = 60, fetch_k: int | None = None, param: dict[str, Any] | None = None,
+        timeout: float | None = None, **kwargs: Any,
+    ) -> Scored:
+        """Async `hybrid_search_with_score`."""
+        return await self._async.run(self._hybrid_plan(
+            query, k, filter, expr, HybridOptions(ranker, weights, rrf_k, fetch_k),
+            param, timeout, kwargs))
+
+    def _hybrid_plan(self, query: str, k: int, filter: FilterArg, expr: str | None,
+                     hybrid: HybridOptions, param: dict[str, Any] | None,
+                     timeout: float | None, kwargs: Mapping[str, Any]) -> PlanOf[Scored]:
+        options = self.search_options(param, expr, timeout, filter, kwargs)
+        return ops.hybrid_plan(self._state, query, k, hybrid=hybrid, **options)
+
+    def hybrid_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
+        """Documents of `hybrid_search_with_score`."""
+        return ops.documents_of(self.hybrid_search_with_score(query, k, **kwargs))
+
+    async def ahybrid_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
+        """Async `hybrid_search`."""
+        return ops.documents_of(await self.ahybrid_search_with_score(query, k, **kwargs))

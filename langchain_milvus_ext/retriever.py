@@ -14,11 +14,12 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field, field_validator
 
+from langchain_milvus_ext._hybrid import HybridOptions
 from langchain_milvus_ext._operations import retrieve_plan
 from langchain_milvus_ext._plans import PlanOf
 from langchain_milvus_ext.vectorstore import MilvusVectorStore
 
-SearchType = Literal["similarity", "mmr", "similarity_score_threshold"]
+SearchType = Literal["similarity", "mmr", "similarity_score_threshold", "hybrid"]
 _PER_CALL = (
     "k", "filter", "fetch_k", "lambda_mult", "score_threshold", "expr", "param", "timeout",
     "partition_names",
@@ -39,11 +40,14 @@ class MilvusRetriever(BaseRetriever):
     Attributes:
         vectorstore: The store to search.
         k: Number of documents to return.
-        search_type: "similarity", "mmr" or "similarity_score_threshold".
+        search_type: "similarity", "mmr", "similarity_score_threshold" or "hybrid" (dense +
+            BM25 full-text; the store needs `full_text_search=True`).
         filter: A dict filter (or expression string) applied to every search.
         fetch_k: MMR candidates.
         lambda_mult: MMR diversity (1 = relevance only, 0 = diversity only).
         score_threshold: Minimum relevance score in [0, 1] for "similarity_score_threshold".
+        ranker: Fusion of "hybrid" search: "rrf" or "weighted".
+        weights: (dense, full-text) weights of the "weighted" ranker.
         search_kwargs: Extra search arguments (`expr`, `param`, `partition_names`).
     """
 
@@ -56,6 +60,8 @@ class MilvusRetriever(BaseRetriever):
     fetch_k: int = 20
     lambda_mult: float = 0.5
     score_threshold: float | None = None
+    ranker: Literal["rrf", "weighted"] = "rrf"
+    weights: tuple[float, float] = (0.5, 0.5)
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("k", "fetch_k")
@@ -78,7 +84,8 @@ class MilvusRetriever(BaseRetriever):
         search = store.search_options(
             o.pop("param", None), o.pop("expr", None), o.pop("timeout", None),
             o.pop("filter"), {"partition_names": o.pop("partition_names", None)})
-        return retrieve_plan(store._state, query, self.search_type, **o, **search)
+        hybrid = HybridOptions(self.ranker, self.weights, fetch_k=o["fetch_k"])
+        return retrieve_plan(store._state, query, self.search_type, hybrid=hybrid, **o, **search)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

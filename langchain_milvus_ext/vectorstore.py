@@ -15,6 +15,7 @@ from langchain_milvus_ext import _operations as ops
 from langchain_milvus_ext._clients import ClientRegistry
 from langchain_milvus_ext._coalescer import CoalescerLimits
 from langchain_milvus_ext._drivers import AsyncDriver, DriverOptions, SyncDriver
+from langchain_milvus_ext._hybrid import check_full_text_support
 from langchain_milvus_ext._operations import FilterArg
 from langchain_milvus_ext._plans import CollectionState, Plan
 from langchain_milvus_ext._retry import RetryPolicy
@@ -27,6 +28,15 @@ if TYPE_CHECKING:
 
 DEFAULT_CONNECTION = {"uri": "./milvus_langchain.db"}
 """Embedded Milvus Lite in a local file: no server needed."""
+
+
+def _bm25_output_field(function: Any) -> str:
+    """The sparse field of a langchain-milvus `BM25BuiltInFunction` (the parent's hybrid API)."""
+    outputs = getattr(function, "output_field_names", None)
+    kind = str(getattr(getattr(function, "function", None), "type", ""))
+    if not outputs or len(outputs) != 1 or "BM25" not in (type(function).__name__ + kind):
+        raise ValueError("builtin_function: only one BM25BuiltInFunction is supported")
+    return str(outputs[0])
 
 
 _RETRIEVER_FIELDS = ("k", "filter", "fetch_k", "lambda_mult", "score_threshold")
@@ -89,6 +99,9 @@ class MilvusVectorStore(SearchMethods):
         coalesce_limits: Bounds of the coalescer (batch size/bytes, batches in flight, wait).
         batch_query_embeddings: Let several queries share one `embed_documents` request.
         retry: Retries of transient failures (default: 3 tries, jittered backoff).
+        full_text_search: Add a sparse field filled by Milvus's built-in BM25 function on
+            the text field, for `hybrid_search` (Milvus >= 2.5 or Milvus Lite >= 3.0).
+        sparse_field: Name of that sparse field.
     """
 
     def __init__(  # noqa: PLR0913
@@ -123,13 +136,17 @@ class MilvusVectorStore(SearchMethods):
         coalesce_limits: CoalescerLimits | None = None,
         batch_query_embeddings: bool = True,
         retry: RetryPolicy | None = None,
+        full_text_search: bool = False,
+        sparse_field: str = "sparse",
     ) -> None:
         # The parent's __init__ is not called: it opens both clients, binds the async one to
         # whatever loop exists and loads the collection. Everything here is lazy.
         if embedding_function is None or isinstance(embedding_function, list):
             raise ValueError("embedding_function must be one LangChain Embeddings model")
-        if builtin_function is not None or vector_schema is not None:
-            raise ValueError("builtin_function/vector_schema (hybrid search) are not supported")
+        if vector_schema is not None:
+            raise ValueError("vector_schema is not supported: the store has one dense vector field")
+        if builtin_function is not None:
+            full_text_search, sparse_field = True, _bm25_output_field(builtin_function)
         if not isinstance(vector_field, str):
             raise ValueError("vector_field must be one field name (multi-vector unsupported)")
         if index_params is not None and not isinstance(index_params, Mapping):
@@ -164,6 +181,7 @@ class MilvusVectorStore(SearchMethods):
             primary_field=primary_field, text_field=text_field, vector_field=vector_field,
             metadata_field=metadata_field, enable_dynamic_field=enable_dynamic_field,
             auto_id=auto_id, index_params=index_params, partition_key_field=partition_key_field,
+            sparse_field=sparse_field if full_text_search else None,
         )
         self._metadata_field = planned.metadata_field
         self._state = CollectionState(collection_name, planned, {
@@ -182,6 +200,9 @@ class MilvusVectorStore(SearchMethods):
         )
         self._sync = SyncDriver(self._state, self._clients, embedding_function, options)
         self._async = AsyncDriver(self._state, self._clients, embedding_function, options)
+        if full_text_search:
+            uri = str(self._connection_args.get("uri", ""))
+            check_full_text_support(str(self.client.get_server_version()), uri)
         if drop_old:
             self.drop()
 
