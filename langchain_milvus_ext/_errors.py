@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pymilvus.exceptions import MilvusUnavailableException
 
 
 class WriteError(RuntimeError):
@@ -43,9 +47,11 @@ class MilvusConnectionError(ConnectionError):
     """
 
 
-_CONNECTION_WORDS = (
-    "illegal connection params", "server unavailable", "unauthenticated", "authenticat",
-    "connection refused", "fail connecting", "failed to connect", "unavailable", "auth",
+_CONNECTION_PATTERN = re.compile(
+    r"illegal connection params|unavailable\b|unauthenticated|\bauth\b"
+    r"|\bauthenticat(e|ion|ed)\b|\bauthorization\b|permission denied|connection refused"
+    r"|fail(ed)? (to )?connect",
+    re.IGNORECASE,
 )
 
 
@@ -54,9 +60,10 @@ def connection_failure(
 ) -> MilvusConnectionError | None:
     """A clear, credential-free error for a failure to connect or authenticate, else None."""
     text = f"{type(error).__name__}: {error}"
-    if not any(word in text.lower() for word in _CONNECTION_WORDS):
+    unavailable = isinstance(error, MilvusUnavailableException)
+    if not unavailable and not _CONNECTION_PATTERN.search(text):
         return None
-    uri = connection_args.get("uri", "http://localhost:19530")
+    uri = safe_uri(str(connection_args.get("uri", "http://localhost:19530")))
     return MilvusConnectionError(
         f"cannot use Milvus at {uri}: authentication failed or the server is unreachable "
         f"at that URI ({redact_text(text, connection_args)})"
@@ -69,6 +76,19 @@ def redact_text(text: str, connection_args: Mapping[str, Any]) -> str:
     user, password = connection_args.get("user"), connection_args.get("password")
     if user and password:
         secrets.append(f"{user}:{password}")
+    parts = urlsplit(str(connection_args.get("uri", "")))
+    if parts.password:
+        secrets += [parts.password, f"{parts.username}:{parts.password}"]
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+def safe_uri(uri: str) -> str:
+    """`uri` without any `user:password@` part."""
+    parts = urlsplit(uri)
+    if not parts.username and not parts.password:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -194,9 +194,11 @@ def delete_plan(
     partition_name: str | None = None,
 ) -> PlanOf[bool]:
     """Delete by ids, by filter, or both (rows matching both); returns True."""
-    layout = yield from state.describe_plan()
     if ids is not None and len(ids) == 0:
         raise ValueError("ids is an empty list: pass the ids to delete, or ids=None with a filter")
+    if ids is None and not filter and not expr:
+        raise ValueError("delete needs ids, a filter or an expr (refusing to delete everything)")
+    layout = yield from state.describe_plan()
     condition = filter_expr(layout, filter, expr)
     if ids is None and condition is None:
         raise ValueError("delete needs ids, a filter or an expr (refusing to delete everything)")

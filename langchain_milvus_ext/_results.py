@@ -99,10 +99,9 @@ def to_relevance(scored: Sequence[Scored], metric: str) -> list[Scored]:
     fn = relevance_fn(metric)
     out = []
     for doc, score in scored:
-        value = fn(score)
-        if not math.isfinite(value):
-            raise ValueError(f"non-finite relevance score for document {doc.id!r}")
-        out.append((doc, value))
+        if not math.isfinite(score):
+            raise ValueError(f"non-finite score {score} for document {doc.id!r}")
+        out.append((doc, fn(score)))
     return out
 
 
@@ -114,10 +113,10 @@ def mmr_select(
     lambda_mult: float,
 ) -> list[Scored]:
     """Pick `k` of the candidates by maximal marginal relevance (cosine similarity)."""
-    if not scored:
-        return []
     if not 0.0 <= lambda_mult <= 1.0:
         raise ValueError(f"lambda_mult must be in [0, 1], got {lambda_mult}")
+    if not scored:
+        return []
     picks = maximal_marginal_relevance(
         np.asarray(query_vector, dtype=np.float32),
         [list(v) for v in vectors],

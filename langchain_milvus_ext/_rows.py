@@ -43,10 +43,12 @@ def _one_id(raw: Any, layout: CollectionLayout, where: str) -> PrimaryKey:
     if layout.pk_is_int:
         if isinstance(raw, bool):
             raise ValueError(f"{where}: expected an integer id, got bool {raw!r}")
-        if isinstance(raw, int):
-            return raw
         if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-            return int(raw)
+            raw = int(raw)
+        if isinstance(raw, int):
+            if not -(2**63) <= raw < 2**63:
+                raise ValueError(f"{where}: {raw} is outside the INT64 primary key's range")
+            return raw
         raise ValueError(f"{where}: the collection has an INT64 primary key, got {raw!r}")
     if not isinstance(raw, str):
         raise ValueError(f"{where}: expected a string id, got {type(raw).__name__} {raw!r}")
@@ -161,8 +163,9 @@ def _metadata_columns(metadata: Any, layout: CollectionLayout, position: int) ->
             raise ValueError(f"{where} encodes to over {JSON_MAX_BYTES} bytes of JSON")
         columns[layout.metadata_field] = json.loads(encoded)
         for name in layout.scalar_fields:  # e.g. a partition key also kept as a column
-            if name in metadata:
-                columns[name] = metadata[name]
+            if name not in metadata:
+                raise ValueError(f"{where} lacks the key {name!r}, a field of this collection")
+            columns[name] = metadata[name]
         return columns
     reserved = sorted(set(metadata) & layout.reserved_keys)
     if reserved:
@@ -210,6 +213,8 @@ def check_query_vector(vector: Sequence[float], layout: CollectionLayout) -> lis
             f"query embedding has dimension {len(values)}, the collection's vector "
             f"field has {layout.dim}"
         )
+    if not all(math.isfinite(x) for x in values):
+        raise ValueError("query embedding contains NaN or infinity")
     return values
 
 
@@ -223,11 +228,11 @@ def estimate_row_bytes(row: Row) -> int:
     size = 64
     for value in row.values():
         if isinstance(value, str):
-            size += len(value)
-        elif isinstance(value, list):
-            size += 8 * len(value)
-        elif isinstance(value, dict):
-            size += 32 * (1 + len(value))
+            size += len(value.encode("utf-8"))
+        elif isinstance(value, list) and all(isinstance(x, float) for x in value[:4]):
+            size += 8 * len(value)  # a vector
+        elif isinstance(value, (dict, list)):
+            size += len(json.dumps(value, default=str).encode("utf-8"))
         else:
             size += 16
     return size

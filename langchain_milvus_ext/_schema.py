@@ -211,7 +211,7 @@ def create_collection_args(
     user = dict(index_params or {})
     index.add_index(
         layout.vector_field,
-        index_type=str(user.get("index_type", "AUTOINDEX")),
+        index_type=str(user.get("index_type", "AUTOINDEX")).upper(),
         metric_type=layout.metric,
         params=dict(user.get("params", {})),
     )

@@ -1,0 +1,477 @@
+"""Unit tests of the benchmark module: CLI parsing, table, JSON, percentiles. No server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding
+
+from langchain_milvus_ext.benchmark import __main__ as cli
+from langchain_milvus_ext.benchmark import contenders as contenders_mod
+from langchain_milvus_ext.benchmark.checks import CheckFailure, CollectionView, check_case
+from langchain_milvus_ext.benchmark.config import (
+    CONTENDERS,
+    DEFAULT_PLOT_PATH,
+    WORKLOADS,
+    BenchmarkConfig,
+    ConfigError,
+)
+from langchain_milvus_ext.benchmark.context import BenchContext
+from langchain_milvus_ext.benchmark.data import (
+    key_from_content,
+    make_documents,
+    query_text,
+    updated_document,
+)
+from langchain_milvus_ext.benchmark.embeddings import CountingEmbeddings, make_embeddings
+from langchain_milvus_ext.benchmark.report import format_report, format_table, render_table
+from langchain_milvus_ext.benchmark.results import (
+    BenchmarkResults,
+    CaseResult,
+    LatencyStats,
+    percentile,
+)
+from langchain_milvus_ext.benchmark.timing import time_batch, time_gather, time_sync
+
+
+def parse(*argv: str) -> BenchmarkConfig:
+    return cli.config_from_args(cli.build_parser().parse_args(list(argv)))
+
+
+# -- argument parsing ---------------------------------------------------------------------
+
+
+def test_defaults_reproduce_the_tutorial() -> None:
+    config = parse()
+    assert config.n == (10, 100, 1000)
+    assert config.prefill == 1000
+    assert config.workloads == WORKLOADS
+    assert config.contenders == CONTENDERS
+    assert (config.k, config.fetch_k, config.embeddings, config.effective_dim) == (
+        3,
+        20,
+        "fake",
+        128,
+    )
+    assert config.embed_latency_ms == 0.0
+    assert config.uri is None and config.ours_impl == "auto"
+    config.validate()
+
+
+def test_quick_and_explicit_values() -> None:
+    assert (parse("--quick").n, parse("--quick").prefill) == ((10, 100), 200)
+    assert (parse("--quick", "--n", "5").n, parse("--quick", "--n", "5").prefill) == ((5,), 200)
+    assert parse("--quick", "--prefill", "50").prefill == 50
+    config = parse(
+        "--n",
+        "1",
+        "2",
+        "--workloads",
+        "search",
+        "add",
+        "--contenders",
+        "ceiling",
+        "langchain-milvus-async",
+        "--embed-latency-ms",
+        "100",
+        "--dim",
+        "64",
+        "--uri",
+        "http://h:19530",
+        "--token",
+        "t",
+        "--ours-impl",
+        "langchain-milvus",
+    )
+    assert config.n == (1, 2)
+    assert config.workloads == ("add", "search")  # canonical order
+    assert config.contenders == ("langchain-milvus-async", "ceiling")
+    assert config.embed_latency_ms == 100.0 and config.dim == 64
+    assert (config.uri, config.token, config.ours_impl) == (
+        "http://h:19530",
+        "t",
+        "langchain-milvus",
+    )
+    assert config.to_dict()["token"] == "***"
+
+
+def test_metric_is_forced_on_every_contender_unless_native() -> None:
+    emb = CountingEmbeddings(DeterministicFakeEmbedding(size=8), inner_is_local=True)
+    forced = BenchContext(config=parse(), uri="unused", token=None, embeddings=emb)
+    assert forced.config.metric == "COSINE"
+    assert forced.store_index_params == {
+        "index_type": "AUTOINDEX",
+        "metric_type": "COSINE",
+        "params": {},
+    }
+    l2 = BenchContext(config=parse("--metric", "L2"), uri="u", token=None, embeddings=emb)
+    assert (l2.ceiling_metric, l2.store_index_params["metric_type"]) == ("L2", "L2")  # type: ignore[index]
+    native = BenchContext(config=parse("--metric", "native"), uri="u", token=None, embeddings=emb)
+    assert (native.store_index_params, native.ceiling_metric) == (None, "COSINE")
+
+
+def test_plot_flag_with_and_without_value() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args([]).plot is None
+    assert parser.parse_args(["--plot"]).plot == DEFAULT_PLOT_PATH
+    assert parser.parse_args(["--plot", "x.png"]).plot == "x.png"
+    assert parser.parse_args(["--plot", "--quick"]).plot == DEFAULT_PLOT_PATH
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--workloads", "nope"],
+        ["--contenders", "pgvector"],
+        ["--embeddings", "cohere"],
+        ["--n", "x"],
+        ["--n", "10", "--prefill", "5"],  # delete/upsert need prefill >= N
+        ["--n", "0"],
+        ["--k", "30"],  # k > fetch_k
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_validate_allows_small_prefill_without_id_workloads() -> None:
+    BenchmarkConfig(n=(50,), prefill=20, workloads=("add", "search")).validate()
+    with pytest.raises(ConfigError, match="largest N"):
+        BenchmarkConfig(n=(50,), prefill=20, workloads=("upsert",)).validate()
+    with pytest.raises(ConfigError, match="fetch_k"):
+        BenchmarkConfig(n=(5,), prefill=10, workloads=("mmr",)).validate()
+
+
+def test_config_dict_round_trip() -> None:
+    config = BenchmarkConfig(n=(3, 4), prefill=30, contenders=("ceiling",))
+    assert BenchmarkConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+# -- percentile math ----------------------------------------------------------------------
+
+
+def test_percentile_matches_numpy() -> None:
+    rng = random.Random(7)
+    for size in (1, 2, 3, 10, 101, 1000):
+        values = [rng.expovariate(1.0) for _ in range(size)]
+        for q in (0, 1, 50, 95, 99, 99.9, 100):
+            assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_percentile_small_cases_and_errors() -> None:
+    assert percentile([5.0], 99) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([4.0, 1.0, 3.0, 2.0], 100) == 4.0  # unsorted input
+    assert percentile([1.0, 2.0], 0) == 1.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_latency_stats_in_ms() -> None:
+    stats = LatencyStats.from_seconds([0.001 * i for i in range(1, 101)])
+    assert stats.p50_ms == pytest.approx(50.5)
+    assert stats.p95_ms == pytest.approx(95.05)
+    assert stats.p99_ms == pytest.approx(99.01)
+    assert stats.mean_ms == pytest.approx(50.5)
+    assert stats.max_ms == pytest.approx(100.0)
+
+
+# -- results, table, JSON -----------------------------------------------------------------
+
+
+def _case(workload: str, n: int, contender: str, rate: float | None, **kw: Any) -> CaseResult:
+    if rate is None:
+        return CaseResult(workload, n, contender, error=kw.pop("error", "boom"), **kw)
+    total = n / rate
+    values: dict[str, Any] = {
+        "embed_requests": n,
+        "rows_before": 0,
+        "rows_after": n,
+        "checks": ["ok"],
+        **kw,
+    }
+    return CaseResult(
+        workload,
+        n,
+        contender,
+        total_s=total,
+        throughput=rate,
+        latency=LatencyStats.from_seconds([total / n] * n),
+        **values,
+    )
+
+
+def sample_results() -> BenchmarkResults:
+    cases = [
+        _case("add", 10, "ours-sync", 100.0),
+        _case("add", 10, "ours-async", 400.0, embed_requests=1),
+        _case("add", 10, "langchain-milvus-sync", 80.0),
+        _case("add", 10, "langchain-milvus-async", 200.0),
+        _case("add", 10, "ceiling", 800.0),
+        _case("search", 10, "langchain-milvus-async", 50.0, recall=0.9),
+        _case("search", 10, "ceiling", None, error="wrong data: search #0 returned 2 documents"),
+    ]
+    return BenchmarkResults(
+        config=BenchmarkConfig(n=(10,), prefill=20).to_dict(),
+        environment={
+            "target": "Milvus Lite (temporary file)",
+            "embeddings": "fake",
+            "contenders": {"ours-sync": "x, sync"},
+        },
+        cases=list(reversed(cases)),  # ordering must not depend on insertion order
+        unavailable={"ours-async": "cannot import"},
+        started_at="2026-01-01T00:00:00+00:00",
+        wall_time_s=12.5,
+    )
+
+
+def test_ratios() -> None:
+    results = sample_results()
+    case = results.get("add", 10, "ours-async")
+    assert case is not None
+    assert results.speedup_vs_langchain_async(case) == pytest.approx(2.0)
+    assert results.speedup_vs_ours_sync(case) == pytest.approx(4.0)
+    assert results.fraction_of_ceiling(case) == pytest.approx(0.5)
+    search = results.get("search", 10, "langchain-milvus-async")
+    assert search is not None and results.fraction_of_ceiling(search) is None  # ceiling failed
+    assert [c.label for c in results.failures] == ["ceiling/search/N=10"]
+
+
+def test_table_rows_and_alignment() -> None:
+    table = format_table(sample_results())
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["workload", "N", "contender"]
+    assert set(lines[1].replace(" ", "")) == {"-"}
+    rows = [line for line in lines[2:] if not set(line.replace(" ", "")) <= {"-"}]
+    assert [r.split()[2] for r in rows] == [
+        "ours-sync",
+        "ours-async",
+        "langchain-milvus-sync",
+        "langchain-milvus-async",
+        "ceiling",
+        "langchain-milvus-async",
+        "ceiling",
+    ]
+    ours_async = rows[1].split()
+    assert ours_async[3:5] == ["0.0250", "400"]
+    assert ours_async[8:13] == ["2.00x", "4.00x", "50%", "1", "ok"]
+    assert rows[5].endswith("ok r=0.90")
+    assert rows[6].split()[-1] == "FAIL"
+    # A separator between the (add, 10) and (search, 10) blocks; columns line up.
+    assert sum(1 for line in lines if set(line.replace(" ", "")) == {"-"}) == 2
+    header = lines[0]
+    assert header.index("contender") == rows[1].index("ours-async")
+    assert header.index("ops/s") + len("ops/s") == rows[1].index(" 400 ") + len(" 400")
+
+
+def test_render_table_right_aligns_numbers() -> None:
+    text = render_table(["workload", "ops/s"], [["add", "1"], None, ["search", "1,000"]])
+    assert text.splitlines()[2] == "add           1"
+    assert text.splitlines()[4] == "search    1,000"
+
+
+def test_report_mentions_unavailable_and_failures() -> None:
+    report = format_report(sample_results())
+    assert "UNAVAILABLE ours-async: cannot import" in report
+    assert "FAILED ceiling/search/N=10: wrong data" in report
+    assert "Total run time: 12.5 s" in report
+    assert "ours-sync = x, sync" in report
+
+
+def test_json_round_trip() -> None:
+    results = sample_results()
+    text = results.to_json()
+    data = json.loads(text)
+    first = data["cases"][1]
+    assert (first["contender"], first["speedup_vs_langchain_milvus_async"]) == ("ours-async", 2.0)
+    assert first["fraction_of_ceiling"] == 0.5
+    assert first["latency"]["p99_ms"] == pytest.approx(2.5)
+    again = BenchmarkResults.from_json(text)
+    assert again.ordered_cases() == results.ordered_cases()
+    assert (again.unavailable, again.wall_time_s) == (results.unavailable, 12.5)
+    assert again.to_json() == text
+
+
+# -- data, embeddings, contenders, timing -------------------------------------------------
+
+
+def test_documents_are_the_tutorials_and_deterministic() -> None:
+    docs = make_documents(6, seed=3)
+    assert docs == make_documents(6, seed=3)
+    assert docs != make_documents(6, seed=4)
+    rand = docs[5].metadata["score"]
+    assert docs[5].page_content == f"This is test document 5 with some random content: {rand}"
+    assert docs[5].metadata == {"id": "doc_5", "score": rand, "category": "cat_0"}
+    assert query_text(51) == "test document 1"
+    assert key_from_content(docs[5].page_content) == "doc_5"
+    updated = updated_document(docs[5])
+    assert key_from_content(updated.page_content) == "doc_5"
+    assert updated.page_content.startswith("This is updated test document 5 ")
+    assert key_from_content("something else") is None
+
+
+def test_counting_embeddings_counts_requests_and_adds_latency() -> None:
+    emb = CountingEmbeddings(DeterministicFakeEmbedding(size=8), 0.02, inner_is_local=True)
+    start = time.perf_counter()
+    emb.embed_documents(["a", "b", "c"])
+    emb.embed_query("q")
+    assert time.perf_counter() - start >= 0.04
+
+    async def run() -> list[list[float]]:
+        return await asyncio.gather(*(emb.aembed_query(f"q{i}") for i in range(10)))
+
+    start = time.perf_counter()
+    vectors = asyncio.run(run())
+    assert time.perf_counter() - start < 0.15  # the ten sleeps overlap
+    assert len(vectors) == 10 and len(vectors[0]) == 8
+    assert (emb.requests, emb.texts) == (12, 14)
+    emb.reset()
+    assert (emb.requests, emb.texts) == (0, 0)
+
+
+def test_openai_embeddings_need_a_key_or_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        make_embeddings(BenchmarkConfig(embeddings="openai"))
+    config = parse(
+        "--embeddings",
+        "openai",
+        "--openai-base-url",
+        "http://127.0.0.1:9/v1",
+        "--openai-model",
+        "local-embed",
+        "--embed-latency-ms",
+        "5",
+    )
+    assert config.effective_dim is None  # the model's own size
+    emb = make_embeddings(config)  # builds the client; no request is made
+    assert not emb.inner_is_local and emb.latency_s == pytest.approx(0.005)
+    assert type(emb.inner).__name__ == "OpenAIEmbeddings"
+
+
+def test_key_filters() -> None:
+    assert contenders_mod.scalar_key_filter(["doc_1", "doc_2"]) == 'id in ["doc_1", "doc_2"]'
+    assert contenders_mod.json_key_filter(["a"]) == 'metadata["id"] == "a"'
+    assert contenders_mod.json_key_filter(["a", 'b"']) == (
+        'metadata["id"] == "a" or metadata["id"] == "b\\""'
+    )
+
+
+def test_ours_unavailable_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> Any:
+        raise ImportError("not yet")
+
+    monkeypatch.setattr(contenders_mod, "import_ours", missing)
+    resolved = contenders_mod.resolve_contenders(BenchmarkConfig())
+    assert [c.name for c in resolved.contenders] == [
+        "langchain-milvus-sync",
+        "langchain-milvus-async",
+        "ceiling",
+    ]
+    assert set(resolved.unavailable) == {"ours-sync", "ours-async"}
+    assert "not yet" in resolved.unavailable["ours-sync"]
+    with pytest.raises(ConfigError, match="not yet"):
+        contenders_mod.resolve_contenders(BenchmarkConfig(ours_impl="ext"))
+    stand_in = contenders_mod.resolve_contenders(BenchmarkConfig(ours_impl="langchain-milvus"))
+    assert "STAND-IN" in stand_in.implementations()["ours-async"]
+    assert stand_in.unavailable == {}
+
+
+def test_timing_helpers() -> None:
+    timed = time_sync([lambda: 1, lambda: 2])
+    assert timed.outputs == [1, 2] and len(timed.latencies_s) == 2
+
+    async def slow(value: int) -> int:
+        await asyncio.sleep(0.01 * value)
+        return value
+
+    gathered = asyncio.run(time_gather([lambda v=v: slow(v) for v in (3, 1, 2)]))  # type: ignore[misc]
+    assert gathered.outputs == [3, 1, 2]
+    assert gathered.latencies_s[1] < gathered.latencies_s[2] < gathered.latencies_s[0]
+    assert gathered.total_s >= max(gathered.latencies_s) > 0.025
+    batch = time_batch(lambda: ["a", "b", "c"])
+    assert batch.outputs == ["a", "b", "c"] and len(set(batch.latencies_s)) == 1
+
+
+# -- correctness checks (checker stubbed: no server) --------------------------------------
+
+
+class StubContext(BenchContext):
+    rows = 0
+
+    def count(self, collection: str, expr: str = "") -> int:
+        return self.rows
+
+    def metric(self, collection: str) -> str | None:
+        return None
+
+
+def stub_context() -> StubContext:
+    config = BenchmarkConfig(n=(2,), prefill=20, k=2)
+    emb = CountingEmbeddings(DeterministicFakeEmbedding(size=8), inner_is_local=True)
+    return StubContext(config=config, uri="unused", token=None, embeddings=emb)
+
+
+def test_search_check_accepts_good_and_rejects_wrong_data() -> None:
+    ctx = stub_context()
+    view = CollectionView("c", contenders_mod.scalar_key_filter)
+    docs = ctx.prefill_docs
+    good = [
+        Document(id=str(i), page_content=d.page_content, metadata=d.metadata)
+        for i, d in enumerate(docs[:2])
+    ]
+    check_case(ctx, view, "mmr", 2, [good, good], rows_before=20)
+    with pytest.raises(CheckFailure, match="expected k=2"):
+        check_case(ctx, view, "search", 2, [good, good[:1]], rows_before=20)
+    swapped = [
+        good[0],
+        Document(id="x", page_content=docs[1].page_content, metadata=docs[2].metadata),
+    ]
+    with pytest.raises(CheckFailure, match="metadata id"):
+        check_case(ctx, view, "search", 2, [good, swapped], rows_before=20)
+    no_id = [good[0], Document(page_content=docs[1].page_content, metadata=docs[1].metadata)]
+    with pytest.raises(CheckFailure, match="without an id"):
+        check_case(ctx, view, "search", 2, [good, no_id], rows_before=20)
+
+
+def test_add_and_delete_checks_compare_counts() -> None:
+    ctx = stub_context()
+    view = CollectionView("c", contenders_mod.scalar_key_filter)
+    ctx.rows = 3
+    with pytest.raises(CheckFailure, match="collection has 3 rows, expected 2"):
+        check_case(ctx, view, "add", 2, [["a"], ["b"]], rows_before=0)
+    with pytest.raises(CheckFailure, match="duplicate"):
+        check_case(ctx, view, "add", 2, [["a"], ["a"]], rows_before=1)
+    with pytest.raises(CheckFailure, match="reported failure"):
+        check_case(ctx, view, "delete", 2, [True, False], rows_before=5)
+
+
+def test_main_writes_outputs_and_fails_loudly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import langchain_milvus_ext.benchmark.runner as runner
+
+    monkeypatch.setattr(runner, "run_benchmark", lambda config: sample_results())
+    out_json, out_png = tmp_path / "r.json", tmp_path / "plots" / "r.png"
+    code = cli.main(
+        ["--n", "10", "--prefill", "20", "--json", str(out_json), "--plot", str(out_png)]
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "BENCHMARK FAILED: ceiling/search/N=10" in captured.err
+    assert "langchain-milvus-async" in captured.out
+    assert BenchmarkResults.from_json(out_json.read_text()).get("add", 10, "ceiling") is not None
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,505 @@
+"""Unit tests for the sans-I/O plans of `_plans` and `_operations`, driven by a fake driver."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from pymilvus import DataType
+
+from langchain_milvus_ext._operations import (
+    add_plan,
+    delete_plan,
+    get_by_ids_plan,
+    retrieve_plan,
+    search_plan,
+)
+from langchain_milvus_ext._plans import (
+    Call,
+    CollectionState,
+    DeleteIds,
+    Embed,
+    Search,
+    SearchItem,
+    SearchKey,
+    Write,
+    WriteKey,
+    search_batch_plan,
+    store_rows_plan,
+)
+from langchain_milvus_ext._schema import plan_layout
+
+DIM = 3
+
+
+def planned(**overrides: Any) -> Any:
+    options: dict[str, Any] = {
+        "primary_field": "pk",
+        "text_field": "text",
+        "vector_field": "vector",
+        "metadata_field": None,
+        "enable_dynamic_field": False,
+        "auto_id": False,
+        "index_params": None,
+        "partition_key_field": None,
+    }
+    options.update(overrides)
+    return plan_layout(**options)
+
+
+CREATE_OPTIONS: dict[str, Any] = {
+    "index_params": None,
+    "partition_key_field": None,
+    "num_partitions": None,
+    "consistency_level": "Session",
+}
+
+
+def missing_state() -> CollectionState:
+    """A store whose collection does not exist (and has not been looked up yet)."""
+    return CollectionState("docs", planned(), dict(CREATE_OPTIONS))
+
+
+def existing_state(**layout: Any) -> CollectionState:
+    """A store whose collection layout is already known (no lookup steps)."""
+    known = replace(planned(), dim=DIM, exists=True, **layout)
+    return CollectionState("docs", known, dict(CREATE_OPTIONS))
+
+
+def description(dim: int = DIM) -> dict[str, Any]:
+    return {
+        "collection_name": "docs",
+        "auto_id": False,
+        "enable_dynamic_field": False,
+        "fields": [
+            {"name": "pk", "type": DataType.VARCHAR, "is_primary": True,
+             "params": {"max_length": 512}},
+            {"name": "text", "type": DataType.VARCHAR, "params": {"max_length": 65535}},
+            {"name": "vector", "type": DataType.FLOAT_VECTOR, "params": {"dim": dim}},
+            {"name": "metadata", "type": DataType.JSON, "params": {}},
+        ],
+    }
+
+
+def fake_vector(text: str) -> list[float]:
+    return [float(len(text)), 1.0, 0.0]
+
+
+class Seq:
+    """Answers given in turn, one per occurrence of the step."""
+
+    def __init__(self, *values: Any) -> None:
+        self.values = list(values)
+
+
+class FakeDriver:
+    """Answers steps from canned responses and records every step.
+
+    `responses` maps a `Call` method name (or a step class name such as "Search") to a value,
+    a `Seq` of values (answered in turn), a callable taking the step, or an exception to throw
+    into the plan.
+    """
+
+    def __init__(self, responses: dict[str, Any] | None = None) -> None:
+        self.responses = dict(responses or {})
+        self.steps: list[Any] = []
+
+    def answer(self, step: Any) -> Any:
+        if isinstance(step, Call):
+            name = step.method
+        else:
+            name = type(step).__name__
+        if name not in self.responses:
+            return self.default(step)
+        value = self.responses[name]
+        if isinstance(value, Seq):
+            value = value.values.pop(0)
+        if callable(value):
+            value = value(step)
+        return value
+
+    def default(self, step: Any) -> Any:
+        if isinstance(step, Embed):
+            return [fake_vector(t) for t in step.texts]
+        if isinstance(step, Write):
+            return [row["pk"] for row in step.rows]
+        if isinstance(step, DeleteIds):
+            return None
+        raise AssertionError(f"unexpected step {step!r}")
+
+    def run(self, plan: Any) -> Any:
+        try:
+            step = next(plan)
+            while True:
+                self.steps.append(step)
+                result = self.answer(step)
+                if isinstance(result, BaseException):
+                    step = plan.throw(result)
+                else:
+                    step = plan.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    def methods(self) -> list[str]:
+        return [s.method if isinstance(s, Call) else type(s).__name__ for s in self.steps]
+
+
+# --------------------------------------------------------------------------- add_plan
+
+
+def test_add_to_missing_collection_yields_one_write_with_ids_and_texts() -> None:
+    driver = FakeDriver({"has_collection": False})
+    ids = driver.run(add_plan(missing_state(), ["a", "bb"], [{"k": 1}, {"k": 2}], None))
+    assert driver.methods() == ["has_collection", "Write"]
+    write = driver.steps[1]
+    assert [row["text"] for row in write.rows] == ["a", "bb"]
+    assert [row["metadata"] for row in write.rows] == [{"k": 1}, {"k": 2}]
+    assert all(isinstance(row["pk"], str) and row["pk"] for row in write.rows)
+    assert write.texts == ["a", "bb"] and write.vectors is None
+    assert write.key == WriteKey(partition_name=None, timeout=None)
+    assert ids == [row["pk"] for row in write.rows]
+
+
+def test_add_with_ids_and_vectors() -> None:
+    driver = FakeDriver()
+    ids = driver.run(add_plan(
+        existing_state(), ["a", "b"], None, ["x", "y"], vectors=[[1, 2, 3], [4, 5, 6]],
+        timeout=2.0, partition_name="p1",
+    ))
+    [write] = driver.steps
+    assert isinstance(write, Write)
+    assert [row["pk"] for row in write.rows] == ["x", "y"]
+    assert write.texts is None
+    assert write.vectors == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    assert write.key == WriteKey(partition_name="p1", timeout=2.0)
+    assert ids == ["x", "y"]
+
+
+def test_add_returns_string_ids() -> None:
+    driver = FakeDriver({"Write": [10, 11]})
+    state = existing_state(auto_id=True, pk_is_int=True)
+    assert driver.run(add_plan(state, ["a", "b"], None, None)) == ["10", "11"]
+    assert "pk" not in driver.steps[0].rows[0]
+
+
+def test_add_with_wrong_vector_count_raises_before_any_step() -> None:
+    driver = FakeDriver()
+    with pytest.raises(ValueError, match="got 2 texts but 1 embeddings"):
+        driver.run(add_plan(missing_state(), ["a", "b"], None, None, vectors=[[1, 2, 3]]))
+    assert driver.steps == []
+
+
+def test_add_with_bad_metadata_never_writes() -> None:
+    driver = FakeDriver({"has_collection": False})
+    with pytest.raises(ValueError, match="JSON-serialisable"):
+        driver.run(add_plan(missing_state(), ["a"], [{"x": float("nan")}], None))
+    assert "Write" not in driver.methods()
+
+
+def test_add_nothing_writes_nothing() -> None:
+    driver = FakeDriver()
+    assert driver.run(add_plan(existing_state(), [], None, None)) == []
+    assert driver.steps == []
+
+
+# --------------------------------------------------------------------------- search_plan
+
+
+def test_search_yields_one_search_with_filter_and_limit() -> None:
+    canned = [([{"id": "a", "distance": 0.5}], [1.0, 0.0, 0.0])]
+    driver = FakeDriver({"Search": canned})
+    result = driver.run(search_plan(
+        existing_state(), ["hello"], 3, filter={"genre": "scifi"}, expr="year > 2000",
+    ))
+    [search] = driver.steps
+    assert isinstance(search, Search)
+    assert search.items == [SearchItem(text="hello")]
+    assert search.key.limit == 3
+    assert search.key.expr == '(metadata["genre"] == "scifi") and (year > 2000)'
+    assert json.loads(search.key.search_params)["metric_type"] == "COSINE"
+    assert "text" in search.key.output_fields and "metadata" in search.key.output_fields
+    assert "vector" not in search.key.output_fields
+    assert result == canned
+
+
+def test_search_vector_queries_and_no_filter() -> None:
+    driver = FakeDriver({"Search": [([], [1.0, 2.0, 3.0])]})
+    driver.run(search_plan(existing_state(), [[1, 2, 3]], 5, partition_names=["p"]))
+    [search] = driver.steps
+    assert search.items == [SearchItem(vector=[1.0, 2.0, 3.0])]
+    assert search.key.expr is None
+    assert search.key.partition_names == ("p",)
+
+
+def test_search_bad_k_raises_before_any_step() -> None:
+    driver = FakeDriver()
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        driver.run(search_plan(missing_state(), ["q"], 0))
+    assert driver.steps == []
+
+
+# --------------------------------------------------------------------------- delete_plan
+
+
+def test_delete_by_ids_only_yields_delete_ids() -> None:
+    driver = FakeDriver()
+    assert driver.run(delete_plan(existing_state(), ["a", "b", "a"], timeout=1.0)) is True
+    assert driver.steps == [DeleteIds(["a", "b"], partition_name=None, timeout=1.0)]
+
+
+def test_delete_by_ids_and_filter_yields_one_delete_call_with_both() -> None:
+    driver = FakeDriver({"delete": None})
+    driver.run(delete_plan(existing_state(), ["a"], filter={"k": 1}, partition_name="p"))
+    [call] = driver.steps
+    assert call == Call("delete", {
+        "collection_name": "docs", "timeout": None, "filter": 'metadata["k"] == 1',
+        "ids": ["a"], "partition_name": "p",
+    })
+
+
+def test_delete_by_filter_only() -> None:
+    driver = FakeDriver({"delete": None})
+    driver.run(delete_plan(existing_state(), None, expr="pk like \"x%\""))
+    [call] = driver.steps
+    assert call.method == "delete"
+    assert call.kwargs["filter"] == 'pk like "x%"'
+    assert "ids" not in call.kwargs
+
+
+def test_delete_everything_is_refused() -> None:
+    driver = FakeDriver()
+    with pytest.raises(ValueError, match="refusing to delete everything"):
+        driver.run(delete_plan(existing_state(), None))
+    assert driver.steps == []
+
+
+def test_delete_empty_ids_raises_on_a_known_collection() -> None:
+    driver = FakeDriver()
+    with pytest.raises(ValueError, match="ids is an empty list"):
+        driver.run(delete_plan(existing_state(), []))
+    assert driver.steps == []
+
+
+def test_delete_empty_ids_raises_before_any_step() -> None:
+    """An argument error needs no round trip: nothing should be asked of the server first."""
+    driver = FakeDriver({
+        "has_collection": True, "describe_collection": description(), "list_indexes": [],
+        "load_collection": None,
+    })
+    with pytest.raises(ValueError, match="ids is an empty list"):
+        driver.run(delete_plan(missing_state(), []))
+    assert driver.steps == []
+
+
+def test_delete_on_missing_collection_only_looks_it_up() -> None:
+    driver = FakeDriver({"has_collection": False})
+    assert driver.run(delete_plan(missing_state(), ["a"])) is True
+    assert driver.methods() == ["has_collection"]
+
+
+# --------------------------------------------------------------------------- get_by_ids_plan
+
+
+def test_get_by_ids_on_missing_collection_returns_empty_after_lookup() -> None:
+    driver = FakeDriver({"has_collection": False})
+    assert driver.run(get_by_ids_plan(missing_state(), ["a", "b"])) == []
+    assert driver.steps == [Call("has_collection", {"collection_name": "docs"})]
+
+
+def test_get_by_ids_orders_results_and_drops_missing() -> None:
+    rows = [
+        {"pk": "b", "text": "B", "metadata": {"n": 2}},
+        {"pk": "a", "text": "A", "metadata": {"n": 1}},
+    ]
+    driver = FakeDriver({"get": rows})
+    docs = driver.run(get_by_ids_plan(existing_state(), ["a", "zz", "b", "a"]))
+    [call] = driver.steps
+    assert call.method == "get"
+    assert call.kwargs["ids"] == ["a", "zz", "b"]
+    assert [(d.id, d.page_content, d.metadata) for d in docs] == [
+        ("a", "A", {"n": 1}), ("b", "B", {"n": 2}),
+    ]
+
+
+# --------------------------------------------------------------------------- CollectionState
+
+
+def test_ensure_creates_then_describes_and_adopts_the_layout() -> None:
+    index = {"field_name": "vector", "metric_type": "L2", "index_type": "HNSW"}
+    driver = FakeDriver({
+        "has_collection": Seq(False, True),
+        "create_collection": None,
+        "describe_collection": description(dim=8),
+        "list_indexes": ["vector_idx"],
+        "describe_index": index,
+        "load_collection": None,
+    })
+    state = missing_state()
+    layout = driver.run(state.ensure_plan(8))
+    assert driver.methods() == [
+        "has_collection", "create_collection", "has_collection", "describe_collection",
+        "list_indexes", "describe_index", "load_collection",
+    ]
+    create = driver.steps[1]
+    assert create.kwargs["collection_name"] == "docs"
+    vector = next(f for f in create.kwargs["schema"].to_dict()["fields"] if f["name"] == "vector")
+    assert vector["params"]["dim"] == 8
+    assert layout.exists and layout.dim == 8 and layout.metric == "L2"
+    assert layout.index_type == "HNSW"
+    assert state.layout is layout
+
+
+def test_ensure_on_known_collection_makes_no_calls() -> None:
+    state = existing_state()
+    driver = FakeDriver()
+    assert driver.run(state.ensure_plan(DIM)) is state.layout
+    assert driver.steps == []
+
+
+def test_ensure_tolerates_a_racing_creator() -> None:
+    driver = FakeDriver({
+        "has_collection": Seq(False, True, True),
+        "create_collection": RuntimeError("collection already exists"),
+        "describe_collection": description(),
+        "list_indexes": [],
+        "load_collection": None,
+    })
+    layout = driver.run(missing_state().ensure_plan(DIM))
+    assert layout.exists and layout.dim == DIM
+
+
+def test_ensure_reraises_a_failed_create() -> None:
+    driver = FakeDriver({
+        "has_collection": Seq(False, False),
+        "create_collection": RuntimeError("bad schema"),
+    })
+    with pytest.raises(RuntimeError, match="bad schema"):
+        driver.run(missing_state().ensure_plan(DIM))
+
+
+def test_store_rows_upserts_with_vectors() -> None:
+    driver = FakeDriver({"upsert": {"upsert_count": 1}})
+    ids = driver.run(store_rows_plan(
+        existing_state(), [{"pk": "a", "text": "t"}], [[1, 2, 3]], WriteKey("p", 3.0)
+    ))
+    [call] = driver.steps
+    assert call.method == "upsert"
+    assert call.kwargs["data"] == [{"pk": "a", "text": "t", "vector": [1.0, 2.0, 3.0]}]
+    assert call.kwargs["partition_name"] == "p" and call.kwargs["timeout"] == 3.0
+    assert ids == ["a"]
+
+
+def test_store_rows_inserts_for_auto_id() -> None:
+    driver = FakeDriver({"insert": {"ids": [101, 102]}})
+    state = existing_state(auto_id=True, pk_is_int=True)
+    ids = driver.run(store_rows_plan(state, [{"text": "a"}, {"text": "b"}], [[1, 2, 3]] * 2,
+                                     WriteKey()))
+    assert driver.methods() == ["insert"]
+    assert ids == [101, 102]
+
+
+# --------------------------------------------------------------------------- search_batch_plan
+
+
+KEY = SearchKey(limit=2, expr='metadata["k"] == 1', output_fields=("text", "metadata"),
+                search_params=json.dumps({"metric_type": "COSINE", "params": {}}))
+
+
+def test_search_batch_embeds_only_text_items_and_keeps_vectors() -> None:
+    items = [SearchItem(text="a"), SearchItem(vector=[9.0, 9.0, 9.0]), SearchItem(text="ccc")]
+    hits = [[{"id": "x", "distance": 0.1}], [], [{"id": "y", "distance": 0.2}]]
+    driver = FakeDriver({"search": hits})
+    result = driver.run(search_batch_plan(existing_state(), items, KEY))
+    assert driver.methods() == ["Embed", "search"]
+    embed, search = driver.steps
+    assert embed == Embed(["a", "ccc"], "queries")
+    expected = [fake_vector("a"), [9.0, 9.0, 9.0], fake_vector("ccc")]
+    assert search.kwargs["data"] == expected
+    assert search.kwargs["limit"] == 2
+    assert search.kwargs["filter"] == 'metadata["k"] == 1'
+    assert search.kwargs["anns_field"] == "vector"
+    assert search.kwargs["search_params"] == {"metric_type": "COSINE", "params": {}}
+    assert [vector for _, vector in result] == expected
+    assert [[h["id"] for h in per_query] for per_query, _ in result] == [["x"], [], ["y"]]
+
+
+def test_search_batch_of_vectors_embeds_nothing() -> None:
+    driver = FakeDriver({"search": [[]]})
+    driver.run(search_batch_plan(existing_state(), [SearchItem(vector=[1.0, 0.0, 0.0])], KEY))
+    assert driver.methods() == ["search"]
+
+
+def test_search_batch_on_missing_collection_returns_empty_hits() -> None:
+    driver = FakeDriver({"has_collection": False})
+    result = driver.run(search_batch_plan(missing_state(), [SearchItem(text="q")], KEY))
+    assert driver.methods() == ["Embed", "has_collection"]
+    assert result == [([], fake_vector("q"))]
+
+
+def test_search_batch_checks_query_dimension() -> None:
+    driver = FakeDriver()
+    with pytest.raises(ValueError, match="dimension 2"):
+        driver.run(search_batch_plan(existing_state(), [SearchItem(vector=[1.0, 0.0])], KEY))
+    assert "search" not in driver.methods()
+
+
+# --------------------------------------------------------------------------- retrieve_plan
+
+
+def _search_result(distances: list[float]) -> list[Any]:
+    hits = [
+        {"id": f"d{n}", "distance": d, "entity": {"text": f"doc {n}", "metadata": {}}}
+        for n, d in enumerate(distances)
+    ]
+    return [(hits, [1.0, 0.0, 0.0])]
+
+
+def test_retrieve_with_score_threshold_keeps_relevant_documents() -> None:
+    # COSINE relevance (s + 1) / 2: 0.9 -> 0.95, 0.7 -> 0.85, 0.5 -> 0.75
+    driver = FakeDriver({"Search": _search_result([0.9, 0.7, 0.5])})
+    docs = driver.run(retrieve_plan(
+        existing_state(), "q", "similarity_score_threshold", 3,
+        fetch_k=20, lambda_mult=0.5, score_threshold=0.8,
+    ))
+    assert [d.id for d in docs] == ["d0", "d1"]
+
+
+def test_retrieve_with_score_threshold_on_l2() -> None:
+    # L2 relevance 1 / (1 + d): 0 -> 1.0, 1 -> 0.5, 3 -> 0.25
+    driver = FakeDriver({"Search": _search_result([0.0, 1.0, 3.0])})
+    docs = driver.run(retrieve_plan(
+        existing_state(metric="L2"), "q", "similarity_score_threshold", 3,
+        fetch_k=20, lambda_mult=0.5, score_threshold=0.5,
+    ))
+    assert [d.id for d in docs] == ["d0", "d1"]
+
+
+def test_retrieve_similarity_keeps_all_hits() -> None:
+    driver = FakeDriver({"Search": _search_result([0.9, -0.9])})
+    docs = driver.run(retrieve_plan(
+        existing_state(), "q", "similarity", 2, fetch_k=20, lambda_mult=0.5,
+        score_threshold=None,
+    ))
+    assert [d.id for d in docs] == ["d0", "d1"]
+
+
+def test_retrieve_threshold_requires_a_threshold() -> None:
+    driver = FakeDriver()
+    with pytest.raises(ValueError, match="needs score_threshold"):
+        driver.run(retrieve_plan(
+            existing_state(), "q", "similarity_score_threshold", 3, fetch_k=20,
+            lambda_mult=0.5, score_threshold=None,
+        ))
+    assert driver.steps == []
+
+
+def test_retrieve_unknown_search_type() -> None:
+    driver = FakeDriver()
+    with pytest.raises(ValueError, match="unknown search_type 'bogus'"):
+        driver.run(retrieve_plan(
+            existing_state(), "q", "bogus", 3, fetch_k=20, lambda_mult=0.5,
+            score_threshold=None,
+        ))
+    assert driver.steps == []
