@@ -76,7 +76,8 @@ class BatchError(Exception):
     def __init__(
         self, n: int, failed: list[int], partial: dict[int, Any], errors: list[BaseException]
     ) -> None:
-        super().__init__(f"{len(failed)} of {n} items failed: {errors[0]!r}")
+        first = errors[0]
+        super().__init__(f"{len(failed)} of {n} items failed: {type(first).__name__}: {first}")
         self.failed_indices = failed
         self.succeeded_indices = sorted(partial)
         self.partial_results = partial

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -192,6 +193,8 @@ class SyncDriver:
         except Exception as error:
             if pending is not None and not pending[2].done():
                 pending[2].exception()  # wait for it; its rows are reported as not written
+            if isinstance(error, ValueError) and not written:
+                raise  # bad input (e.g. a wrong dimension) found before any row was sent
             failed = list(range(len(written), len(write.rows)))
             raise _write_error(write.rows, pk, failed, written, error) from error
         return written
@@ -224,12 +227,14 @@ class _LoopSession:
     def __init__(self, driver: AsyncDriver) -> None:
         self.client: AsyncMilvusClient = driver.clients.new_async_client()
         limits = driver.options.limits
+        # Batches run on this session's client, even while aclose() drains them.
         self.writes: Coalescer[_WriteBatchKey, _WriteItem, PrimaryKey] = Coalescer(
-            driver.write_batch, limits, size_of=lambda item: estimate_row_bytes(item[0]))
+            partial(driver.write_batch, self), limits,
+            size_of=lambda item: estimate_row_bytes(item[0]))
         self.searches: Coalescer[SearchKey, SearchItem, SearchResult] = Coalescer(
-            driver.search_batch, limits)
+            partial(driver.search_batch, self), limits)
         self.deletes: Coalescer[_DeleteKey, PrimaryKey, None] = Coalescer(
-            driver.delete_batch, limits)
+            partial(driver.delete_batch, self), limits)
 
 
 class AsyncDriver:
@@ -244,10 +249,9 @@ class AsyncDriver:
 
     async def run(self, plan: PlanOf[R]) -> R:
         """Run a plan to completion in the running loop and return its result."""
-        return await self._drive(plan, coalesce=self.options.coalesce)
+        return await self._drive(plan, self.sessions.get(), coalesce=self.options.coalesce)
 
-    async def _drive(self, plan: PlanOf[R], *, coalesce: bool) -> R:
-        session = self.sessions.get()
+    async def _drive(self, plan: PlanOf[R], session: _LoopSession, *, coalesce: bool) -> R:
         try:
             step = next(plan)
             while True:
@@ -266,6 +270,10 @@ class AsyncDriver:
         while True:
             self.stats.calls[step.method] += 1
             try:
+                if step.method == "delete":
+                    # pymilvus 3.0.2's async delete ignores the server's status (an invalid
+                    # filter "succeeds"); the sync client checks it.
+                    return await asyncio.to_thread(self.clients.sync().delete, **step.kwargs)
                 return await getattr(session.client, step.method)(**step.kwargs)
             except Exception as error:
                 failure = _failure(error, step.method, attempt, self.options, self.clients)
@@ -284,14 +292,17 @@ class AsyncDriver:
             return await self.embed(step)
         if isinstance(step, Write):
             return await self._write(step, session, coalesce)
-        if isinstance(step, Search):
+        try:
+            if isinstance(step, Search):
+                if coalesce:
+                    return await session.searches.submit(step.key, step.items)
+                return await self.search_batch(session, step.key, step.items)
+            key = (step.partition_name, step.timeout)
             if coalesce:
-                return await session.searches.submit(step.key, step.items)
-            return await self.search_batch(step.key, step.items)
-        if coalesce:
-            await session.deletes.submit((step.partition_name, step.timeout), step.ids)
-            return None
-        return await self.delete_batch((step.partition_name, step.timeout), step.ids)
+                return await session.deletes.submit(key, step.ids)
+            return await self.delete_batch(session, key, step.ids)
+        except BatchError as error:  # a read or delete failed: the server's own error
+            raise error.errors[0] from None
 
     async def embed(self, step: Embed) -> list[list[float]]:
         """Embed with the async API; several queries share one request when allowed."""
@@ -313,7 +324,9 @@ class AsyncDriver:
             try:
                 return await session.writes.submit((write.key, write.texts is not None), items)
             except BatchError as error:
-                cause = error.__cause__ or error
+                cause = error.errors[0]
+                if isinstance(cause, ValueError) and not error.succeeded_indices:
+                    raise cause from None  # bad input found before this caller's rows were sent
                 raise _write_error(write.rows, pk, error.failed_indices, [
                     write.rows[i].get(pk) for i in error.succeeded_indices], cause) from cause
         chunks = _chunks(write, self.options.batch_size)
@@ -321,18 +334,22 @@ class AsyncDriver:
 
         async def one(chunk: Write) -> list[PrimaryKey]:
             async with bound:
-                return list(await self._drive(write_batch_plan(self.state, chunk), coalesce=False))
+                plan = write_batch_plan(self.state, chunk)
+                return list(await self._drive(plan, session, coalesce=False))
 
         results = await asyncio.gather(*(one(c) for _, c in chunks), return_exceptions=True)
         failed = [i for (start, c), r in zip(chunks, results, strict=True)
                   if isinstance(r, BaseException) for i in range(start, start + len(c.rows))]
         written = [pk_ for r in results if not isinstance(r, BaseException) for pk_ in r]
         errors = [r for r in results if isinstance(r, BaseException)]
+        if errors and isinstance(errors[0], ValueError) and not written:
+            raise errors[0]
         if errors:
             raise _write_error(write.rows, pk, failed, written, errors[0]) from errors[0]
         return written
 
-    async def write_batch(self, key: _WriteBatchKey, items: list[_WriteItem]) -> list[PrimaryKey]:
+    async def write_batch(self, session: _LoopSession, key: _WriteBatchKey,
+                          items: list[_WriteItem]) -> list[PrimaryKey]:
         """One coalesced write batch: one embedding request, one upsert."""
         write_key, embed = key
         write = Write(
@@ -341,16 +358,20 @@ class AsyncDriver:
             vectors=None if embed else [vector or [] for _, _, vector in items],
             key=write_key,
         )
-        return list(await self._drive(write_batch_plan(self.state, write), coalesce=False))
+        plan = write_batch_plan(self.state, write)
+        return list(await self._drive(plan, session, coalesce=False))
 
-    async def search_batch(self, key: SearchKey, items: list[SearchItem]) -> list[SearchResult]:
+    async def search_batch(self, session: _LoopSession, key: SearchKey,
+                           items: list[SearchItem]) -> list[SearchResult]:
         """One coalesced search batch: one embedding request, one search with nq queries."""
-        return list(await self._drive(search_batch_plan(self.state, items, key), coalesce=False))
+        plan = search_batch_plan(self.state, items, key)
+        return list(await self._drive(plan, session, coalesce=False))
 
-    async def delete_batch(self, key: _DeleteKey, ids: list[PrimaryKey]) -> list[None]:
+    async def delete_batch(self, session: _LoopSession, key: _DeleteKey,
+                           ids: list[PrimaryKey]) -> list[None]:
         """One coalesced delete: all ids in one RPC."""
-        unique = list(dict.fromkeys(ids))
-        await self._drive(delete_ids_plan(self.state, unique, key[0], key[1]), coalesce=False)
+        plan = delete_ids_plan(self.state, list(dict.fromkeys(ids)), key[0], key[1])
+        await self._drive(plan, session, coalesce=False)
         return [None] * len(ids)
 
     async def aclose(self) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from langchain_milvus_ext._filters import combine_and, compile_filter
+from langchain_milvus_ext._filters import combine_and, compile_filter, ids_expr
 from langchain_milvus_ext._hybrid import HybridOptions, hybrid_requests
 from langchain_milvus_ext._plans import (
     Call,
@@ -35,6 +35,7 @@ from langchain_milvus_ext._results import (
 )
 from langchain_milvus_ext._rows import (
     PrimaryKey,
+    attach_vectors,
     build_rows,
     check_query_vector,
     normalize_ids,
@@ -71,6 +72,10 @@ def add_plan(
     layout = yield from state.describe_plan()
     keys = resolve_ids(len(texts), ids, layout)
     rows = build_rows(texts, metadatas, keys, layout)
+    if vectors is not None:  # dimension and finiteness, before anything is sent
+        attach_vectors(rows, vectors, layout)
+        if len({len(v) for v in vectors}) > 1:
+            raise ValueError("embeddings have different dimensions")
     if not rows:
         return []
     written = yield Write(
@@ -96,6 +101,8 @@ def search_plan(
 ) -> PlanOf[list[SearchResult]]:
     """Search several queries (texts or vectors) at once; returns a SearchResult per query."""
     check_k(k)
+    if not queries:
+        return []
     layout = yield from state.describe_plan()
     items = [
         SearchItem(text=q) if isinstance(q, str) else SearchItem(vector=[float(x) for x in q])
@@ -208,10 +215,10 @@ def delete_plan(
     if keys is not None and condition is None:
         yield DeleteIds(keys, partition_name=partition_name, timeout=timeout)
         return True
+    if keys is not None:  # pymilvus refuses ids= together with filter=
+        condition = combine_and(ids_expr(layout.pk_field, keys), condition)
     kwargs: dict[str, Any] = {"collection_name": state.name, "timeout": timeout,
                               "filter": condition}
-    if keys is not None:
-        kwargs["ids"] = keys
     if partition_name:
         kwargs["partition_name"] = partition_name
     yield Call("delete", kwargs)
