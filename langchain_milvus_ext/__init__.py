@@ -12,6 +12,7 @@ from langchain_milvus_ext._coalescer import BatchError, CoalescerLimits
 from langchain_milvus_ext._errors import MilvusConnectionError, WriteError
 from langchain_milvus_ext._filters import compile_filter
 from langchain_milvus_ext._retry import RetryPolicy
+from langchain_milvus_ext.ingest import IngestResult, aingest_documents, ingest_documents
 from langchain_milvus_ext.retriever import MilvusRetriever
 from langchain_milvus_ext.vectorstore import Milvus, MilvusVectorStore
 
@@ -23,6 +24,7 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a sourc
 __all__ = [
     "BatchError",
     "CoalescerLimits",
+    "IngestResult",
     "Milvus",
     "MilvusConnectionError",
     "MilvusRetriever",
@@ -30,5 +32,7 @@ __all__ = [
     "RetryPolicy",
     "WriteError",
     "__version__",
+    "aingest_documents",
     "compile_filter",
+    "ingest_documents",
 ]

@@ -136,7 +136,7 @@ class SyncDriver:
         while True:
             self.stats.calls[step.method] += 1
             try:
-                return getattr(self.clients.sync(), step.method)(**step.kwargs)
+                return self.raw_call(step)
             except Exception as error:
                 failure = _failure(error, step.method, attempt, self.options, self.clients)
                 if failure is error:
@@ -146,6 +146,16 @@ class SyncDriver:
             self.stats.retries += 1
             time.sleep(self.options.retry.backoff(attempt))
             attempt += 1
+
+    def raw_call(self, step: Call) -> Any:
+        """The client call itself; creating the collection is serialised per collection."""
+        client = self.clients.sync()
+        if step.method != "create_collection":
+            return getattr(client, step.method)(**step.kwargs)
+        with self.state.create_lock:  # racing creators: Milvus Lite raises "File exists"
+            if client.has_collection(step.kwargs["collection_name"]):
+                return None
+            return client.create_collection(**step.kwargs)
 
     def _execute(self, step: Step) -> Any:
         if isinstance(step, Call):
@@ -237,6 +247,12 @@ class _LoopSession:
             partial(driver.delete_batch, self), limits)
 
 
+_VIA_SYNC_CLIENT = frozenset({"delete", "create_collection"})
+"""Calls the async shell makes with the sync client in a worker thread: pymilvus 3.0.2's
+async `delete` ignores the server's status (an invalid filter "succeeds"), and its async
+`create_collection` waits for the index with an RPC Milvus Lite does not implement."""
+
+
 class AsyncDriver:
     """Runs plans with the running loop's async client, coalescing concurrent calls."""
 
@@ -246,6 +262,7 @@ class AsyncDriver:
             state, clients, embeddings, options)
         self.stats = DriverStats()
         self.sessions: PerLoop[_LoopSession] = PerLoop(lambda: _LoopSession(self))
+        self._sync_call = SyncDriver(state, clients, embeddings, options).raw_call
 
     async def run(self, plan: PlanOf[R]) -> R:
         """Run a plan to completion in the running loop and return its result."""
@@ -270,10 +287,8 @@ class AsyncDriver:
         while True:
             self.stats.calls[step.method] += 1
             try:
-                if step.method == "delete":
-                    # pymilvus 3.0.2's async delete ignores the server's status (an invalid
-                    # filter "succeeds"); the sync client checks it.
-                    return await asyncio.to_thread(self.clients.sync().delete, **step.kwargs)
+                if step.method in _VIA_SYNC_CLIENT:
+                    return await asyncio.to_thread(self._sync_call, step)
                 return await getattr(session.client, step.method)(**step.kwargs)
             except Exception as error:
                 failure = _failure(error, step.method, attempt, self.options, self.clients)

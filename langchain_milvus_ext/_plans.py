@@ -127,6 +127,7 @@ class CollectionState:
         self.layout = planned
         self.create_options = create_options
         self._lock = threading.Lock()
+        self.create_lock = threading.Lock()
 
     def adopt(self, description: dict[str, Any], index: dict[str, Any] | None) -> None:
         """Take the layout of the existing collection."""

@@ -1,0 +1,206 @@
+"""Idempotent ingestion (`ingest_documents` / `aingest_documents`) on embedded Milvus Lite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_text_splitters import CharacterTextSplitter
+
+from langchain_milvus_ext import MilvusVectorStore
+from langchain_milvus_ext.ingest import (
+    aingest_documents,
+    chunk_id,
+    ingest_documents,
+    plan_ingest,
+    source_of,
+)
+
+pytestmark = pytest.mark.lite
+
+CHUNK = 100
+
+
+def _text(source: str, n_paragraphs: int, version: str = "v1") -> str:
+    """`n_paragraphs` paragraphs of ~90 characters: one chunk each with chunk_size=100."""
+    return "\n\n".join(
+        f"{source} {version} paragraph {i}: " + "lorem ipsum dolor sit amet " * 2
+        for i in range(n_paragraphs)
+    )
+
+
+def _corpus(**overrides: str) -> list[Document]:
+    texts = {"a.md": _text("a.md", 3), "b.md": _text("b.md", 4), "c.md": _text("c.md", 5)}
+    texts.update(overrides)
+    return [Document(page_content=t, metadata={"source": s, "lang": "en"})
+            for s, t in texts.items()]
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[MilvusVectorStore]:
+    s = MilvusVectorStore(DeterministicFakeEmbedding(size=16),
+                          connection_args={"uri": str(tmp_path / "i.db")},
+                          consistency_level="Strong")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _count(store: MilvusVectorStore) -> int:
+    return len(store.get_pks("pk != ''"))
+
+
+def _source_texts(store: MilvusVectorStore, source: str) -> list[str]:
+    docs = store.search_by_metadata({"source": source}, limit=1000)
+    return [d.page_content for d in sorted(docs, key=lambda d: d.metadata["chunk_index"])]
+
+
+def test_plan_is_pure_and_deterministic() -> None:
+    docs = _corpus()
+    first = plan_ingest(docs, chunk_size=CHUNK, chunk_overlap=0)
+    second = plan_ingest(_corpus(), chunk_size=CHUNK, chunk_overlap=0)
+    assert first.ids == second.ids
+    assert first.chunk_counts == {"a.md": 3, "b.md": 4, "c.md": 5}
+    assert len(set(first.ids)) == 12
+    assert first.ids[0] == chunk_id("a.md", 0)
+    assert [c.metadata["chunk_index"] for c in first.chunks[:3]] == [0, 1, 2]
+    assert all(c.metadata["lang"] == "en" for c in first.chunks)
+    assert docs[0].metadata == {"source": "a.md", "lang": "en"}  # inputs untouched
+
+
+def test_sources_without_metadata_source() -> None:
+    by_id = Document(page_content="x", id="doc-7")
+    by_hash = Document(page_content="same text")
+    assert source_of(by_id) == "doc-7"
+    assert source_of(by_hash) == source_of(Document(page_content="same text"))
+    assert source_of(by_hash).startswith("sha256:")
+    plan = plan_ingest([by_id, by_hash], chunk_size=CHUNK, chunk_overlap=0)
+    assert [c.metadata["source"] for c in plan.chunks] == ["doc-7", source_of(by_hash)]
+
+
+def test_pages_of_one_source_are_numbered_across_documents() -> None:
+    pages = [Document(page_content=_text("p", 2, f"page{i}"), metadata={"source": "f.pdf"})
+             for i in range(3)]
+    plan = plan_ingest(pages, chunk_size=CHUNK, chunk_overlap=0)
+    assert plan.chunk_counts == {"f.pdf": 6}
+    assert [c.metadata["chunk_index"] for c in plan.chunks] == list(range(6))
+    assert len(set(plan.ids)) == 6
+
+
+def test_custom_splitter_and_bad_arguments(store: MilvusVectorStore) -> None:
+    splitter = CharacterTextSplitter(separator="\n\n", chunk_size=1, chunk_overlap=0)
+    plan = plan_ingest(_corpus(), splitter=splitter)
+    assert plan.chunk_counts == {"a.md": 3, "b.md": 4, "c.md": 5}
+    with pytest.raises(ValueError, match="batch_size"):
+        ingest_documents(store, _corpus(), batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="chunk_overlap"):
+        ingest_documents(store, _corpus(), chunk_size=10, chunk_overlap=10, progress=False)
+    with pytest.raises(ValueError, match="Document"):
+        ingest_documents(store, [{"page_content": "x"}], progress=False)  # type: ignore[list-item]
+
+
+def test_reingest_replaces_and_shrinks(store: MilvusVectorStore) -> None:
+    first = ingest_documents(store, _corpus(), chunk_size=CHUNK, chunk_overlap=0,
+                             batch_size=5, progress=False)
+    assert (first.num_chunks, first.num_sources, first.num_stale_deleted) == (12, 3, 0)
+    assert _count(store) == 12
+
+    again = ingest_documents(store, _corpus(), chunk_size=CHUNK, chunk_overlap=0,
+                             batch_size=5, progress=False)
+    assert again.ids == first.ids
+    assert _count(store) == 12
+
+    changed = _text("b.md", 4, "v2")
+    ingest_documents(store, _corpus(**{"b.md": changed}), chunk_size=CHUNK, chunk_overlap=0,
+                     progress=False)
+    assert _count(store) == 12
+    assert all(" v2 " in t for t in _source_texts(store, "b.md"))
+    assert all(" v1 " in t for t in _source_texts(store, "a.md"))
+
+    shrunk = ingest_documents(store, _corpus(**{"c.md": _text("c.md", 2, "v3")}),
+                              chunk_size=CHUNK, chunk_overlap=0, progress=False)
+    assert shrunk.num_stale_deleted == 3
+    assert _count(store) == 9
+    assert len(_source_texts(store, "c.md")) == 2
+    assert store.get_pks({"source": "c.md", "chunk_index": {"$gte": 2}}) == []
+    assert store.get_by_ids([chunk_id("c.md", 4)]) == []
+    got = store.get_by_ids([chunk_id("c.md", 1)])
+    assert got[0].metadata == {"source": "c.md", "lang": "en", "chunk_index": 1}
+
+
+def test_ingest_with_progress_bar(store: MilvusVectorStore,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    ingest_documents(store, _corpus(), chunk_size=CHUNK, chunk_overlap=0, batch_size=4)
+    assert "12/12" in capsys.readouterr().err
+    assert _count(store) == 12
+
+
+def test_empty_source_deletes_its_chunks(store: MilvusVectorStore) -> None:
+    ingest_documents(store, _corpus(), chunk_size=CHUNK, chunk_overlap=0, progress=False)
+    result = ingest_documents(store, [Document(page_content="", metadata={"source": "a.md"})],
+                              progress=False)
+    assert (result.num_chunks, result.num_stale_deleted) == (0, 3)
+    assert _count(store) == 9
+
+
+def test_ids_deterministic_across_stores(tmp_path: Path) -> None:
+    ids = []
+    for name in ("one.db", "two.db"):
+        with MilvusVectorStore(DeterministicFakeEmbedding(size=16),
+                               connection_args={"uri": str(tmp_path / name)},
+                               consistency_level="Strong") as s:
+            ids.append(ingest_documents(s, _corpus(), chunk_size=CHUNK, chunk_overlap=0,
+                                        progress=False).ids)
+    assert ids[0] == ids[1]
+    assert len(set(ids[0])) == 12
+
+
+def test_auto_id_store_is_refused(tmp_path: Path) -> None:
+    with MilvusVectorStore(DeterministicFakeEmbedding(size=16), auto_id=True,
+                           connection_args={"uri": str(tmp_path / "a.db")}) as s:
+        with pytest.raises(ValueError, match="auto_id"):
+            ingest_documents(s, _corpus(), progress=False)
+
+
+async def test_async_reingest_replaces_and_shrinks(store: MilvusVectorStore) -> None:
+    kwargs = {"chunk_size": CHUNK, "chunk_overlap": 0, "batch_size": 2, "progress": False}
+    first = await aingest_documents(store, _corpus(), **kwargs)  # type: ignore[arg-type]
+    assert (first.num_chunks, first.num_sources, first.num_stale_deleted) == (12, 3, 0)
+    assert first.ids == plan_ingest(_corpus(), chunk_size=CHUNK, chunk_overlap=0).ids
+    assert len(await store.aget_pks("pk != ''")) == 12
+
+    again = await aingest_documents(store, _corpus(), **kwargs)  # type: ignore[arg-type]
+    assert again.ids == first.ids
+    assert len(await store.aget_pks("pk != ''")) == 12
+
+    await aingest_documents(store, _corpus(**{"b.md": _text("b.md", 4, "v2")}),
+                            **kwargs)  # type: ignore[arg-type]
+    docs = await store.aget_by_ids([chunk_id("b.md", i) for i in range(4)])
+    assert len(docs) == 4 and all(" v2 " in d.page_content for d in docs)
+    assert len(await store.aget_pks("pk != ''")) == 12
+
+    shrunk = await aingest_documents(store, _corpus(**{"c.md": _text("c.md", 1, "v3")}),
+                                     **kwargs)  # type: ignore[arg-type]
+    assert shrunk.num_stale_deleted == 4
+    assert len(await store.aget_pks("pk != ''")) == 8
+    assert await store.aget_pks({"source": "c.md"}) == [chunk_id("c.md", 0)]
+    await store.aclose()
+
+
+async def test_async_with_many_sources_and_progress(store: MilvusVectorStore) -> None:
+    docs = [Document(page_content=_text(f"s{i}", 2), metadata={"source": f"s{i}"})
+            for i in range(100)]  # more sources than one stale-check group
+    result = await aingest_documents(store, docs, chunk_size=CHUNK, chunk_overlap=0,
+                                     batch_size=16)
+    assert (result.num_chunks, result.num_sources) == (200, 100)
+    shorter = [Document(page_content=_text(f"s{i}", 1), metadata={"source": f"s{i}"})
+               for i in range(100)]
+    result = await aingest_documents(store, shorter, chunk_size=CHUNK, chunk_overlap=0,
+                                     progress=False)
+    assert result.num_stale_deleted == 100
+    assert len(await store.aget_pks("pk != ''")) == 100
+    await store.aclose()
