@@ -78,14 +78,15 @@ def check_full_text_support(version: str, uri: str) -> None:
     """Raise a clear error when the server is too old for BM25 full-text search.
 
     Args:
-        version: What `get_server_version()` returned ("v2.3.5", "milvus_lite-3.2.2", ...).
+        version: What `get_server_version()` returned ("v2.3.5", "v2.3.5-lite" from PyPI's
+            embedded `milvus`, "milvus_lite-3.2.2" from Milvus Lite 3, ...).
         uri: The server's URI, for the message.
     """
     numbers = re.search(r"(\d+)\.(\d+)", version)
     if numbers is None:
         return  # unknown format (e.g. a cloud build): let the server decide
     found = (int(numbers.group(1)), int(numbers.group(2)))
-    lite = "lite" in version.lower()
+    lite = version.lower().startswith("milvus_lite")  # "v2.3.5-lite" is a Milvus build
     needed = MIN_LITE if lite else MIN_SERVER
     if found < needed:
         product = "Milvus Lite" if lite else "Milvus"
