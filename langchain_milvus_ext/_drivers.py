@@ -186,23 +186,23 @@ class SyncDriver:
         """Write in batches, embedding batch i+1 while batch i is being written."""
         chunks = _chunks(write, self.options.batch_size)
         written: list[PrimaryKey] = []
-        pending: tuple[int, Write, Future[list[PrimaryKey]]] | None = None
+        pending: Future[list[PrimaryKey]] | None = None  # the batch being written
         pk = self.state.planned.pk_field
         try:
-            for start, chunk in chunks:
+            for _, chunk in chunks:
                 vectors = chunk.vectors if chunk.vectors is not None else self.embed(
                     Embed(list(chunk.texts or [])))
                 if pending is not None:
-                    written += pending[2].result()
+                    written += pending.result()
+                    pending = None
                 plan = store_rows_plan(self.state, chunk.rows, vectors, chunk.key)
-                future = (self._writer().submit(self.run, plan) if len(chunks) > 1
-                          else _done(self.run, plan))
-                pending = (start, chunk, future)
+                pending = (self._writer().submit(self.run, plan) if len(chunks) > 1
+                           else _done(self.run, plan))
             if pending is not None:
-                written += pending[2].result()
+                written += pending.result()
         except Exception as error:
-            if pending is not None and not pending[2].done():
-                pending[2].exception()  # wait for it; its rows are reported as not written
+            if pending is not None and pending.exception() is None:  # waits for it
+                written += pending.result()  # written before the failure of the next batch
             if isinstance(error, ValueError) and not written:
                 raise  # bad input (e.g. a wrong dimension) found before any row was sent
             failed = list(range(len(written), len(write.rows)))

@@ -152,3 +152,20 @@ def test_sync_partial_failure_names_ids_not_written(tmp_path: Path,
     assert caught.value.not_written_ids == ["p2", "p3", "p4", "p5"]
     monkeypatch.undo()
     assert [d.id for d in store.get_by_ids([f"p{i}" for i in range(6)])] == ["p0", "p1"]
+
+
+def test_sync_embedding_failure_reports_batches_already_written(tmp_path: Path) -> None:
+    store, embeddings = _store(tmp_path, batch_size=2)
+
+    def fail_third(request: int) -> None:
+        if request == 3:
+            raise RuntimeError("embedding service down")
+
+    embeddings.on_documents = fail_third
+    with pytest.raises(WriteError) as caught:
+        store.add_texts([f"t{i}" for i in range(6)], ids=[f"q{i}" for i in range(6)])
+    assert caught.value.written_ids == ["q0", "q1", "q2", "q3"]
+    assert caught.value.not_written_ids == ["q4", "q5"]
+    embeddings.on_documents = None
+    assert [d.id for d in store.get_by_ids([f"q{i}" for i in range(6)])] == [
+        "q0", "q1", "q2", "q3"]
