@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -27,6 +27,8 @@ from langchain_milvus_ext._errors import WriteError, connection_failure
 from langchain_milvus_ext._plans import (
     Call,
     CollectionState,
+    Delete,
+    DeleteKey,
     Embed,
     Plan,
     PlanOf,
@@ -38,7 +40,7 @@ from langchain_milvus_ext._plans import (
     Step,
     Write,
     WriteKey,
-    delete_ids_plan,
+    delete_batch_plan,
     search_batch_plan,
     store_rows_plan,
     write_batch_plan,
@@ -166,7 +168,9 @@ class SyncDriver:
             return self._write(step)
         if isinstance(step, Search):
             return self.run(search_batch_plan(self.state, step.items, step.key))
-        return self.run(delete_ids_plan(self.state, step.ids, step.partition_name, step.timeout))
+        if isinstance(step, Delete):
+            return self.run(delete_batch_plan(self.state, step.key, step.items))
+        raise TypeError(f"unknown plan step {step!r}")
 
     def embed(self, step: Embed) -> list[list[float]]:
         """Embed with the sync API (documents in one call, queries one by one)."""
@@ -228,7 +232,7 @@ def _done(fn: Callable[[Plan], list[PrimaryKey]], plan: Plan) -> Future[list[Pri
 
 _WriteItem = tuple[Row, str | None, list[float] | None]
 _WriteBatchKey = tuple[WriteKey, bool]
-_DeleteKey = tuple[str | None, float | None]
+_MAX_DELETE_BYTES = 64 * 1024
 
 
 class _LoopSession:
@@ -243,8 +247,11 @@ class _LoopSession:
             size_of=lambda item: estimate_row_bytes(item[0]))
         self.searches: Coalescer[SearchKey, SearchItem, SearchResult] = Coalescer(
             partial(driver.search_batch, self), limits)
-        self.deletes: Coalescer[_DeleteKey, PrimaryKey, None] = Coalescer(
-            partial(driver.delete_batch, self), limits)
+        # Deleted ids or expressions are ORed into one expression: keep it short.
+        self.deletes: Coalescer[DeleteKey, PrimaryKey | str, None] = Coalescer(
+            partial(driver.delete_batch, self),
+            replace(limits, max_batch_bytes=min(limits.max_batch_bytes, _MAX_DELETE_BYTES)),
+            size_of=lambda item: 8 + len(str(item)))
 
 
 _VIA_SYNC_CLIENT = frozenset({"delete", "create_collection"})
@@ -312,10 +319,11 @@ class AsyncDriver:
                 if coalesce:
                     return await session.searches.submit(step.key, step.items)
                 return await self.search_batch(session, step.key, step.items)
-            key = (step.partition_name, step.timeout)
+            if not isinstance(step, Delete):
+                raise TypeError(f"unknown plan step {step!r}")
             if coalesce:
-                return await session.deletes.submit(key, step.ids)
-            return await self.delete_batch(session, key, step.ids)
+                return await session.deletes.submit(step.key, step.items)
+            return await self.delete_batch(session, step.key, step.items)
         except BatchError as error:  # a read or delete failed: the server's own error
             raise error.errors[0] from None
 
@@ -382,12 +390,11 @@ class AsyncDriver:
         plan = search_batch_plan(self.state, items, key)
         return list(await self._drive(plan, session, coalesce=False))
 
-    async def delete_batch(self, session: _LoopSession, key: _DeleteKey,
-                           ids: list[PrimaryKey]) -> list[None]:
-        """One coalesced delete: all ids in one RPC."""
-        plan = delete_ids_plan(self.state, list(dict.fromkeys(ids)), key[0], key[1])
-        await self._drive(plan, session, coalesce=False)
-        return [None] * len(ids)
+    async def delete_batch(self, session: _LoopSession, key: DeleteKey,
+                           items: Sequence[PrimaryKey | str]) -> list[None]:
+        """One coalesced delete: all ids, or all expressions ORed, in one RPC."""
+        await self._drive(delete_batch_plan(self.state, key, items), session, coalesce=False)
+        return [None] * len(items)
 
     async def aclose(self) -> None:
         """Drain and close the running loop's session."""

@@ -12,7 +12,7 @@ from langchain_milvus_ext._hybrid import HybridOptions, hybrid_requests
 from langchain_milvus_ext._plans import (
     Call,
     CollectionState,
-    DeleteIds,
+    Delete,
     Embed,
     Plan,
     PlanOf,
@@ -213,15 +213,11 @@ def delete_plan(
     if not layout.exists:
         return True
     if keys is not None and condition is None:
-        yield DeleteIds(keys, partition_name=partition_name, timeout=timeout)
+        yield Delete(ids=keys, partition_name=partition_name, timeout=timeout)
         return True
     if keys is not None:  # pymilvus refuses ids= together with filter=
         condition = combine_and(ids_expr(layout.pk_field, keys), condition)
-    kwargs: dict[str, Any] = {"collection_name": state.name, "timeout": timeout,
-                              "filter": condition}
-    if partition_name:
-        kwargs["partition_name"] = partition_name
-    yield Call("delete", kwargs)
+    yield Delete(expr=condition, partition_name=partition_name, timeout=timeout)
     return True
 
 

@@ -1,12 +1,12 @@
 """Operations written once, as plans that yield the I/O they need (the sans-I/O pattern).
 
-A plan is a generator: it yields a step (`Call`, `Embed`, `Write`, `Search`, `DeleteIds`),
+A plan is a generator: it yields a step (`Call`, `Embed`, `Write`, `Search`, `Delete`),
 receives the step's result back, and finally returns its own result. The sync shell runs plans
 with `MilvusClient` and the embeddings' sync methods; the async shell with `AsyncMilvusClient`,
 the embeddings' async methods and the coalescers. The logic itself exists only here.
 
 Two levels:
-- *operation* plans (in the store) yield `Write`, `Search`, `DeleteIds` and plain `Call`s;
+- *operation* plans (in the store) yield `Write`, `Search`, `Delete` and plain `Call`s;
 - *batch* plans (here) say how one batch of writes or searches is carried out, yielding only
   `Embed` and `Call`. The drivers run batch plans directly (sync) or per coalesced batch (async).
 """
@@ -93,15 +93,30 @@ class Search:
 
 
 @dataclass(frozen=True)
-class DeleteIds:
-    """Delete rows by primary key."""
+class Delete:
+    """Delete rows by primary key (`ids`) or by a boolean expression (`expr`): one of them."""
 
-    ids: list[PrimaryKey]
+    ids: list[PrimaryKey] | None = None
+    expr: str | None = None
     partition_name: str | None = None
     timeout: float | None = None
 
+    @property
+    def key(self) -> DeleteKey:
+        """Deletes with equal keys may share one RPC."""
+        return (self.ids is not None, self.partition_name, self.timeout)
 
-Step = Call | Embed | Write | Search | DeleteIds
+    @property
+    def items(self) -> list[PrimaryKey] | list[str]:
+        """What this delete contributes to a shared one: its ids, or its one expression."""
+        return self.ids if self.ids is not None else [self.expr or ""]
+
+
+DeleteKey = tuple[bool, str | None, float | None]
+"""(by ids, partition name, timeout)."""
+
+
+Step = Call | Embed | Write | Search | Delete
 R = TypeVar("R")
 PlanOf = Generator[Step, Any, R]
 """A plan whose result is R."""
@@ -233,13 +248,25 @@ def search_batch_plan(state: CollectionState, items: Sequence[SearchItem], key: 
     return [([dict(h) for h in per_query], v) for per_query, v in zip(hits, vectors, strict=True)]
 
 
-def delete_ids_plan(state: CollectionState, ids: list[PrimaryKey], partition_name: str | None,
-                    timeout: float | None) -> Plan:
-    """Delete rows by primary key (a missing collection holds nothing to delete)."""
+def delete_batch_plan(
+    state: CollectionState, key: DeleteKey, items: Sequence[PrimaryKey] | Sequence[str]
+) -> Plan:
+    """One delete RPC for several deletes: all their ids, or their expressions ORed.
+
+    Deleting is idempotent, so one delete of the union removes exactly what the separate
+    deletes would have removed.
+    """
+    by_ids, partition_name, timeout = key
     layout = yield from state.describe_plan()
-    if not layout.exists or not ids:
+    unique = list(dict.fromkeys(items))
+    if not layout.exists or not unique:
         return None
-    kwargs: dict[str, Any] = {"collection_name": state.name, "ids": ids, "timeout": timeout}
+    kwargs: dict[str, Any] = {"collection_name": state.name, "timeout": timeout}
+    if by_ids:
+        kwargs["ids"] = unique
+    else:
+        kwargs["filter"] = unique[0] if len(unique) == 1 else " or ".join(
+            f"({expr})" for expr in unique)
     if partition_name:
         kwargs["partition_name"] = partition_name
     yield Call("delete", kwargs)

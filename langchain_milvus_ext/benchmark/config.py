@@ -27,6 +27,14 @@ built from ``langchain_milvus.Milvus`` (for developing the benchmark itself)."""
 
 EMBEDDINGS: tuple[str, ...] = ("fake", "openai")
 
+TARGETS: tuple[str, ...] = ("lite", "lite-server")
+"""Without ``uri``: a Milvus Lite file served in-process (``lite``), or a Milvus Lite server
+started as a separate process on a free loopback port (``lite-server``)."""
+
+METRICS: tuple[str, ...] = ("COSINE", "L2", "IP", "native")
+"""Index metric forced on every contender (AUTOINDEX), or ``native``: each store's default
+(langchain-milvus L2, ours COSINE; the ceiling then uses pymilvus's default, COSINE)."""
+
 DEFAULT_N: tuple[int, ...] = (10, 100, 1000)
 DEFAULT_PREFILL = 1000
 QUICK_N: tuple[int, ...] = (10, 100)
@@ -51,12 +59,14 @@ class BenchmarkConfig:
         k: Results per search / MMR call.
         fetch_k: MMR candidate count.
         lambda_mult: MMR diversity parameter.
+        metric: One of :data:`METRICS`; the same AUTOINDEX metric for every contender by default.
         embeddings: ``"fake"`` (``DeterministicFakeEmbedding``) or ``"openai"``.
         dim: Embedding size; ``None`` = 128 for fake, the model's default for OpenAI.
         embed_latency_ms: Simulated latency added to every embedding request.
         openai_model: OpenAI embedding model name.
         openai_base_url: Base URL of an OpenAI-compatible embedding server.
-        uri: Milvus URI; ``None`` = a Milvus Lite file in a temporary directory.
+        uri: Milvus URI; ``None`` = Milvus Lite in a temporary directory (see ``target``).
+        target: One of :data:`TARGETS`; used when ``uri`` is ``None``.
         token: Milvus token.
         seed: Seed of the document RNG.
         ours_impl: One of :data:`OURS_IMPLS`.
@@ -77,12 +87,14 @@ class BenchmarkConfig:
     k: int = 3
     fetch_k: int = 20
     lambda_mult: float = 0.5
+    metric: str = "COSINE"
     embeddings: str = "fake"
     dim: int | None = None
     embed_latency_ms: float = 0.0
     openai_model: str = "text-embedding-3-small"
     openai_base_url: str | None = None
     uri: str | None = None
+    target: str = "lite"
     token: str | None = None
     seed: int = 42
     ours_impl: str = "auto"
@@ -107,6 +119,10 @@ class BenchmarkConfig:
         _check_subset("contender", self.contenders, CONTENDERS)
         if self.embeddings not in EMBEDDINGS:
             raise ConfigError(f"unknown embeddings {self.embeddings!r}; choose from {EMBEDDINGS}")
+        if self.target not in TARGETS:
+            raise ConfigError(f"unknown target {self.target!r}; choose from {TARGETS}")
+        if self.metric not in METRICS:
+            raise ConfigError(f"unknown metric {self.metric!r}; choose from {METRICS}")
         if self.ours_impl not in OURS_IMPLS:
             raise ConfigError(f"unknown --ours-impl {self.ours_impl!r}; choose from {OURS_IMPLS}")
         if self.k < 1 or self.fetch_k < self.k:
@@ -115,9 +131,10 @@ class BenchmarkConfig:
             raise ConfigError("--embed-latency-ms must be >= 0")
         if self.dim is not None and self.dim < 2:
             raise ConfigError("--dim must be >= 2")
-        prefilled = PREFILLED_WORKLOADS.intersection(self.workloads)
-        if prefilled and self.prefill < max(self.k, self.fetch_k):
+        if {"search", "mmr"}.intersection(self.workloads) and self.prefill < self.fetch_k:
             raise ConfigError(f"--prefill must be >= fetch_k ({self.fetch_k}) for search/mmr")
+        if PREFILLED_WORKLOADS.intersection(self.workloads) and self.prefill < 1:
+            raise ConfigError("--prefill must be >= 1")
         for_ids = {"delete", "upsert"}.intersection(self.workloads)
         if for_ids and self.prefill < max(self.n):
             raise ConfigError(

@@ -13,7 +13,7 @@ import importlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
@@ -29,8 +29,23 @@ from .config import (
     ConfigError,
 )
 
-StoreFactory = Callable[[str, "str | None", str, Embeddings], VectorStore]
-"""``(uri, token, collection_name, embeddings) -> store``, on a fresh collection."""
+
+class StoreFactory(Protocol):
+    """Builds a store on a fresh collection (``drop_old=True``).
+
+    ``index_params=None`` keeps the implementation's default index and metric.
+    """
+
+    def __call__(
+        self,
+        uri: str,
+        token: str | None,
+        collection_name: str,
+        embeddings: Embeddings,
+        *,
+        index_params: dict[str, Any] | None = None,
+    ) -> VectorStore: ...
+
 
 Mode = Literal["sync", "async", "ceiling"]
 
@@ -43,7 +58,7 @@ class StoreProfile:
 
     Attributes:
         implementation: Human-readable description, shown in the report.
-        factory: Builds the store (``drop_old=True``, ``auto_id=True`` like the tutorial).
+        factory: Builds the store on a fresh collection (``drop_old=True``).
         delete_kwargs: Keyword arguments of ``delete``/``adelete`` removing the documents whose
             metadata ``id`` is the given key.
         key_filter: Raw Milvus expression matching the documents whose metadata ``id`` is one of
@@ -91,20 +106,31 @@ def scalar_key_filter(keys: Sequence[str]) -> str:
 
 
 def json_key_filter(keys: Sequence[str]) -> str:
-    """Metadata lives in the JSON field ``metadata`` (ours): ``metadata["id"] in [...]``."""
-    return f'metadata["id"] in {_string_list(keys)}'
+    """Metadata lives in the JSON field ``metadata`` (ours): ``metadata["id"] == "doc_0" or ...``.
+
+    Milvus Lite rejects ``in`` on a JSON path ("left side of 'in' must be a field reference").
+    """
+    if not keys:
+        return 'metadata["id"] == "" and metadata["id"] != ""'
+    return " or ".join(f'metadata["id"] == {json.dumps(key)}' for key in keys)
 
 
-def _store_from_class(cls: Any) -> StoreFactory:
+def _store_from_class(cls: Any, *, auto_id: bool) -> StoreFactory:
     def factory(
-        uri: str, token: str | None, collection_name: str, embeddings: Embeddings
+        uri: str,
+        token: str | None,
+        collection_name: str,
+        embeddings: Embeddings,
+        *,
+        index_params: dict[str, Any] | None = None,
     ) -> VectorStore:
         store: VectorStore = cls(
             embedding_function=embeddings,
             collection_name=collection_name,
             connection_args=connection_args(uri, token),
+            index_params=index_params,
             drop_old=True,
-            auto_id=True,
+            auto_id=auto_id,
         )
         return store
 
@@ -112,11 +138,18 @@ def _store_from_class(cls: Any) -> StoreFactory:
 
 
 def _lcm_factory(
-    uri: str, token: str | None, collection_name: str, embeddings: Embeddings
+    uri: str,
+    token: str | None,
+    collection_name: str,
+    embeddings: Embeddings,
+    *,
+    index_params: dict[str, Any] | None = None,
 ) -> VectorStore:
     from langchain_milvus import Milvus
 
-    return _store_from_class(Milvus)(uri, token, collection_name, embeddings)
+    # auto_id=True like the tutorial; langchain-milvus's upsert still accepts the INT64 pks.
+    factory = _store_from_class(Milvus, auto_id=True)
+    return factory(uri, token, collection_name, embeddings, index_params=index_params)
 
 
 def langchain_milvus_profile(label: str = "langchain_milvus.Milvus") -> StoreProfile:
@@ -130,10 +163,14 @@ def langchain_milvus_profile(label: str = "langchain_milvus.Milvus") -> StorePro
 
 
 def ours_profile(cls: Any) -> StoreProfile:
-    """Our store: metadata in the JSON field ``metadata``, deletes take a dict ``filter=``."""
+    """Our store: metadata in the JSON field ``metadata``, deletes take a dict ``filter=``.
+
+    Built with its default ``auto_id=False`` (ids assigned client-side): with ``auto_id=True``
+    it refuses caller-chosen ids, so the upsert workload could not address existing rows.
+    """
     return StoreProfile(
         implementation=OURS_CLASS_PATH,
-        factory=_store_from_class(cls),
+        factory=_store_from_class(cls, auto_id=False),
         delete_kwargs=lambda key: {"filter": {"id": key}},
         key_filter=json_key_filter,
     )

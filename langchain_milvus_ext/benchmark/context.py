@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -16,6 +17,7 @@ from .data import QUERY_DISTINCT, make_documents, query_text
 from .embeddings import CountingEmbeddings
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_]")
+KEY_CHUNK = 100
 
 
 @dataclass
@@ -67,6 +69,19 @@ class BenchContext:
             return dim
         return len(self.embeddings.inner.embed_query("dimension probe"))
 
+    @property
+    def store_index_params(self) -> dict[str, Any] | None:
+        """``index_params`` given to every store (``None`` = each store's own default)."""
+        metric = self.config.metric
+        if metric == "native":
+            return None
+        return {"index_type": "AUTOINDEX", "metric_type": metric, "params": {}}
+
+    @property
+    def ceiling_metric(self) -> str:
+        """The ceiling's metric: the forced one, else pymilvus's default (COSINE)."""
+        return "COSINE" if self.config.metric == "native" else self.config.metric
+
     def collection_name(self, contender: str, workload: str, n: int) -> str:
         """A valid Milvus collection name for one case."""
         raw = f"{self.config.collection_prefix}_{workload}_{n}_{contender}"
@@ -81,6 +96,15 @@ class BenchContext:
             consistency_level="Strong",
         )
         return int(rows[0]["count(*)"])
+
+    def count_keys(
+        self, collection: str, key_filter: Callable[[Sequence[str]], str], keys: Sequence[str]
+    ) -> int:
+        """Rows whose metadata ``id`` is one of ``keys`` (queried in chunks of 100 keys)."""
+        total = 0
+        for start in range(0, len(keys), KEY_CHUNK):
+            total += self.count(collection, key_filter(keys[start : start + KEY_CHUNK]))
+        return total
 
     def drop(self, collection: str) -> None:
         if not self.config.keep_collections and self.checker.has_collection(collection):
@@ -101,8 +125,10 @@ class BenchContext:
             return None  # do not pay a remote model to embed the reference set
         inner = self.embeddings.inner
         docs = np.asarray(inner.embed_documents([d.page_content for d in self.prefill_docs]))
-        queries = {query_text(i): np.asarray(inner.embed_query(query_text(i))) for i in
-                   range(QUERY_DISTINCT)}
+        queries = {
+            query_text(i): np.asarray(inner.embed_query(query_text(i)))
+            for i in range(QUERY_DISTINCT)
+        }
         return docs, queries
 
     def exact_top_k(self, query: str, metric: str) -> list[str] | None:

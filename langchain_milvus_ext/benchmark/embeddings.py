@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 import time
+
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 
 from .config import BenchmarkConfig, ConfigError

@@ -25,7 +25,9 @@ _LEFT = {"workload", "contender", "check"}
 
 
 def fmt_seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if value < 0.1 else f"{value:.3f}" if value < 100 else f"{value:.1f}"
 
 
 def fmt_rate(value: float | None) -> str:
@@ -120,7 +122,8 @@ def format_report(results: BenchmarkResults) -> str:
     env = results.environment
     lines = [
         "Milvus vector-store benchmark "
-        f"(target: {env.get('target', '?')}, embeddings: {env.get('embeddings', '?')}, "
+        f"(target: {env.get('target', '?')}, index: {env.get('index', '?')}, "
+        f"embeddings: {env.get('embeddings', '?')}, "
         f"prefill: {results.config.get('prefill')}, k: {results.config.get('k')})",
         "",
         format_table(results),

@@ -147,10 +147,6 @@ class BenchmarkResults:
         """Cases that raised or failed a correctness check."""
         return [c for c in self.cases if c.error is not None]
 
-    @property
-    def ns(self) -> list[int]:
-        return sorted({c.n for c in self.cases})
-
     def ordered_cases(self) -> list[CaseResult]:
         """Cases sorted by workload, N and contender in their canonical orders."""
 

@@ -169,3 +169,12 @@ def test_sync_embedding_failure_reports_batches_already_written(tmp_path: Path) 
     embeddings.on_documents = None
     assert [d.id for d in store.get_by_ids([f"q{i}" for i in range(6)])] == [
         "q0", "q1", "q2", "q3"]
+
+
+async def test_concurrent_filter_deletes_share_one_rpc(tmp_path: Path) -> None:
+    store, _ = _store(tmp_path)
+    store.add_texts([f"doc {i}" for i in range(100)], [{"id": f"doc_{i}"} for i in range(100)],
+                    ids=[f"d{i}" for i in range(100)])
+    await asyncio.gather(*(store.adelete(filter={"id": f"doc_{i}"}) for i in range(40)))
+    assert store._async.stats.calls["delete"] == 1
+    assert sorted(store.get_pks("pk like \"d%\"")) == sorted(f"d{i}" for i in range(40, 100))

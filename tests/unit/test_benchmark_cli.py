@@ -62,7 +62,8 @@ def test_defaults_reproduce_the_tutorial() -> None:
         128,
     )
     assert config.embed_latency_ms == 0.0
-    assert config.uri is None and config.ours_impl == "auto"
+    assert config.uri is None and config.ours_impl == "auto" and config.target == "lite"
+    assert config.metric == "COSINE"
     config.validate()
 
 
@@ -116,6 +117,12 @@ def test_metric_is_forced_on_every_contender_unless_native() -> None:
     assert (l2.ceiling_metric, l2.store_index_params["metric_type"]) == ("L2", "L2")  # type: ignore[index]
     native = BenchContext(config=parse("--metric", "native"), uri="u", token=None, embeddings=emb)
     assert (native.store_index_params, native.ceiling_metric) == (None, "COSINE")
+
+
+def test_target_choice() -> None:
+    assert parse("--target", "lite-server").target == "lite-server"
+    with pytest.raises(ConfigError, match="unknown target"):
+        BenchmarkConfig(target="docker").validate()
 
 
 def test_plot_flag_with_and_without_value() -> None:

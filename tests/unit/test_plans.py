@@ -19,13 +19,14 @@ from langchain_milvus_ext._operations import (
 from langchain_milvus_ext._plans import (
     Call,
     CollectionState,
-    DeleteIds,
+    Delete,
     Embed,
     Search,
     SearchItem,
     SearchKey,
     Write,
     WriteKey,
+    delete_batch_plan,
     search_batch_plan,
     store_rows_plan,
 )
@@ -125,7 +126,7 @@ class FakeDriver:
             return [fake_vector(t) for t in step.texts]
         if isinstance(step, Write):
             return [row["pk"] for row in step.rows]
-        if isinstance(step, DeleteIds):
+        if isinstance(step, Delete):
             return None
         raise AssertionError(f"unexpected step {step!r}")
 
@@ -246,27 +247,34 @@ def test_search_bad_k_raises_before_any_step() -> None:
 def test_delete_by_ids_only_yields_delete_ids() -> None:
     driver = FakeDriver()
     assert driver.run(delete_plan(existing_state(), ["a", "b", "a"], timeout=1.0)) is True
-    assert driver.steps == [DeleteIds(["a", "b"], partition_name=None, timeout=1.0)]
+    assert driver.steps == [Delete(ids=["a", "b"], partition_name=None, timeout=1.0)]
 
 
-def test_delete_by_ids_and_filter_yields_one_delete_call_with_both() -> None:
+def test_delete_by_ids_and_filter_yields_one_delete_with_both() -> None:
     # pymilvus refuses ids= together with filter=, so the ids become part of the expression.
-    driver = FakeDriver({"delete": None})
+    driver = FakeDriver()
     driver.run(delete_plan(existing_state(), ["a"], filter={"k": 1}, partition_name="p"))
-    [call] = driver.steps
-    assert call == Call("delete", {
-        "collection_name": "docs", "timeout": None,
-        "filter": '(pk in ["a"]) and (metadata["k"] == 1)', "partition_name": "p",
-    })
+    assert driver.steps == [Delete(expr='(pk in ["a"]) and (metadata["k"] == 1)',
+                                   partition_name="p")]
 
 
 def test_delete_by_filter_only() -> None:
-    driver = FakeDriver({"delete": None})
+    driver = FakeDriver()
     driver.run(delete_plan(existing_state(), None, expr="pk like \"x%\""))
-    [call] = driver.steps
-    assert call.method == "delete"
-    assert call.kwargs["filter"] == 'pk like "x%"'
-    assert "ids" not in call.kwargs
+    assert driver.steps == [Delete(expr='pk like "x%"')]
+
+
+def test_delete_batch_ors_expressions_and_dedupes_ids() -> None:
+    driver = FakeDriver({"delete": None})
+    driver.run(delete_batch_plan(existing_state(), (False, None, 2.0), ["a == 1", "b == 2",
+                                                                         "a == 1"]))
+    driver.run(delete_batch_plan(existing_state(), (True, "p", None), ["x", "y", "x"]))
+    assert driver.steps == [
+        Call("delete", {"collection_name": "docs", "timeout": 2.0,
+                        "filter": "(a == 1) or (b == 2)"}),
+        Call("delete", {"collection_name": "docs", "timeout": None, "ids": ["x", "y"],
+                        "partition_name": "p"}),
+    ]
 
 
 def test_delete_everything_is_refused() -> None:

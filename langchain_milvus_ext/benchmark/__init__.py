@@ -1,0 +1,25 @@
+"""Benchmark: the async tutorial's workload, ours vs langchain-milvus vs a batched ceiling.
+
+Run ``python -m langchain_milvus_ext.benchmark --help``, or from Python::
+
+    from langchain_milvus_ext.benchmark import BenchmarkConfig, run_benchmark
+
+    results = run_benchmark(BenchmarkConfig(n=(10, 100), prefill=200))
+    print(results.to_json())
+"""
+
+from .config import CONTENDERS, WORKLOADS, BenchmarkConfig, ConfigError
+from .results import BenchmarkResults, CaseResult, LatencyStats, percentile
+from .runner import run_benchmark
+
+__all__ = [
+    "CONTENDERS",
+    "WORKLOADS",
+    "BenchmarkConfig",
+    "BenchmarkResults",
+    "CaseResult",
+    "ConfigError",
+    "LatencyStats",
+    "percentile",
+    "run_benchmark",
+]
