@@ -68,7 +68,7 @@ def _rows(
 def _to_document(hit: Any) -> Document:
     entity = hit["entity"]
     return Document(
-        id=str(hit[PK]),
+        id=str(hit[PK] if PK in hit else hit["id"]),  # 2.3 servers key hits by "id"
         page_content=entity[TEXT],
         metadata={key: entity[key] for key in META_FIELDS},
     )
