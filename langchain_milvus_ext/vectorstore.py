@@ -433,7 +433,9 @@ class MilvusVectorStore(SearchMethods):
         """Create a store and add `texts` to it."""
         store = cls(embedding, collection_name=collection_name, connection_args=connection_args,
                     consistency_level=consistency_level, index_params=index_params,
-                    search_params=search_params, drop_old=drop_old, auto_id=auto_id, **kwargs)
+                    search_params=search_params, auto_id=auto_id, **kwargs)
+        if drop_old:
+            store.drop()
         if texts:
             store.add_texts(texts, metadatas, ids=ids)
         return store
@@ -446,10 +448,10 @@ class MilvusVectorStore(SearchMethods):
         search_params: dict[str, Any] | None = None, drop_old: bool = False, *,
         ids: list[str] | None = None, auto_id: bool = False, **kwargs: Any,
     ) -> Self:
-        """Async `from_texts` (the constructor itself does no I/O unless drop_old)."""
+        """Async `from_texts`."""
         store = cls(embedding, collection_name=collection_name, connection_args=connection_args,
                     consistency_level=consistency_level, index_params=index_params,
-                    search_params=search_params, drop_old=False, auto_id=auto_id, **kwargs)
+                    search_params=search_params, auto_id=auto_id, **kwargs)
         if drop_old:
             await store.adrop()
         if texts:

@@ -55,76 +55,60 @@ def _setup(
     return ids, rows
 
 
-def sync_calls(
+_METHODS = {
+    "add": "add_documents",
+    "search": "similarity_search",
+    "mmr": "max_marginal_relevance_search",
+    "delete": "delete",
+    "upsert": "upsert",
+}
+
+
+def _calls(
     ctx: BenchContext,
     store: VectorStore,
     profile: StoreProfile,
     workload: str,
     n: int,
+    ids: list[Any],
+    prefix: str,
+) -> list[Any]:
+    """The N single calls of a workload, bound to the sync ("") or async ("a") methods."""
+    if workload not in _METHODS:
+        raise ValueError(f"unknown workload {workload!r}")
+    method: Any = getattr(store, prefix + _METHODS[workload])
+    k, cfg = ctx.config.k, ctx.config
+    if workload == "add":
+        return [partial(method, [d]) for d in ctx.add_docs[:n]]
+    if workload == "search":
+        return [partial(method, query_text(i), k=k) for i in range(n)]
+    if workload == "mmr":
+        return [
+            partial(method, query_text(i), k=k, fetch_k=cfg.fetch_k, lambda_mult=cfg.lambda_mult)
+            for i in range(n)
+        ]
+    if workload == "delete":
+        return [partial(method, **profile.delete_kwargs(doc_key(i))) for i in range(n)]
+    return [
+        partial(method, ids=[ids[i]], documents=[updated_document(ctx.prefill_docs[i])])
+        for i in range(n)
+    ]
+
+
+def sync_calls(
+    ctx: BenchContext, store: VectorStore, profile: StoreProfile, workload: str, n: int,
     ids: list[Any],
 ) -> list[SyncCall]:
     """The N single calls of a workload, sync API."""
-    k, cfg = ctx.config.k, ctx.config
-    if workload == "add":
-        return [partial(store.add_documents, [d]) for d in ctx.add_docs[:n]]
-    if workload == "search":
-        return [partial(store.similarity_search, query_text(i), k=k) for i in range(n)]
-    if workload == "mmr":
-        return [
-            partial(
-                store.max_marginal_relevance_search,
-                query_text(i),
-                k=k,
-                fetch_k=cfg.fetch_k,
-                lambda_mult=cfg.lambda_mult,
-            )
-            for i in range(n)
-        ]
-    if workload == "delete":
-        return [partial(store.delete, **profile.delete_kwargs(doc_key(i))) for i in range(n)]
-    if workload == "upsert":
-        upsert: Any = store.upsert  # type: ignore[attr-defined]
-        return [
-            partial(upsert, ids=[ids[i]], documents=[updated_document(ctx.prefill_docs[i])])
-            for i in range(n)
-        ]
-    raise ValueError(f"unknown workload {workload!r}")
+    return _calls(ctx, store, profile, workload, n, ids, "")
 
 
 def async_calls(
-    ctx: BenchContext,
-    store: VectorStore,
-    profile: StoreProfile,
-    workload: str,
-    n: int,
+    ctx: BenchContext, store: VectorStore, profile: StoreProfile, workload: str, n: int,
     ids: list[Any],
 ) -> list[AsyncCall]:
     """The N single calls of a workload, async API."""
-    k, cfg = ctx.config.k, ctx.config
-    if workload == "add":
-        return [partial(store.aadd_documents, [d]) for d in ctx.add_docs[:n]]
-    if workload == "search":
-        return [partial(store.asimilarity_search, query_text(i), k=k) for i in range(n)]
-    if workload == "mmr":
-        return [
-            partial(
-                store.amax_marginal_relevance_search,
-                query_text(i),
-                k=k,
-                fetch_k=cfg.fetch_k,
-                lambda_mult=cfg.lambda_mult,
-            )
-            for i in range(n)
-        ]
-    if workload == "delete":
-        return [partial(store.adelete, **profile.delete_kwargs(doc_key(i))) for i in range(n)]
-    if workload == "upsert":
-        aupsert: Any = store.aupsert  # type: ignore[attr-defined]
-        return [
-            partial(aupsert, ids=[ids[i]], documents=[updated_document(ctx.prefill_docs[i])])
-            for i in range(n)
-        ]
-    raise ValueError(f"unknown workload {workload!r}")
+    return _calls(ctx, store, profile, workload, n, ids, "a")
 
 
 def close_store(store: VectorStore) -> None:
