@@ -82,6 +82,12 @@ class ClientRegistry:
 
     def __init__(self, connection_args: Mapping[str, Any]) -> None:
         self._args = dict(connection_args)
+        if "://" in str(self._args.get("uri", "http://")):  # a server, not a Lite file
+            # gRPC shares subchannels (and their reconnect backoff, up to 120 s) across the
+            # process: after an outage, a new store would be refused by a server that is
+            # already back. A local pool per channel reconnects at once.
+            options = {"grpc.use_local_subchannel_pool": 1, **self._args.get("grpc_options", {})}
+            self._args["grpc_options"] = options
         self._sync: MilvusClient | None = None
         self._sync_lock = threading.Lock()
 

@@ -29,6 +29,7 @@ from langchain_milvus_ext._plans import (
     CollectionState,
     Delete,
     DeleteKey,
+    Describe,
     Embed,
     Plan,
     PlanOf,
@@ -170,6 +171,8 @@ class SyncDriver:
             return self.run(search_batch_plan(self.state, step.items, step.key))
         if isinstance(step, Delete):
             return self.run(delete_batch_plan(self.state, step.key, step.items))
+        if isinstance(step, Describe):
+            return self.run(step.state.describe_plan())
         raise TypeError(f"unknown plan step {step!r}")
 
     def embed(self, step: Embed) -> list[list[float]]:
@@ -240,6 +243,7 @@ class _LoopSession:
 
     def __init__(self, driver: AsyncDriver) -> None:
         self.client: AsyncMilvusClient = driver.clients.new_async_client()
+        self.describing: asyncio.Future[Any] | None = None  # the one layout read in flight
         limits = driver.options.limits
         # Batches run on this session's client, even while aclose() drains them.
         self.writes: Coalescer[_WriteBatchKey, _WriteItem, PrimaryKey] = Coalescer(
@@ -314,6 +318,8 @@ class AsyncDriver:
             return await self.embed(step)
         if isinstance(step, Write):
             return await self._write(step, session, coalesce)
+        if isinstance(step, Describe):
+            return await self._describe(session)
         try:
             if isinstance(step, Search):
                 if coalesce:
@@ -326,6 +332,13 @@ class AsyncDriver:
             return await self.delete_batch(session, step.key, step.items)
         except BatchError as error:  # a read or delete failed: the server's own error
             raise error.errors[0] from None
+
+    async def _describe(self, session: _LoopSession) -> Any:
+        """Read the layout once for all the calls of this loop that need it now."""
+        if session.describing is None or session.describing.done():
+            plan = self.state.describe_plan()
+            session.describing = asyncio.ensure_future(self._drive(plan, session, coalesce=False))
+        return await asyncio.shield(session.describing)
 
     async def embed(self, step: Embed) -> list[list[float]]:
         """Embed with the async API; several queries share one request when allowed."""

@@ -44,7 +44,19 @@ class MilvusConnectionError(ConnectionError):
     """The store could not use the Milvus server: unreachable, or the credentials were refused.
 
     The message names the URI but never a token or password.
+
+    Attributes:
+        not_written_ids: For a write that failed before sending anything: its ids (all of
+            them were not written; empty when the server was to assign them).
     """
+
+    not_written_ids: list[Any] = []
+
+    def nothing_written(self, ids: Sequence[Any] | None, rows: int) -> MilvusConnectionError:
+        """This error, for a write of `rows` rows of which none was sent."""
+        error = MilvusConnectionError(f"{self}; nothing was written ({rows} rows)")
+        error.not_written_ids = list(ids or [])
+        return error
 
 
 _CONNECTION_PATTERN = re.compile(

@@ -7,6 +7,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 
+from langchain_milvus_ext._errors import MilvusConnectionError
 from langchain_milvus_ext._filters import combine_and, compile_filter, ids_expr
 from langchain_milvus_ext._hybrid import HybridOptions, hybrid_requests
 from langchain_milvus_ext._plans import (
@@ -22,6 +23,7 @@ from langchain_milvus_ext._plans import (
     SearchResult,
     Write,
     WriteKey,
+    layout_plan,
 )
 from langchain_milvus_ext._results import (
     Scored,
@@ -69,7 +71,10 @@ def add_plan(
     texts = list(texts)
     if vectors is not None and len(vectors) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(vectors)} embeddings")
-    layout = yield from state.describe_plan()
+    try:
+        layout = yield from layout_plan(state)
+    except MilvusConnectionError as error:
+        raise error.nothing_written(ids, len(texts)) from error
     keys = resolve_ids(len(texts), ids, layout)
     rows = build_rows(texts, metadatas, keys, layout)
     if vectors is not None:  # dimension and finiteness, before anything is sent
@@ -103,7 +108,7 @@ def search_plan(
     check_k(k)
     if not queries:
         return []
-    layout = yield from state.describe_plan()
+    layout = yield from layout_plan(state)
     items = [
         SearchItem(text=q) if isinstance(q, str) else SearchItem(vector=[float(x) for x in q])
         for q in queries
@@ -172,7 +177,7 @@ def hybrid_plan(
 ) -> PlanOf[list[Scored]]:
     """Dense + BM25 full-text search fused by the ranker; (Document, fused score) pairs."""
     check_k(k)
-    layout = yield from state.describe_plan()
+    layout = yield from layout_plan(state)
     if not layout.exists:
         return []
     vectors = yield Embed([query], "queries")
@@ -205,7 +210,7 @@ def delete_plan(
         raise ValueError("ids is an empty list: pass the ids to delete, or ids=None with a filter")
     if ids is None and not filter and not expr:
         raise ValueError("delete needs ids, a filter or an expr (refusing to delete everything)")
-    layout = yield from state.describe_plan()
+    layout = yield from layout_plan(state)
     condition = filter_expr(layout, filter, expr)
     if ids is None and condition is None:
         raise ValueError("delete needs ids, a filter or an expr (refusing to delete everything)")
@@ -223,7 +228,7 @@ def delete_plan(
 
 def get_by_ids_plan(state: CollectionState, ids: Sequence[Any]) -> PlanOf[list[Document]]:
     """Documents for the ids that exist, in the order asked."""
-    layout = yield from state.describe_plan()
+    layout = yield from layout_plan(state)
     wanted = list(dict.fromkeys(ids))
     if not wanted or not layout.exists:
         return []
@@ -248,7 +253,7 @@ def query_plan(
         check_k(limit, "limit")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
-    layout = yield from state.describe_plan()
+    layout = yield from layout_plan(state)
     condition = filter_expr(layout, filter, None)
     if condition is None:
         probe = "0" if layout.pk_is_int else '""'  # an always-true test both servers parse

@@ -116,7 +116,14 @@ DeleteKey = tuple[bool, str | None, float | None]
 """(by ids, partition name, timeout)."""
 
 
-Step = Call | Embed | Write | Search | Delete
+@dataclass(frozen=True)
+class Describe:
+    """The collection's layout, read from the server once (see `layout_plan`)."""
+
+    state: CollectionState
+
+
+Step = Call | Embed | Write | Search | Delete | Describe
 R = TypeVar("R")
 PlanOf = Generator[Step, Any, R]
 """A plan whose result is R."""
@@ -246,6 +253,18 @@ def search_batch_plan(state: CollectionState, items: Sequence[SearchItem], key: 
         kwargs["partition_names"] = list(key.partition_names)
     hits = yield Call("search", kwargs)
     return [([dict(h) for h in per_query], v) for per_query, v in zip(hits, vectors, strict=True)]
+
+
+def layout_plan(state: CollectionState) -> PlanOf[CollectionLayout]:
+    """The layout an operation works with: cached once the collection exists.
+
+    While it does not exist, the drivers read it; the async one shares one read among all
+    the calls of a loop that ask at once, so they reach the coalescers together.
+    """
+    if state.layout.exists:
+        return state.layout
+    layout: CollectionLayout = yield Describe(state)
+    return layout
 
 
 def delete_batch_plan(

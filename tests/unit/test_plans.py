@@ -20,6 +20,7 @@ from langchain_milvus_ext._plans import (
     Call,
     CollectionState,
     Delete,
+    Describe,
     Embed,
     Search,
     SearchItem,
@@ -134,6 +135,9 @@ class FakeDriver:
         try:
             step = next(plan)
             while True:
+                if isinstance(step, Describe):  # the drivers run the layout read in place
+                    step = plan.send(self.run(step.state.describe_plan()))
+                    continue
                 self.steps.append(step)
                 result = self.answer(step)
                 if isinstance(result, BaseException):
