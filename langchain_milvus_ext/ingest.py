@@ -241,10 +241,10 @@ async def aingest_documents(
 ) -> IngestResult:
     """Async `ingest_documents`: batches are written concurrently.
 
-    The first batch is written alone (so a new collection is created once, not by several
-    racing writers); the others are then submitted at once, and the store bounds concurrency
-    itself (its coalescer caps batches in flight). Every batch runs to completion even if
-    another fails; then the first failure is raised and stale chunks are kept.
+    All batches are submitted at once; the store bounds concurrency itself (its coalescer
+    caps batches in flight, and a new collection is created once). Every batch runs to
+    completion even if another fails; then the first failure is raised and stale chunks
+    are kept.
     """
     plan = _plan_for(store, documents, chunk_size, chunk_overlap, batch_size, splitter)
     batches = list(plan.batches(batch_size))
@@ -256,9 +256,7 @@ async def aingest_documents(
             bar.update(len(batch))
             return written
 
-        if batches:
-            ids.extend(await write(batches[0]))
-        outcomes = await asyncio.gather(*(write(b) for b in batches[1:]), return_exceptions=True)
+        outcomes = await asyncio.gather(*(write(b) for b in batches), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
