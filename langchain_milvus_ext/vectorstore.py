@@ -192,6 +192,10 @@ class MilvusVectorStore(SearchMethods):
             "description": collection_description,
         })
         self._clients = ClientRegistry(self._connection_args)
+        # The parent's `col` view (kept for compatibility) caches by these; no I/O here.
+        self.alias = str(self._connection_args.get("uri", ""))
+        self._col_cache = None
+        self._cache_key = None
         options = DriverOptions(
             batch_size=batch_size, coalesce=coalesce,
             limits=coalesce_limits or CoalescerLimits(max_batch_items=batch_size),
