@@ -193,27 +193,33 @@ def attach_vectors(
     dim = layout.dim
     out: list[Row] = []
     for position, (row, vector) in enumerate(zip(rows, vectors, strict=True)):
-        values = [float(x) for x in vector]
+        values = list(map(float, vector))
         if dim is not None and len(values) != dim:
             raise ValueError(
                 f"embeddings[{position}] has dimension {len(values)}, the collection's "
                 f"vector field has {dim}"
             )
-        if not all(math.isfinite(x) for x in values):
+        if not _all_finite(values):
             raise ValueError(f"embeddings[{position}] contains NaN or infinity")
         out.append({**row, layout.vector_field: values})
     return out
 
 
+def _all_finite(values: list[float]) -> bool:
+    # A finite sum means no NaN or infinity (the C-level sum is the fast path); an
+    # overflowing sum of huge finite values falls back to checking each value.
+    return math.isfinite(sum(values)) or all(math.isfinite(x) for x in values)
+
+
 def check_query_vector(vector: Sequence[float], layout: CollectionLayout) -> list[float]:
     """A query vector as floats, checked against the collection's dimension."""
-    values = [float(x) for x in vector]
+    values = list(map(float, vector))
     if layout.dim is not None and len(values) != layout.dim:
         raise ValueError(
             f"query embedding has dimension {len(values)}, the collection's vector "
             f"field has {layout.dim}"
         )
-    if not all(math.isfinite(x) for x in values):
+    if not _all_finite(values):
         raise ValueError("query embedding contains NaN or infinity")
     return values
 
