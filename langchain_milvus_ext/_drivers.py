@@ -108,6 +108,17 @@ def _write_error(rows: Sequence[Row], pk: str, failed: Sequence[int], written: S
     )
 
 
+def _client_call(clients: ClientRegistry, state: CollectionState, step: Call) -> Any:
+    """One call on the sync client; creating the collection is serialised per collection."""
+    client = clients.sync()
+    if step.method != "create_collection":
+        return getattr(client, step.method)(**step.kwargs)
+    with state.create_lock:  # racing creators: Milvus Lite raises "File exists"
+        if client.has_collection(step.kwargs["collection_name"]):
+            return None
+        return client.create_collection(**step.kwargs)
+
+
 class SyncDriver:
     """Runs plans with the sync client and the embeddings' sync methods."""
 
@@ -139,7 +150,7 @@ class SyncDriver:
         while True:
             self.stats.calls[step.method] += 1
             try:
-                return self.raw_call(step)
+                return _client_call(self.clients, self.state, step)
             except Exception as error:
                 failure = _failure(error, step.method, attempt, self.options, self.clients)
                 if failure is error:
@@ -149,16 +160,6 @@ class SyncDriver:
             self.stats.retries += 1
             time.sleep(self.options.retry.backoff(attempt))
             attempt += 1
-
-    def raw_call(self, step: Call) -> Any:
-        """The client call itself; creating the collection is serialised per collection."""
-        client = self.clients.sync()
-        if step.method != "create_collection":
-            return getattr(client, step.method)(**step.kwargs)
-        with self.state.create_lock:  # racing creators: Milvus Lite raises "File exists"
-            if client.has_collection(step.kwargs["collection_name"]):
-                return None
-            return client.create_collection(**step.kwargs)
 
     def _execute(self, step: Step) -> Any:
         if isinstance(step, Call):
@@ -248,7 +249,7 @@ class _LoopSession:
         # Batches run on this session's client, even while aclose() drains them.
         self.writes: Coalescer[_WriteBatchKey, _WriteItem, PrimaryKey] = Coalescer(
             partial(driver.write_batch, self), limits,
-            size_of=lambda item: estimate_row_bytes(item[0]))
+            size_of=lambda item: estimate_row_bytes(item[0]) + 8 * len(item[2] or ()))
         self.searches: Coalescer[SearchKey, SearchItem, SearchResult] = Coalescer(
             partial(driver.search_batch, self), limits)
         # Deleted ids or expressions are ORed into one expression: keep it short.
@@ -273,7 +274,6 @@ class AsyncDriver:
             state, clients, embeddings, options)
         self.stats = DriverStats()
         self.sessions: PerLoop[_LoopSession] = PerLoop(lambda: _LoopSession(self))
-        self._sync_call = SyncDriver(state, clients, embeddings, options).raw_call
 
     async def run(self, plan: PlanOf[R]) -> R:
         """Run a plan to completion in the running loop and return its result."""
@@ -299,7 +299,7 @@ class AsyncDriver:
             self.stats.calls[step.method] += 1
             try:
                 if step.method in _VIA_SYNC_CLIENT:
-                    return await asyncio.to_thread(self._sync_call, step)
+                    return await asyncio.to_thread(_client_call, self.clients, self.state, step)
                 return await getattr(session.client, step.method)(**step.kwargs)
             except Exception as error:
                 failure = _failure(error, step.method, attempt, self.options, self.clients)

@@ -50,13 +50,14 @@ class MilvusConnectionError(ConnectionError):
             them were not written; empty when the server was to assign them).
     """
 
-    not_written_ids: list[Any] = []
+    def __init__(self, message: str, *, not_written_ids: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.not_written_ids = list(not_written_ids)
 
     def nothing_written(self, ids: Sequence[Any] | None, rows: int) -> MilvusConnectionError:
         """This error, for a write of `rows` rows of which none was sent."""
-        error = MilvusConnectionError(f"{self}; nothing was written ({rows} rows)")
-        error.not_written_ids = list(ids or [])
-        return error
+        return MilvusConnectionError(
+            f"{self}; nothing was written ({rows} rows)", not_written_ids=list(ids or []))
 
 
 _CONNECTION_PATTERN = re.compile(

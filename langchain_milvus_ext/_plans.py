@@ -1,12 +1,14 @@
 """Operations written once, as plans that yield the I/O they need (the sans-I/O pattern).
 
-A plan is a generator: it yields a step (`Call`, `Embed`, `Write`, `Search`, `Delete`),
+A plan is a generator: it yields a step (`Call`, `Embed`, `Write`, `Search`, `Delete`,
+`Describe`),
 receives the step's result back, and finally returns its own result. The sync shell runs plans
 with `MilvusClient` and the embeddings' sync methods; the async shell with `AsyncMilvusClient`,
 the embeddings' async methods and the coalescers. The logic itself exists only here.
 
 Two levels:
-- *operation* plans (in the store) yield `Write`, `Search`, `Delete` and plain `Call`s;
+- *operation* plans (in the store) yield `Describe` (via `layout_plan`), `Write`, `Search`,
+  `Delete` and plain `Call`s;
 - *batch* plans (here) say how one batch of writes or searches is carried out, yielding only
   `Embed` and `Call`. The drivers run batch plans directly (sync) or per coalesced batch (async).
 """
