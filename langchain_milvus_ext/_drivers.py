@@ -176,13 +176,16 @@ class SyncDriver:
             return self.run(step.state.describe_plan())
         raise TypeError(f"unknown plan step {step!r}")
 
-    def embed(self, step: Embed) -> list[list[float]]:
-        """Embed with the sync API (documents in one call, queries one by one)."""
-        if step.kind == "documents":
-            return [list(v) for v in self.embeddings.embed_documents(step.texts)]
-        if self.options.batch_query_embeddings and len(step.texts) > 1:
-            return [list(v) for v in self.embeddings.embed_documents(step.texts)]
-        return [list(self.embeddings.embed_query(t)) for t in step.texts]
+    def embed(self, step: Embed) -> list[Sequence[float]]:
+        """Embed with the sync API (documents in one call, queries one by one).
+
+        Vectors are returned as the model gave them; the plans check and convert them.
+        """
+        if step.kind == "documents" or (
+            self.options.batch_query_embeddings and len(step.texts) > 1
+        ):
+            return list(self.embeddings.embed_documents(step.texts))
+        return [self.embeddings.embed_query(t) for t in step.texts]
 
     def _writer(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -340,14 +343,16 @@ class AsyncDriver:
             session.describing = asyncio.ensure_future(self._drive(plan, session, coalesce=False))
         return await asyncio.shield(session.describing)
 
-    async def embed(self, step: Embed) -> list[list[float]]:
-        """Embed with the async API; several queries share one request when allowed."""
+    async def embed(self, step: Embed) -> list[Sequence[float]]:
+        """Embed with the async API; several queries share one request when allowed.
+
+        Vectors are returned as the model gave them; the plans check and convert them.
+        """
         if step.kind == "documents" or (
             self.options.batch_query_embeddings and len(step.texts) > 1
         ):
-            return [list(v) for v in await self.embeddings.aembed_documents(step.texts)]
-        vectors = await asyncio.gather(*(self.embeddings.aembed_query(t) for t in step.texts))
-        return [list(v) for v in vectors]
+            return list(await self.embeddings.aembed_documents(step.texts))
+        return list(await asyncio.gather(*(self.embeddings.aembed_query(t) for t in step.texts)))
 
     async def _write(self, write: Write, session: _LoopSession, coalesce: bool) -> Any:
         pk = self.state.planned.pk_field

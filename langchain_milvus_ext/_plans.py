@@ -234,12 +234,15 @@ def write_batch_plan(state: CollectionState, write: Write) -> Plan:
 def search_batch_plan(state: CollectionState, items: Sequence[SearchItem], key: SearchKey) -> Plan:
     """Embed the text queries of a batch together, then run one search with nq = len(items)."""
     texts = [item.text for item in items if item.vector is None]
-    embedded = iter((yield Embed([t or "" for t in texts], "queries")) if texts else [])
-    vectors = [item.vector if item.vector is not None else list(next(embedded)) for item in items]
+    embedded = (yield Embed([t or "" for t in texts], "queries")) if texts else []
+    if len(embedded) != len(texts):
+        raise ValueError(f"embedding returned {len(embedded)} vectors for {len(texts)} queries")
+    given = iter(embedded)
+    raw = [item.vector if item.vector is not None else next(given) for item in items]
     layout = yield from state.describe_plan()
+    vectors = [check_query_vector(v, layout) for v in raw]
     if not layout.exists:
         return [([], vector) for vector in vectors]
-    vectors = [check_query_vector(v, layout) for v in vectors]
     kwargs: dict[str, Any] = {
         "collection_name": state.name,
         "data": vectors,

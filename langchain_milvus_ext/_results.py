@@ -17,11 +17,15 @@ Scored = tuple[Document, float]
 
 def document_from_entity(pk: Any, entity: Mapping[str, Any], layout: CollectionLayout) -> Document:
     """One Document from a result entity: `id` is the primary key, which is not put in metadata."""
+    text = entity.get(layout.text_field)
+    page_content = text if isinstance(text, str) else ""
     metadata: dict[str, Any] = {}
     if layout.metadata_field:
         stored = entity.get(layout.metadata_field)
         if isinstance(stored, Mapping):
             metadata.update(stored)
+        if entity.keys() <= {layout.text_field, layout.metadata_field}:  # the usual entity
+            return Document(id=str(pk), page_content=page_content, metadata=metadata)
     skip = {layout.pk_field, layout.text_field, layout.vector_field, layout.metadata_field}
     for name, value in entity.items():
         if name in skip or name == "$meta":
@@ -33,12 +37,7 @@ def document_from_entity(pk: Any, entity: Mapping[str, Any], layout: CollectionL
     dynamic = entity.get("$meta")
     if isinstance(dynamic, Mapping):
         metadata.update(dynamic)
-    text = entity.get(layout.text_field)
-    return Document(
-        id=str(pk),
-        page_content=text if isinstance(text, str) else "",
-        metadata=metadata,
-    )
+    return Document(id=str(pk), page_content=page_content, metadata=metadata)
 
 
 def _hit_pk(hit: Mapping[str, Any], layout: CollectionLayout) -> Any:

@@ -144,6 +144,10 @@ def build_rows(
     return rows
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)  # json.dumps(**options) builds one per call
+
+
 def _metadata_columns(metadata: Any, layout: CollectionLayout, position: int) -> Row:
     where = f"metadatas[{position}]"
     if metadata is None:
@@ -154,14 +158,16 @@ def _metadata_columns(metadata: Any, layout: CollectionLayout, position: int) ->
     if bad:
         raise ValueError(f"{where} has non-string keys {bad[:5]!r}")
     try:
-        encoded = json.dumps(metadata, allow_nan=False)
+        encoded = _STRICT_JSON.encode(metadata)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where} is not JSON-serialisable: {error}") from error
     columns: Row = {}
     if layout.metadata_field:
         if len(encoded.encode("utf-8")) > JSON_MAX_BYTES:
             raise ValueError(f"{where} encodes to over {JSON_MAX_BYTES} bytes of JSON")
-        columns[layout.metadata_field] = json.loads(encoded)
+        # A private copy: shallow suffices for flat metadata, nested values are rebuilt.
+        flat = all(type(v) in _SCALARS for v in metadata.values())
+        columns[layout.metadata_field] = dict(metadata) if flat else json.loads(encoded)
         for name in layout.scalar_fields:  # e.g. a partition key also kept as a column
             if name not in metadata:
                 raise ValueError(f"{where} lacks the key {name!r}, a field of this collection")
@@ -237,8 +243,8 @@ def estimate_row_bytes(row: Row) -> int:
             size += len(value.encode("utf-8"))
         elif isinstance(value, list) and all(isinstance(x, float) for x in value[:4]):
             size += 8 * len(value)  # a vector
-        elif isinstance(value, (dict, list)):
-            size += len(json.dumps(value, default=str).encode("utf-8"))
+        elif isinstance(value, (dict, list)):  # checked JSON values: repr is about as long
+            size += len(repr(value).encode("utf-8"))
         else:
             size += 16
     return size

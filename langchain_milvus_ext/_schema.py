@@ -310,6 +310,9 @@ def search_params_for(
     return {"metric_type": layout.metric, "params": inner}
 
 
+_FREEZER = json.JSONEncoder(sort_keys=True, default=str)
+
+
 def freeze(value: Any) -> str:
     """A stable, hashable rendering of a JSON-like value (for coalescing keys)."""
-    return json.dumps(value, sort_keys=True, default=str)
+    return _FREEZER.encode(value)
