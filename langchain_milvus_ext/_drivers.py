@@ -42,6 +42,7 @@ from langchain_milvus_ext._plans import (
     Write,
     WriteKey,
     delete_batch_plan,
+    embed_plan,
     search_batch_plan,
     store_rows_plan,
     write_batch_plan,
@@ -201,8 +202,8 @@ class SyncDriver:
         pk = self.state.planned.pk_field
         try:
             for _, chunk in chunks:
-                vectors = chunk.vectors if chunk.vectors is not None else self.embed(
-                    Embed(list(chunk.texts or [])))
+                vectors = chunk.vectors if chunk.vectors is not None else self.run(
+                    embed_plan(chunk.texts or [], "documents"))
                 if pending is not None:
                     written += pending.result()
                     pending = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -127,6 +127,7 @@ class Describe:
 
 Step = Call | Embed | Write | Search | Delete | Describe
 R = TypeVar("R")
+H = TypeVar("H", bound=Hashable)
 PlanOf = Generator[Step, Any, R]
 """A plan whose result is R."""
 Plan = PlanOf[Any]
@@ -227,22 +228,43 @@ def write_batch_plan(state: CollectionState, write: Write) -> Plan:
     """Embed (unless vectors are given) then store one batch of rows; returns their ids."""
     vectors = write.vectors
     if vectors is None:
-        vectors = yield Embed(list(write.texts or []), "documents")
+        vectors = yield from embed_plan(write.texts or [], "documents")
     return (yield from store_rows_plan(state, write.rows, vectors, write.key))
 
 
+def distinct(keys: Sequence[H]) -> tuple[list[H], list[int]]:
+    """The distinct keys in first-seen order, and for each key the position of its entry there."""
+    slots: dict[H, int] = {}
+    index = [slots.setdefault(key, len(slots)) for key in keys]
+    return list(slots), index
+
+
+def embed_plan(texts: Sequence[str], kind: Literal["documents", "queries"]) -> Plan:
+    """One vector per text, in order; each distinct text is embedded once (one request)."""
+    unique, index = distinct(texts)
+    vectors = yield Embed(unique, kind)
+    if len(vectors) != len(unique):
+        raise ValueError(f"embedding returned {len(vectors)} vectors for {len(unique)} texts")
+    return [vectors[i] for i in index]
+
+
 def search_batch_plan(state: CollectionState, items: Sequence[SearchItem], key: SearchKey) -> Plan:
-    """Embed the text queries of a batch together, then run one search with nq = len(items)."""
-    texts = [item.text for item in items if item.vector is None]
-    embedded = (yield Embed([t or "" for t in texts], "queries")) if texts else []
-    if len(embedded) != len(texts):
-        raise ValueError(f"embedding returned {len(embedded)} vectors for {len(texts)} queries")
-    given = iter(embedded)
-    raw = [item.vector if item.vector is not None else next(given) for item in items]
+    """Embed the text queries of a batch together, then run one search for all of them.
+
+    Equal queries (the same text, or the same vector) are embedded and searched once, like a
+    DataLoader's equal keys; they share their hits, which are only read: every caller builds
+    its own Documents from them.
+    """
+    keys: list[str | tuple[float, ...]] = [
+        (item.text or "") if item.vector is None else tuple(item.vector) for item in items]
+    queries, index = distinct(keys)
+    texts = [q for q in queries if isinstance(q, str)]
+    embedded = iter((yield from embed_plan(texts, "queries")) if texts else [])
     layout = yield from state.describe_plan()
-    vectors = [check_query_vector(v, layout) for v in raw]
+    vectors = [check_query_vector(next(embedded) if isinstance(q, str) else q, layout)
+               for q in queries]
     if not layout.exists:
-        return [([], vector) for vector in vectors]
+        return [([], vectors[i]) for i in index]
     kwargs: dict[str, Any] = {
         "collection_name": state.name,
         "data": vectors,
@@ -257,7 +279,10 @@ def search_batch_plan(state: CollectionState, items: Sequence[SearchItem], key: 
     if key.partition_names:
         kwargs["partition_names"] = list(key.partition_names)
     hits = yield Call("search", kwargs)
-    return [([dict(h) for h in per_query], v) for per_query, v in zip(hits, vectors, strict=True)]
+    per_query = [[dict(h) for h in query_hits] for query_hits in hits]
+    if len(per_query) != len(vectors):
+        raise ValueError(f"search answered {len(per_query)} of {len(vectors)} queries")
+    return [(per_query[i], vectors[i]) for i in index]
 
 
 def layout_plan(state: CollectionState) -> PlanOf[CollectionLayout]:

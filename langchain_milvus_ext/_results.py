@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -25,7 +26,7 @@ def document_from_entity(pk: Any, entity: Mapping[str, Any], layout: CollectionL
         if isinstance(stored, Mapping):
             metadata.update(stored)
         if entity.keys() <= {layout.text_field, layout.metadata_field}:  # the usual entity
-            return Document(id=str(pk), page_content=page_content, metadata=metadata)
+            return Document(id=str(pk), page_content=page_content, metadata=_own(metadata))
     skip = {layout.pk_field, layout.text_field, layout.vector_field, layout.metadata_field}
     for name, value in entity.items():
         if name in skip or name == "$meta":
@@ -37,7 +38,16 @@ def document_from_entity(pk: Any, entity: Mapping[str, Any], layout: CollectionL
     dynamic = entity.get("$meta")
     if isinstance(dynamic, Mapping):
         metadata.update(dynamic)
-    return Document(id=str(pk), page_content=page_content, metadata=metadata)
+    return Document(id=str(pk), page_content=page_content, metadata=_own(metadata))
+
+
+def _own(metadata: dict[str, Any]) -> dict[str, Any]:
+    # Equal coalesced queries share their hits: nested values are copied so that no two
+    # Documents share a mutable object.
+    for value in metadata.values():
+        if isinstance(value, (dict, list)):
+            return copy.deepcopy(metadata)
+    return metadata
 
 
 def _hit_pk(hit: Mapping[str, Any], layout: CollectionLayout) -> Any:

@@ -7,6 +7,7 @@ Examples::
                                                                   # benchmark-results/benchmark.png
     python -m langchain_milvus_ext.benchmark --uri http://localhost:19530 --embed-latency-ms 100 \\
         --workloads add search --json results.json
+    python -m langchain_milvus_ext.benchmark --workloads search mmr --queries distinct
 
 Exit status: 0 when every case ran and passed its checks, 1 when a case failed (raised or
 returned wrong data), 2 on usage or configuration errors.
@@ -26,6 +27,7 @@ from .config import (
     EMBEDDINGS,
     METRICS,
     OURS_IMPLS,
+    QUERY_SETS,
     QUICK_N,
     QUICK_PREFILL,
     TARGETS,
@@ -87,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="COSINE",
         help="AUTOINDEX metric forced on every contender (default: COSINE); native = each "
         "store's own default (langchain-milvus L2, ours COSINE, ceiling COSINE)",
+    )
+    w.add_argument(
+        "--queries",
+        choices=QUERY_SETS,
+        default="tutorial",
+        help='query texts of search/mmr: tutorial = the tutorial\'s "test document {i %% 50}", '
+        'only 50 distinct texts (default); distinct = "test document {i}", every query '
+        "different. Equal concurrent queries are searched once by our async store, so with "
+        "tutorial ours-async runs at most 50 distinct searches per coalesced batch",
     )
     w.add_argument("--seed", type=int, default=42, help="document RNG seed (default: 42)")
 
@@ -165,6 +176,7 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
         k=args.k,
         fetch_k=args.fetch_k,
         metric=args.metric,
+        queries=args.queries,
         embeddings=args.embeddings,
         dim=args.dim,
         embed_latency_ms=args.embed_latency_ms,

@@ -19,7 +19,7 @@ from pymilvus import DataType, MilvusClient
 from .checks import CollectionView
 from .contenders import scalar_key_filter
 from .context import BenchContext
-from .data import doc_key, query_text, seed_document, updated_document
+from .data import doc_key, seed_document, updated_document
 from .timing import Timed, time_batch
 
 PK, TEXT, VECTOR = "pk", "text", "vector"
@@ -122,7 +122,7 @@ def _operation(
         return [[pk] for pk in ids]
 
     def search() -> list[Any]:
-        vectors = emb.embed_documents([query_text(i) for i in range(n)])
+        vectors = emb.embed_documents(ctx.queries(n))  # the N texts, duplicates included
         hits = client.search(
             name,
             data=vectors,
@@ -135,7 +135,7 @@ def _operation(
 
     def mmr() -> list[Any]:
         fetch_k = ctx.config.fetch_k
-        vectors = emb.embed_documents([query_text(i) for i in range(n)])
+        vectors = emb.embed_documents(ctx.queries(n))  # the N texts, duplicates included
         hits = client.search(
             name,
             data=vectors,

@@ -9,7 +9,7 @@ from typing import Any
 from langchain_core.documents import Document
 
 from .context import BenchContext
-from .data import UPDATED_PREFIX, doc_key, key_from_content, query_text
+from .data import UPDATED_PREFIX, doc_key, key_from_content
 
 
 class CheckFailure(AssertionError):
@@ -153,7 +153,7 @@ def _recall(ctx: BenchContext, view: CollectionView, returned: list[list[str]]) 
         return None
     hits = 0
     for i, keys in enumerate(returned):
-        truth = ctx.exact_top_k(query_text(i), metric)
+        truth = ctx.exact_top_k(ctx.query(i), metric)
         if truth is None:
             return None
         hits += len(set(truth).intersection(keys))

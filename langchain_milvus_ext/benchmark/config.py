@@ -35,6 +35,12 @@ METRICS: tuple[str, ...] = ("COSINE", "L2", "IP", "native")
 """Index metric forced on every contender (AUTOINDEX), or ``native``: each store's default
 (langchain-milvus L2, ours COSINE; the ceiling then uses pymilvus's default, COSINE)."""
 
+QUERY_SETS: tuple[str, ...] = ("tutorial", "distinct")
+"""Query texts of the search and MMR workloads: ``tutorial`` = the published tutorial's
+``"test document {i % 50}"`` (50 distinct texts, whatever N); ``distinct`` =
+``"test document {i}"``, every query different. Our async store searches equal concurrent
+queries once, so only ``distinct`` makes every one of the N queries a separate search."""
+
 DEFAULT_N: tuple[int, ...] = (10, 100, 1000)
 DEFAULT_PREFILL = 1000
 QUICK_N: tuple[int, ...] = (10, 100)
@@ -74,6 +80,9 @@ class BenchmarkConfig:
         keep_collections: Leave each case's collection in place after it ran.
         fail_fast: Stop at the first failed case instead of recording it and going on.
         min_recall: Minimum mean recall@k of the search workload (fake embeddings only).
+        queries: One of :data:`QUERY_SETS`, the query texts of the search and MMR workloads:
+            ``"tutorial"`` = the tutorial's ``"test document {i % 50}"`` (50 distinct texts);
+            ``"distinct"`` = ``"test document {i}"``, every query different.
         progress: Show a tqdm progress bar on stderr.
 
     Example:
@@ -102,6 +111,7 @@ class BenchmarkConfig:
     keep_collections: bool = False
     fail_fast: bool = False
     min_recall: float = 0.9
+    queries: str = "tutorial"
     progress: bool = True
 
     @property
@@ -110,6 +120,11 @@ class BenchmarkConfig:
         if self.dim is not None:
             return self.dim
         return DEFAULT_FAKE_DIM if self.embeddings == "fake" else None
+
+    @property
+    def distinct_queries(self) -> bool:
+        """``True`` when every search / MMR query text is different (``queries="distinct"``)."""
+        return self.queries == "distinct"
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` if the settings cannot produce a meaningful run."""
@@ -123,6 +138,8 @@ class BenchmarkConfig:
             raise ConfigError(f"unknown target {self.target!r}; choose from {TARGETS}")
         if self.metric not in METRICS:
             raise ConfigError(f"unknown metric {self.metric!r}; choose from {METRICS}")
+        if self.queries not in QUERY_SETS:
+            raise ConfigError(f"unknown --queries {self.queries!r}; choose from {QUERY_SETS}")
         if self.ours_impl not in OURS_IMPLS:
             raise ConfigError(f"unknown --ours-impl {self.ours_impl!r}; choose from {OURS_IMPLS}")
         if self.k < 1 or self.fetch_k < self.k:

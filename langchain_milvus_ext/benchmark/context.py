@@ -13,7 +13,7 @@ from langchain_core.documents import Document
 from pymilvus import MilvusClient
 
 from .config import BenchmarkConfig
-from .data import QUERY_DISTINCT, make_documents, query_text
+from .data import make_documents, query_text
 from .embeddings import CountingEmbeddings
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_]")
@@ -33,6 +33,7 @@ class BenchContext:
     token: str | None
     embeddings: CountingEmbeddings
     _checker: Any = field(default=None, init=False, repr=False)
+    _query_vectors: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def checker(self) -> Any:
@@ -56,6 +57,14 @@ class BenchContext:
     @cached_property
     def add_docs(self) -> list[Document]:
         return make_documents(max(self.config.n), self.config.seed)
+
+    def query(self, i: int) -> str:
+        """The ``i``-th search / MMR query text of the configured query set."""
+        return query_text(i, distinct=self.config.distinct_queries)
+
+    def queries(self, n: int) -> list[str]:
+        """The first ``n`` query texts, duplicates included (the same list every contender uses)."""
+        return [self.query(i) for i in range(n)]
 
     @cached_property
     def prefill_by_key(self) -> dict[str, Document]:
@@ -120,27 +129,30 @@ class BenchContext:
         return None
 
     @cached_property
-    def _reference(self) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    def _reference_docs(self) -> np.ndarray | None:
+        """The pre-filled documents' vectors, or ``None`` when the embeddings are remote."""
         if not self.embeddings.inner_is_local:
             return None  # do not pay a remote model to embed the reference set
-        inner = self.embeddings.inner
-        docs = np.asarray(inner.embed_documents([d.page_content for d in self.prefill_docs]))
-        queries = {
-            query_text(i): np.asarray(inner.embed_query(query_text(i)))
-            for i in range(QUERY_DISTINCT)
-        }
-        return docs, queries
+        texts = [d.page_content for d in self.prefill_docs]
+        return np.asarray(self.embeddings.inner.embed_documents(texts))
+
+    def _query_vector(self, query: str) -> np.ndarray:
+        """``query``'s vector from the uncounted inner model, computed once per text."""
+        vector = self._query_vectors.get(query)
+        if vector is None:
+            vector = np.asarray(self.embeddings.inner.embed_query(query))
+            self._query_vectors[query] = vector
+        return vector
 
     def exact_top_k(self, query: str, metric: str) -> list[str] | None:
         """Brute-force top-k metadata ids of ``query`` in the pre-filled documents.
 
         ``None`` when the embeddings are remote (recall is then not checked).
         """
-        reference = self._reference
-        if reference is None:
+        docs = self._reference_docs
+        if docs is None:
             return None
-        docs, queries = reference
-        q = queries[query]
+        q = self._query_vector(query)
         if metric == "L2":
             order = np.argsort(((docs - q) ** 2).sum(axis=1))
         elif metric == "IP":

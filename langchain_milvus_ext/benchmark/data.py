@@ -8,7 +8,7 @@ import re
 from langchain_core.documents import Document
 
 QUERY_DISTINCT = 50
-"""The tutorial queries ``"test document {i % 50}"``."""
+"""The tutorial queries ``"test document {i % 50}"``: 50 distinct texts, however many queries."""
 
 UPDATED_PREFIX = "This is updated test document"
 """Prefix of the page content written by the upsert workload."""
@@ -53,9 +53,34 @@ def seed_document() -> Document:
     )
 
 
-def query_text(i: int) -> str:
-    """The ``i``-th query of the search and MMR workloads."""
-    return f"test document {i % QUERY_DISTINCT}"
+def query_text(i: int, distinct: bool = False) -> str:
+    """The ``i``-th query of the search and MMR workloads.
+
+    Args:
+        i: Index of the query in its workload, from 0.
+        distinct: ``False``: the tutorial's ``"test document {i % 50}"`` (only 50 distinct
+            texts); ``True``: ``"test document {i}"``, every query different.
+
+    Example:
+        >>> query_text(51), query_text(51, distinct=True)
+        ('test document 1', 'test document 51')
+    """
+    return f"test document {i if distinct else i % QUERY_DISTINCT}"
+
+
+def describe_queries(queries: str) -> str:
+    """A short human description of a query set of :data:`~.config.QUERY_SETS`.
+
+    Example:
+        >>> describe_queries("distinct")
+        'distinct ("test document {i}", every query different)'
+    """
+    if queries == "tutorial":
+        n = QUERY_DISTINCT
+        return f'tutorial ("test document {{i % {n}}}", {n} distinct texts)'
+    if queries == "distinct":
+        return 'distinct ("test document {i}", every query different)'
+    return queries
 
 
 def doc_key(i: int) -> str:

@@ -83,7 +83,8 @@ def write_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
     ax.set_title(
         f"Throughput at N={n} concurrent single operations\n"
         f"{env.get('target', '')} | {env.get('index', '')} | {env.get('embeddings', '')} | "
-        f"prefill {results.config.get('prefill')}, k={results.config.get('k')}",
+        f"prefill {results.config.get('prefill')}, k={results.config.get('k')}, "
+        f"{results.query_set} queries",
         fontsize=10,
     )
     ax.grid(axis="y", which="major", alpha=0.3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .data import describe_queries
 from .results import BenchmarkResults, CaseResult
 
 COLUMNS: tuple[str, ...] = (
@@ -124,7 +125,8 @@ def format_report(results: BenchmarkResults) -> str:
         "Milvus vector-store benchmark "
         f"(target: {env.get('target', '?')}, index: {env.get('index', '?')}, "
         f"embeddings: {env.get('embeddings', '?')}, "
-        f"prefill: {results.config.get('prefill')}, k: {results.config.get('k')})",
+        f"prefill: {results.config.get('prefill')}, k: {results.config.get('k')}, "
+        f"queries: {describe_queries(results.query_set)})",
         "",
         format_table(results),
         "",

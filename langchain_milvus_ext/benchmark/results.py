@@ -143,6 +143,11 @@ class BenchmarkResults:
         return self.ratio(case, CEILING)
 
     @property
+    def query_set(self) -> str:
+        """The search / MMR query set of the run (results saved before the option: tutorial)."""
+        return str(self.config.get("queries", "tutorial"))
+
+    @property
     def failures(self) -> list[CaseResult]:
         """Cases that raised or failed a correctness check."""
         return [c for c in self.cases if c.error is not None]

@@ -18,6 +18,7 @@ from .checks import CheckFailure, check_case
 from .config import BenchmarkConfig
 from .contenders import Contender, resolve_contenders
 from .context import BenchContext
+from .data import describe_queries
 from .embeddings import make_embeddings
 from .results import BenchmarkResults, CaseResult, LatencyStats
 from .store_cases import run_store_case
@@ -140,6 +141,7 @@ def _environment(config: BenchmarkConfig, target: str, impls: dict[str, str]) ->
         "target": target,
         "index": f"AUTOINDEX, metric {metric}",
         "embeddings": embeddings,
+        "queries": describe_queries(config.queries),
         "contenders": impls,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -24,7 +24,7 @@ from langchain_core.vectorstores import VectorStore
 from .checks import CheckFailure, CollectionView
 from .contenders import Contender, StoreProfile
 from .context import BenchContext
-from .data import doc_key, query_text, seed_document, updated_document
+from .data import doc_key, seed_document, updated_document
 from .timing import Timed, time_gather, time_sync
 
 SyncCall = Callable[[], Any]
@@ -81,11 +81,11 @@ def _calls(
     if workload == "add":
         return [partial(method, [d]) for d in ctx.add_docs[:n]]
     if workload == "search":
-        return [partial(method, query_text(i), k=k) for i in range(n)]
+        return [partial(method, query, k=k) for query in ctx.queries(n)]
     if workload == "mmr":
         return [
-            partial(method, query_text(i), k=k, fetch_k=cfg.fetch_k, lambda_mult=cfg.lambda_mult)
-            for i in range(n)
+            partial(method, query, k=k, fetch_k=cfg.fetch_k, lambda_mult=cfg.lambda_mult)
+            for query in ctx.queries(n)
         ]
     if workload == "delete":
         return [partial(method, **profile.delete_kwargs(doc_key(i))) for i in range(n)]

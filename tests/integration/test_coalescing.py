@@ -65,6 +65,40 @@ async def test_concurrent_searches_are_one_nq_search(tmp_path: Path) -> None:
     assert store._async.stats.calls["search"] == 1
 
 
+async def test_equal_concurrent_searches_are_searched_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, embeddings = _store(tmp_path)
+    store.add_texts([f"doc {i}" for i in range(50)], [{"tags": [i]} for i in range(50)],
+                    ids=[f"d{i}" for i in range(50)])
+    embedded: list[str] = []
+    original_embed = CountingEmbeddings.embed_documents
+
+    def recording(self: CountingEmbeddings, texts: list[str]) -> list[list[float]]:
+        embedded.extend(texts)
+        return original_embed(self, texts)
+
+    monkeypatch.setattr(CountingEmbeddings, "embed_documents", recording)
+    await store.asimilarity_search("warm-up", k=1)  # this loop's client exists before counting
+    sizes: list[int] = []
+    client = store.aclient
+    original_search = client.search
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        sizes.append(len(kwargs["data"]))
+        return await original_search(*args, **kwargs)
+
+    monkeypatch.setattr(client, "search", counting)
+    embedded.clear()
+    queries = [f"doc {i % 5}" for i in range(100)]  # 5 distinct texts, each asked 20 times
+    results = await asyncio.gather(*(store.asimilarity_search(q, k=2) for q in queries))
+    assert sizes == [5]  # one search, nq = distinct queries
+    assert sorted(embedded) == [f"doc {i}" for i in range(5)]
+    assert [r[0].id for r in results] == [f"d{i % 5}" for i in range(100)]
+    assert [[d.id for d in r] for r in results[:5]] == [[d.id for d in r] for r in results[5:10]]
+    results[0][0].metadata["tags"].append("mine")  # callers never share a mutable object
+    assert results[5][0].metadata == {"tags": [0]}
+
+
 async def test_different_parameters_are_not_merged(tmp_path: Path) -> None:
     store, _ = _store(tmp_path)
     store.add_texts([f"doc {i}" for i in range(20)], [{"i": i} for i in range(20)])

@@ -20,6 +20,7 @@ from langchain_milvus_ext.benchmark.checks import CheckFailure, CollectionView, 
 from langchain_milvus_ext.benchmark.config import (
     CONTENDERS,
     DEFAULT_PLOT_PATH,
+    QUERY_SETS,
     WORKLOADS,
     BenchmarkConfig,
     ConfigError,
@@ -64,6 +65,7 @@ def test_defaults_reproduce_the_tutorial() -> None:
     assert config.embed_latency_ms == 0.0
     assert config.uri is None and config.ours_impl == "auto" and config.target == "lite"
     assert config.metric == "COSINE"
+    assert config.queries == "tutorial" and not config.distinct_queries
     config.validate()
 
 
@@ -125,6 +127,53 @@ def test_target_choice() -> None:
         BenchmarkConfig(target="docker").validate()
 
 
+def test_queries_flag_chooses_the_query_set() -> None:
+    assert QUERY_SETS == ("tutorial", "distinct")
+    assert parse("--queries", "tutorial").queries == "tutorial"
+    config = parse("--queries", "distinct", "--workloads", "search", "mmr")
+    assert config.queries == "distinct" and config.distinct_queries
+    config.validate()
+    assert BenchmarkConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert config.to_dict()["queries"] == "distinct"
+    with pytest.raises(ConfigError, match="unknown --queries 'random'"):
+        BenchmarkConfig(queries="random").validate()
+
+
+def test_query_texts_of_each_set() -> None:
+    assert [query_text(i) for i in (0, 7, 49, 50, 999)] == [
+        "test document 0",
+        "test document 7",
+        "test document 49",
+        "test document 0",
+        "test document 49",
+    ]
+    assert len({query_text(i) for i in range(1000)}) == 50
+    assert query_text(999, distinct=True) == "test document 999"
+    assert len({query_text(i, distinct=True) for i in range(1000)}) == 1000
+    emb = CountingEmbeddings(DeterministicFakeEmbedding(size=8), inner_is_local=True)
+    tutorial = BenchContext(config=parse(), uri="u", token=None, embeddings=emb)
+    config = parse("--queries", "distinct")
+    distinct = BenchContext(config=config, uri="u", token=None, embeddings=emb)
+    assert tutorial.queries(52)[50:] == ["test document 0", "test document 1"]
+    assert distinct.queries(52)[50:] == ["test document 50", "test document 51"]
+
+
+def test_exact_top_k_works_for_any_query_text() -> None:
+    emb = CountingEmbeddings(DeterministicFakeEmbedding(size=8), inner_is_local=True)
+    config = BenchmarkConfig(n=(200,), prefill=30, k=3, queries="distinct")
+    ctx = BenchContext(config=config, uri="u", token=None, embeddings=emb)
+    docs = np.asarray(emb.inner.embed_documents([d.page_content for d in ctx.prefill_docs]))
+    for query in (ctx.query(0), ctx.query(123), "not a benchmark query"):
+        q = np.asarray(emb.inner.embed_query(query))
+        expected = [f"doc_{int(i)}" for i in np.argsort(((docs - q) ** 2).sum(axis=1))[:3]]
+        assert ctx.exact_top_k(query, "L2") == expected
+        assert len(ctx.exact_top_k(query, "COSINE") or []) == 3
+    assert emb.requests == 0  # the reference set is embedded by the uncounted inner model
+    remote = CountingEmbeddings(DeterministicFakeEmbedding(size=8), inner_is_local=False)
+    remote_ctx = BenchContext(config=config, uri="u", token=None, embeddings=remote)
+    assert remote_ctx.exact_top_k("test document 1", "L2") is None
+
+
 def test_plot_flag_with_and_without_value() -> None:
     parser = cli.build_parser()
     assert parser.parse_args([]).plot is None
@@ -139,6 +188,7 @@ def test_plot_flag_with_and_without_value() -> None:
         ["--workloads", "nope"],
         ["--contenders", "pgvector"],
         ["--embeddings", "cohere"],
+        ["--queries", "random"],
         ["--n", "x"],
         ["--n", "10", "--prefill", "5"],  # delete/upsert need prefill >= N
         ["--n", "0"],
@@ -296,6 +346,23 @@ def test_report_mentions_unavailable_and_failures() -> None:
     assert "FAILED ceiling/search/N=10: wrong data" in report
     assert "Total run time: 12.5 s" in report
     assert "ours-sync = x, sync" in report
+    header = report.splitlines()[0]
+    assert header.startswith("Milvus vector-store benchmark (")
+    assert 'queries: tutorial ("test document {i % 50}", 50 distinct texts))' in header
+
+
+def test_report_header_names_the_distinct_query_set() -> None:
+    results = sample_results()
+    results.config = BenchmarkConfig(n=(10,), prefill=20, queries="distinct").to_dict()
+    assert results.query_set == "distinct"
+    header = format_report(results).splitlines()[0]
+    assert 'queries: distinct ("test document {i}", every query different))' in header
+    again = BenchmarkResults.from_json(results.to_json())
+    assert json.loads(results.to_json())["config"]["queries"] == "distinct"
+    assert again.query_set == "distinct"
+    old = dict(results.config)
+    del old["queries"]  # results written before the option existed used the tutorial's queries
+    assert BenchmarkResults(config=old).query_set == "tutorial"
 
 
 def test_json_round_trip() -> None:

@@ -30,6 +30,7 @@ from langchain_milvus_ext._plans import (
     delete_batch_plan,
     search_batch_plan,
     store_rows_plan,
+    write_batch_plan,
 )
 from langchain_milvus_ext._schema import plan_layout
 
@@ -436,6 +437,50 @@ def test_search_batch_embeds_only_text_items_and_keeps_vectors() -> None:
     assert search.kwargs["search_params"] == {"metric_type": "COSINE", "params": {}}
     assert [vector for _, vector in result] == expected
     assert [[h["id"] for h in per_query] for per_query, _ in result] == [["x"], [], ["y"]]
+
+
+def test_search_batch_sends_each_distinct_query_once_and_fans_results_out() -> None:
+    items = [SearchItem(text="a"), SearchItem(text="bb"), SearchItem(text="a"),
+             SearchItem(vector=[9.0, 9.0, 9.0]), SearchItem(vector=[9.0, 9.0, 9.0])]
+    hits = [[{"id": "x", "distance": 0.1}], [{"id": "y", "distance": 0.2}],
+            [{"id": "z", "distance": 0.3}]]
+    driver = FakeDriver({"search": hits})
+    result = driver.run(search_batch_plan(existing_state(), items, KEY))
+    embed, search = driver.steps
+    assert embed == Embed(["a", "bb"], "queries")
+    assert search.kwargs["data"] == [fake_vector("a"), fake_vector("bb"), [9.0, 9.0, 9.0]]
+    assert [[h["id"] for h in per_query] for per_query, _ in result] == [
+        ["x"], ["y"], ["x"], ["z"], ["z"]]
+    assert [vector for _, vector in result] == [
+        fake_vector("a"), fake_vector("bb"), fake_vector("a"), [9.0] * 3, [9.0] * 3]
+
+
+def test_search_batch_rejects_a_short_answer() -> None:
+    driver = FakeDriver({"search": [[]]})
+    items = [SearchItem(text="a"), SearchItem(text="b")]
+    with pytest.raises(ValueError, match="1 of 2 queries"):
+        driver.run(search_batch_plan(existing_state(), items, KEY))
+
+
+def test_search_batch_rejects_a_short_embedding() -> None:
+    driver = FakeDriver({"Embed": [[1.0, 0.0, 0.0]]})
+    items = [SearchItem(text="a"), SearchItem(text="b")]
+    with pytest.raises(ValueError, match="1 vectors for 2 texts"):
+        driver.run(search_batch_plan(existing_state(), items, KEY))
+    assert "search" not in driver.methods()
+
+
+def test_write_batch_embeds_each_distinct_text_once() -> None:
+    driver = FakeDriver({"upsert": {"upsert_count": 3}})
+    rows = [{"pk": "1", "text": "same"}, {"pk": "2", "text": "other"}, {"pk": "3", "text": "same"}]
+    write = Write(rows=rows, texts=["same", "other", "same"], vectors=None, key=WriteKey())
+    ids = driver.run(write_batch_plan(existing_state(), write))
+    embed, upsert = driver.steps
+    assert embed == Embed(["same", "other"], "documents")
+    assert [row["vector"] for row in upsert.kwargs["data"]] == [
+        fake_vector("same"), fake_vector("other"), fake_vector("same")]
+    assert upsert.kwargs["data"][0]["vector"] is not upsert.kwargs["data"][2]["vector"]
+    assert ids == ["1", "2", "3"]
 
 
 def test_search_batch_of_vectors_embeds_nothing() -> None:

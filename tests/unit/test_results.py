@@ -58,6 +58,17 @@ def test_json_metadata_is_copied_not_aliased() -> None:
     assert stored == {"a": 1}
 
 
+def test_nested_metadata_is_copied_so_documents_never_share_it() -> None:
+    stored = {"tags": ["a"], "source": {"page": 1}, "n": 1}
+    entity = {"text": "t", "metadata": stored}
+    first = document_from_entity("x", entity, JSON_META)
+    second = document_from_entity("x", entity, JSON_META)
+    first.metadata["tags"].append("b")
+    first.metadata["source"]["page"] = 2
+    assert second.metadata == {"tags": ["a"], "source": {"page": 1}, "n": 1}
+    assert stored == {"tags": ["a"], "source": {"page": 1}, "n": 1}
+
+
 def test_dynamic_meta_is_merged_into_metadata() -> None:
     entity = {"pk": "x", "text": "t", "genre": "scifi", "$meta": {"year": 2001}}
     doc = document_from_entity("x", entity, DYNAMIC)
