@@ -42,6 +42,11 @@ class PerLoop(Generic[S]):
     def get(self) -> S:
         """The value for the running loop (RuntimeError outside a coroutine)."""
         loop = asyncio.get_running_loop()
+        values = self._values
+        if len(values) == 1:  # the hot path: this loop's is the only value, nothing to drop
+            value = values.get(loop)
+            if value is not None:
+                return value
         with self._lock:
             self._drop_closed()
             value = self._values.get(loop)
