@@ -3,11 +3,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import servers
+
+# --------------------------------------------------------------------------- logging
+
+
+@pytest.fixture()
+def quiet_pymilvus() -> Iterator[None]:
+    """Silence pymilvus's per-RPC error tracebacks (tens of thousands after a server kill)."""
+    logger = logging.getLogger("pymilvus")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    yield
+    logger.setLevel(level)
+
 
 # --------------------------------------------------------------------------- Milvus Lite file
 

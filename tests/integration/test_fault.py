@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,8 @@ from langchain_milvus_ext import (
     WriteError,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.timeout(300),
+              pytest.mark.usefixtures("quiet_pymilvus")]
 
 COLLECTION = "fault_ingest"
 STORE_TIMEOUT = 5.0  # seconds per RPC: a call cannot hang on a dead server
@@ -46,16 +46,6 @@ FAIL_BOUND = 90.0  # generous bound for every unconfirmed call to end after the 
 CONNECTION_PHRASE = "authentication failed or the server is unreachable"
 
 Call = tuple[list[str], list[dict[str, Any]], list[str]]  # texts, metadatas, ids
-
-
-@pytest.fixture(autouse=True)
-def _quiet_pymilvus() -> Iterator[None]:
-    """pymilvus logs a traceback per failed RPC to stderr (tens of thousands after a kill)."""
-    logger = logging.getLogger("pymilvus")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    yield
-    logger.setLevel(level)
 
 
 def _tag(i: int) -> str:
@@ -109,6 +99,18 @@ class KillOutcome:
         for error in self.write_errors.values():
             ids.update(str(i) for i in error.written_ids)
         return ids
+
+    def figures(self) -> dict[str, object]:
+        """The reported counts and timings of the kill."""
+        return {
+            "calls_confirmed_before_kill": len(self.confirmed_before_kill),
+            "calls_succeeded_total": len(self.succeeded),
+            "calls_write_error": len(self.write_errors),
+            "calls_connection_error": len(self.connection_errors),
+            "first_confirm_s": round(self.first_confirm_s, 2),
+            "kill_s": round(self.kill_s, 2),
+            "unconfirmed_all_failed_within_s": round(self.all_ended_after_kill_s, 2),
+        }
 
 
 async def _ingest_and_kill(
@@ -233,16 +235,8 @@ async def test_lite_server_kill_restart_reingest(
         # ---- 1. concurrent ingest, SIGKILL once the first call is confirmed
         store = _store(handle.uri, coalesce_limits=LITE_SERIAL_WRITES)
         outcome = await _ingest_and_kill(store, calls, handle.kill)
-        figures |= {
-            "calls_confirmed_before_kill": len(outcome.confirmed_before_kill),
-            "calls_succeeded_total": len(outcome.succeeded),
-            "calls_write_error": len(outcome.write_errors),
-            "calls_connection_error": len(outcome.connection_errors),
-            "first_confirm_s": round(outcome.first_confirm_s, 2),
-            "kill_s": round(outcome.kill_s, 2),
-            "unconfirmed_all_failed_within_s": round(outcome.all_ended_after_kill_s, 2),
-            "retries_first_store": store._async.stats.retries,
-        }
+        figures |= outcome.figures()
+        figures["retries_first_store"] = store._async.stats.retries
         await store.aclose()
 
         # ---- 2. restart on the same data directory and port; a fresh store on it
@@ -340,16 +334,8 @@ async def test_milvus235_kill_fails_loudly(
     try:
         store = _store(handle.uri)
         outcome = await _ingest_and_kill(store, calls, handle.kill)
-        figures |= {
-            "calls_confirmed_before_kill": len(outcome.confirmed_before_kill),
-            "calls_succeeded_total": len(outcome.succeeded),
-            "calls_write_error": len(outcome.write_errors),
-            "calls_connection_error": len(outcome.connection_errors),
-            "first_confirm_s": round(outcome.first_confirm_s, 2),
-            "kill_s": round(outcome.kill_s, 2),
-            "unconfirmed_all_failed_within_s": round(outcome.all_ended_after_kill_s, 2),
-            "retries": store._async.stats.retries,
-        }
+        figures |= outcome.figures()
+        figures["retries"] = store._async.stats.retries
         await store.aclose()
     finally:
         _report(record_property, "fault: Milvus 2.3.5 standalone kill", figures)

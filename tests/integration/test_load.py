@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
-import logging
 import math
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -27,7 +26,8 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_milvus_ext import MilvusVectorStore
 
-pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.timeout(900),
+              pytest.mark.usefixtures("quiet_pymilvus")]
 
 N = 10_000
 BOUND_S = 300.0  # generous: a deadlock, not slowness, is what this catches
@@ -98,15 +98,6 @@ class PeakRss:
     @property
     def growth(self) -> int:
         return self.peak - self.baseline
-
-
-@pytest.fixture(autouse=True)
-def _quiet_pymilvus() -> Iterator[None]:
-    logger = logging.getLogger("pymilvus")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    yield
-    logger.setLevel(level)
 
 
 def _report(record_property: Callable[[str, object], None], title: str,

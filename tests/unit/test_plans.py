@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from layouts import planned
 from pymilvus import DataType
 
 from langchain_milvus_ext._operations import (
@@ -32,24 +33,8 @@ from langchain_milvus_ext._plans import (
     store_rows_plan,
     write_batch_plan,
 )
-from langchain_milvus_ext._schema import plan_layout
 
 DIM = 3
-
-
-def planned(**overrides: Any) -> Any:
-    options: dict[str, Any] = {
-        "primary_field": "pk",
-        "text_field": "text",
-        "vector_field": "vector",
-        "metadata_field": None,
-        "enable_dynamic_field": False,
-        "auto_id": False,
-        "index_params": None,
-        "partition_key_field": None,
-    }
-    options.update(overrides)
-    return plan_layout(**options)
 
 
 CREATE_OPTIONS: dict[str, Any] = {

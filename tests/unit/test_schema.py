@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from layouts import planned
 from pymilvus import DataType
 
 from langchain_milvus_ext._filters import FieldRef
@@ -19,24 +20,8 @@ from langchain_milvus_ext._schema import (
     create_collection_args,
     freeze,
     layout_from_description,
-    plan_layout,
     search_params_for,
 )
-
-
-def plan(**overrides: Any) -> CollectionLayout:
-    options: dict[str, Any] = {
-        "primary_field": "pk",
-        "text_field": "text",
-        "vector_field": "vector",
-        "metadata_field": None,
-        "enable_dynamic_field": False,
-        "auto_id": False,
-        "index_params": None,
-        "partition_key_field": None,
-    }
-    options.update(overrides)
-    return plan_layout(**options)
 
 
 def field(name: str, dtype: DataType, **extra: Any) -> dict[str, Any]:
@@ -65,7 +50,7 @@ def langchain_milvus_description(**overrides: Any) -> dict[str, Any]:
 
 
 def test_default_plan() -> None:
-    layout = plan()
+    layout = planned()
     assert layout.metric == "COSINE"
     assert layout.metadata_field == "metadata"
     assert not layout.dynamic and not layout.exists
@@ -79,7 +64,7 @@ def test_default_plan() -> None:
     ("given_metric", "metric"), [("ip", "IP"), ("L2", "L2"), ("Cosine", "COSINE")]
 )
 def test_metric_is_normalised(given_metric: str, metric: str) -> None:
-    layout = plan(index_params={"metric_type": given_metric, "index_type": "hnsw"})
+    layout = planned(index_params={"metric_type": given_metric, "index_type": "hnsw"})
     assert layout.metric == metric
     assert layout.index_type == "HNSW"
 
@@ -87,42 +72,42 @@ def test_metric_is_normalised(given_metric: str, metric: str) -> None:
 @pytest.mark.parametrize("metric", ["HAMMING", "JACCARD", "BM25", "euclid"])
 def test_unsupported_metric_is_rejected(metric: str) -> None:
     with pytest.raises(ValueError, match="metric_type"):
-        plan(index_params={"metric_type": metric})
+        planned(index_params={"metric_type": metric})
 
 
 @pytest.mark.parametrize("name", ["primary_field", "text_field", "vector_field"])
 @pytest.mark.parametrize("bad", ["", None, 3])
 def test_field_names_must_be_non_empty_strings(name: str, bad: Any) -> None:
     with pytest.raises(ValueError, match=name):
-        plan(**{name: bad})
+        planned(**{name: bad})
 
 
 def test_dynamic_mode_has_no_metadata_field() -> None:
-    layout = plan(enable_dynamic_field=True, metadata_field="meta")
+    layout = planned(enable_dynamic_field=True, metadata_field="meta")
     assert layout.dynamic is True
     assert layout.metadata_field is None
 
 
 def test_custom_metadata_field_name() -> None:
-    assert plan(metadata_field="props").metadata_field == "props"
+    assert planned(metadata_field="props").metadata_field == "props"
 
 
 def test_partition_key_is_a_varchar_column() -> None:
-    layout = plan(partition_key_field="tenant")
+    layout = planned(partition_key_field="tenant")
     assert dict(layout.scalar_fields) == {"tenant": DataType.VARCHAR}
 
 
 def test_auto_id_means_int_primary_key() -> None:
-    layout = plan(auto_id=True)
+    layout = planned(auto_id=True)
     assert layout.auto_id and layout.pk_is_int
 
 
 def test_reserved_keys_and_output_fields() -> None:
-    layout = plan(partition_key_field="tenant")
+    layout = planned(partition_key_field="tenant")
     assert layout.reserved_keys == {"pk", "text", "vector", "metadata", "$meta"}
     assert layout.output_fields() == ["text", "tenant", "metadata"]
     assert layout.output_fields(with_vector=True)[-1] == "vector"
-    assert plan(enable_dynamic_field=True).output_fields() == ["text", "$meta"]
+    assert planned(enable_dynamic_field=True).output_fields() == ["text", "$meta"]
 
 
 # --------------------------------------------------------------------------- create_collection_args
@@ -138,7 +123,7 @@ def _indexes(args: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_create_collection_args_default_schema() -> None:
     args = create_collection_args(
-        plan(), 16, index_params=None, partition_key_field=None, num_partitions=None,
+        planned(), 16, index_params=None, partition_key_field=None, num_partitions=None,
         consistency_level="Session",
     )
     fields = _fields(args)
@@ -158,7 +143,7 @@ def test_create_collection_args_default_schema() -> None:
 
 def test_create_collection_args_auto_id_dynamic_partitioned() -> None:
     index_params = {"metric_type": "ip", "index_type": "HNSW", "params": {"M": 16}}
-    layout = plan(
+    layout = planned(
         auto_id=True, enable_dynamic_field=True, index_params=index_params,
         partition_key_field="tenant",
     )
@@ -184,7 +169,7 @@ def test_create_collection_args_auto_id_dynamic_partitioned() -> None:
 
 def test_langchain_milvus_collection_is_read_back() -> None:
     index = {"field_name": "vector", "metric_type": "L2", "index_type": "HNSW"}
-    layout = layout_from_description(plan(), langchain_milvus_description(), index)
+    layout = layout_from_description(planned(), langchain_milvus_description(), index)
     assert layout.exists
     assert layout.pk_field == "pk" and layout.pk_is_int and layout.auto_id
     assert layout.dim == 8
@@ -206,7 +191,7 @@ def test_json_metadata_field_is_detected() -> None:
             field("tenant", DataType.VARCHAR, params={"max_length": 64}),
         ],
     }
-    layout = layout_from_description(plan(), description, None)
+    layout = layout_from_description(planned(), description, None)
     assert layout.pk_field == "id" and not layout.pk_is_int and not layout.auto_id
     assert layout.pk_max_length == 100
     assert layout.dim == 3
@@ -217,7 +202,7 @@ def test_json_metadata_field_is_detected() -> None:
 
 def test_dynamic_flag_is_read() -> None:
     layout = layout_from_description(
-        plan(), langchain_milvus_description(enable_dynamic_field=True), None
+        planned(), langchain_milvus_description(enable_dynamic_field=True), None
     )
     assert layout.dynamic is True
 
@@ -225,7 +210,7 @@ def test_dynamic_flag_is_read() -> None:
 def test_vector_field_found_by_type_when_names_differ() -> None:
     description = langchain_milvus_description()
     description["fields"][2] = field("embedding", DataType.FLOAT_VECTOR, params={"dim": 5})
-    layout = layout_from_description(plan(), description, None)
+    layout = layout_from_description(planned(), description, None)
     assert layout.vector_field == "embedding" and layout.dim == 5
 
 
@@ -233,35 +218,35 @@ def test_missing_vector_field() -> None:
     description = langchain_milvus_description()
     del description["fields"][2]
     with pytest.raises(ValueError, match="no float vector field named 'vector'"):
-        layout_from_description(plan(), description, None)
+        layout_from_description(planned(), description, None)
 
 
 def test_vector_field_of_another_type() -> None:
     description = langchain_milvus_description()
     description["fields"][2] = field("vector", DataType.BINARY_VECTOR, params={"dim": 8})
     with pytest.raises(ValueError, match="no float vector field"):
-        layout_from_description(plan(), description, None)
+        layout_from_description(planned(), description, None)
 
 
 def test_missing_text_field() -> None:
     description = langchain_milvus_description()
     del description["fields"][1]
     with pytest.raises(ValueError, match="no VARCHAR text field named 'text'"):
-        layout_from_description(plan(), description, None)
+        layout_from_description(planned(), description, None)
 
 
 def test_missing_primary_key() -> None:
     description = langchain_milvus_description()
     description["fields"][0] = field("pk", DataType.INT64)
     with pytest.raises(ValueError, match="no primary key"):
-        layout_from_description(plan(), description, None)
+        layout_from_description(planned(), description, None)
 
 
 # --------------------------------------------------------------------------- key_resolver
 
 
 def test_keys_resolve_into_the_json_metadata_field() -> None:
-    resolve = plan().key_resolver()
+    resolve = planned().key_resolver()
     assert resolve("a") == FieldRef('metadata["a"]', is_json_path=True)
     assert resolve("a.b") == FieldRef('metadata["a"]["b"]', is_json_path=True)
     assert resolve("pk") == FieldRef('metadata["pk"]', is_json_path=True)
@@ -282,13 +267,13 @@ def test_keys_resolve_to_scalar_columns() -> None:
 
 
 def test_scalar_column_wins_over_json_metadata() -> None:
-    resolve = plan(partition_key_field="tenant").key_resolver()
+    resolve = planned(partition_key_field="tenant").key_resolver()
     assert resolve("tenant") == FieldRef("tenant", is_json_path=False)
     assert resolve("other") == FieldRef('metadata["other"]', is_json_path=True)
 
 
 def test_keys_resolve_into_the_dynamic_field() -> None:
-    resolve = plan(enable_dynamic_field=True).key_resolver()
+    resolve = planned(enable_dynamic_field=True).key_resolver()
     assert resolve("genre") == FieldRef('$meta["genre"]', is_json_path=True)
     assert resolve("a.b") == FieldRef('$meta["a"]["b"]', is_json_path=True)
     for reserved in ("pk", "text", "vector"):
@@ -298,7 +283,7 @@ def test_keys_resolve_into_the_dynamic_field() -> None:
 
 @pytest.mark.parametrize("bad", ["", "1a", "a-b", "a..b", "a.", 'a"]', "a b", "$meta"])
 def test_invalid_keys_raise(bad: str) -> None:
-    for layout in (plan(), plan(enable_dynamic_field=True)):
+    for layout in (planned(), planned(enable_dynamic_field=True)):
         with pytest.raises(ValueError):
             layout.key_resolver()(bad)
 
@@ -306,11 +291,11 @@ def test_invalid_keys_raise(bad: str) -> None:
 # --------------------------------------------------------------------------- search_params_for
 
 
-HNSW = replace(plan(index_params={"index_type": "HNSW"}), dim=4, exists=True)
+HNSW = replace(planned(index_params={"index_type": "HNSW"}), dim=4, exists=True)
 
 
 def test_default_search_params_without_hnsw() -> None:
-    assert search_params_for(plan(), 10, None) == {"metric_type": "COSINE", "params": {}}
+    assert search_params_for(planned(), 10, None) == {"metric_type": "COSINE", "params": {}}
 
 
 @given(st.integers(1, 16_384))

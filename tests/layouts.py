@@ -1,0 +1,23 @@
+"""Collection layouts for unit tests (importable as `layouts`: `tests/` is on sys.path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_milvus_ext._schema import CollectionLayout, plan_layout
+
+
+def planned(**overrides: Any) -> CollectionLayout:
+    """A planned layout: pk / text / vector fields, no metadata field, unless overridden."""
+    options: dict[str, Any] = {
+        "primary_field": "pk",
+        "text_field": "text",
+        "vector_field": "vector",
+        "metadata_field": None,
+        "enable_dynamic_field": False,
+        "auto_id": False,
+        "index_params": None,
+        "partition_key_field": None,
+    }
+    options.update(overrides)
+    return plan_layout(**options)
