@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,21 @@ def quiet_pymilvus() -> Iterator[None]:
     logger.setLevel(logging.CRITICAL)
     yield
     logger.setLevel(level)
+
+
+@pytest.fixture()
+def report_figures(
+    record_property: Callable[[str, object], None],
+) -> Callable[[str, dict[str, object]], None]:
+    """Print a test's measured figures (seen with `pytest -s`) and record them as its properties."""
+
+    def report(title: str, figures: dict[str, object]) -> None:
+        print(f"\n[{title}]")
+        for name, value in figures.items():
+            record_property(name, value)
+            print(f"  {name}: {value}")
+
+    return report
 
 
 # --------------------------------------------------------------------------- Milvus Lite file

@@ -5,11 +5,11 @@ Every call the store confirmed must really be stored; every other call must fail
 never hang and never report success. After a restart on the same data, re-running the same
 ingest with the same ids must leave exactly one copy of every document (upserts by id).
 
-Also: a fresh store must be usable as soon as a restarted server answers (fails today, see
+Also: a fresh store must be usable as soon as a restarted server answers (see
 `test_fresh_store_usable_once_restarted_server_answers`).
 
 Figures (calls confirmed before the kill, ids lost/doubled, retries, timings) are printed
-(`pytest -s`) and recorded as properties of the test (`record_property`).
+(`pytest -s`) and recorded as properties of the test (the `report_figures` fixture).
 """
 
 from __future__ import annotations
@@ -215,16 +215,8 @@ async def _async_usable_after(store: MilvusVectorStore, bound: float = 60.0) -> 
             await asyncio.sleep(0.1)
 
 
-def _report(record_property: Callable[[str, object], None], title: str,
-            figures: dict[str, object]) -> None:
-    print(f"\n[{title}]")
-    for name, value in figures.items():
-        record_property(name, value)
-        print(f"  {name}: {value}")
-
-
 async def test_lite_server_kill_restart_reingest(
-    tmp_path: Path, record_property: Callable[[str, object], None]
+    tmp_path: Path, report_figures: Callable[[str, dict[str, object]], None]
 ) -> None:
     n_docs, per_call = 100_000, 100
     calls = _calls(n_docs, per_call)
@@ -315,12 +307,12 @@ async def test_lite_server_kill_restart_reingest(
         assert not wrong, f"documents with wrong content: {wrong[:5]}"
         await fresh.aclose()
     finally:
-        _report(record_property, "fault: milvus-lite server kill/restart", figures)
+        report_figures("fault: milvus-lite server kill/restart", figures)
         handle.stop()
 
 
 async def test_milvus235_kill_fails_loudly(
-    tmp_path: Path, record_property: Callable[[str, object], None]
+    tmp_path: Path, report_figures: Callable[[str, dict[str, object]], None]
 ) -> None:
     """Milvus 2.3.5 standalone of its own (the session's instance stays up): kill only."""
     if not servers.milvus_server_bin().exists():
@@ -338,12 +330,12 @@ async def test_milvus235_kill_fails_loudly(
         figures["retries"] = store._async.stats.retries
         await store.aclose()
     finally:
-        _report(record_property, "fault: Milvus 2.3.5 standalone kill", figures)
+        report_figures("fault: Milvus 2.3.5 standalone kill", figures)
         handle.stop()
 
 
 async def test_fresh_store_usable_once_restarted_server_answers(
-    tmp_path: Path, record_property: Callable[[str, object], None]
+    tmp_path: Path, report_figures: Callable[[str, dict[str, object]], None]
 ) -> None:
     """After a server comes back at the same address, a new store's first async call works.
 
@@ -382,5 +374,5 @@ async def test_fresh_store_usable_once_restarted_server_answers(
             f"a new store's first call was refused by a server that answers: {first_error}")
         await fresh.aclose()
     finally:
-        _report(record_property, "fault: fresh store after restart", figures)
+        report_figures("fault: fresh store after restart", figures)
         handle.stop()

@@ -4,7 +4,7 @@ session's `milvus-lite server` and Milvus 2.3.5 standalone.
 Checks correct per-caller results, no deadlock (a generous `asyncio.wait_for` bound), bounded
 client memory (peak RSS growth of this process, sampled in a background thread) and that the
 coalescer merged the calls into few embedding requests. Figures are printed (`pytest -s`) and
-recorded with `record_property`.
+recorded as properties of the test (the `report_figures` fixture).
 """
 
 from __future__ import annotations
@@ -100,14 +100,6 @@ class PeakRss:
         return self.peak - self.baseline
 
 
-def _report(record_property: Callable[[str, object], None], title: str,
-            figures: dict[str, object]) -> None:
-    print(f"\n[{title}]")
-    for name, value in figures.items():
-        record_property(name, value)
-        print(f"  {name}: {value}")
-
-
 def _same_vector_groups(texts: dict[str, str]) -> dict[str, set[str]]:
     """Id -> ids whose text embeds to the very same vector. DeterministicFakeEmbedding seeds
     by sha256(text) % 10**8, so distinct texts can collide (e.g. "text 1002"/"text 3114")."""
@@ -127,7 +119,7 @@ def _store(uri: str, embeddings: CountingEmbeddings, **kwargs: Any) -> MilvusVec
 @pytest.mark.parametrize("server", SERVERS)
 async def test_ten_thousand_concurrent_adds_then_searches(
     server: str, request: pytest.FixtureRequest,
-    record_property: Callable[[str, object], None],
+    report_figures: Callable[[str, dict[str, object]], None],
 ) -> None:
     uri = request.getfixturevalue(server)
     embeddings = CountingEmbeddings(size=16)
@@ -181,7 +173,7 @@ async def test_ten_thousand_concurrent_adds_then_searches(
         assert rss.growth < RSS_GROWTH_LIMIT, f"peak RSS grew by {rss.growth / 2**20:.0f} MiB"
         assert len(store.get_pks({"i": {"$gte": 0}}, limit=16_384)) == N
     finally:
-        _report(record_property, f"load: {server}", figures)
+        report_figures(f"load: {server}", figures)
         store.drop()
         await store.aclose()
 
@@ -189,7 +181,7 @@ async def test_ten_thousand_concurrent_adds_then_searches(
 @pytest.mark.parametrize("server", SERVERS)
 async def test_first_use_of_new_collection_coalesces(
     server: str, request: pytest.FixtureRequest,
-    record_property: Callable[[str, object], None],
+    report_figures: Callable[[str, dict[str, object]], None],
 ) -> None:
     """Concurrent adds on a store whose collection does not exist yet must coalesce too.
 
@@ -222,6 +214,6 @@ async def test_first_use_of_new_collection_coalesces(
             f"collection ({calls['upsert']} upserts, {calls['load_collection']} "
             "load_collection): concurrent first uses each describe the collection themselves")
     finally:
-        _report(record_property, f"load, new collection: {server}", figures)
+        report_figures(f"load, new collection: {server}", figures)
         store.drop()
         await store.aclose()
