@@ -120,6 +120,12 @@ def _client_call(clients: ClientRegistry, state: CollectionState, step: Call) ->
         return client.create_collection(**step.kwargs)
 
 
+def _one_request(step: Embed, options: DriverOptions) -> bool:
+    """Whether both shells embed `step` with one `embed_documents` request: always for
+    documents, for several queries when `batch_query_embeddings` allows it."""
+    return step.kind == "documents" or (options.batch_query_embeddings and len(step.texts) > 1)
+
+
 class SyncDriver:
     """Runs plans with the sync client and the embeddings' sync methods."""
 
@@ -182,9 +188,7 @@ class SyncDriver:
 
         Vectors are returned as the model gave them; the plans check and convert them.
         """
-        if step.kind == "documents" or (
-            self.options.batch_query_embeddings and len(step.texts) > 1
-        ):
+        if _one_request(step, self.options):
             return list(self.embeddings.embed_documents(step.texts))
         return [self.embeddings.embed_query(t) for t in step.texts]
 
@@ -349,9 +353,7 @@ class AsyncDriver:
 
         Vectors are returned as the model gave them; the plans check and convert them.
         """
-        if step.kind == "documents" or (
-            self.options.batch_query_embeddings and len(step.texts) > 1
-        ):
+        if _one_request(step, self.options):
             return list(await self.embeddings.aembed_documents(step.texts))
         return list(await asyncio.gather(*(self.embeddings.aembed_query(t) for t in step.texts)))
 
