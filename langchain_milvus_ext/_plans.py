@@ -26,6 +26,7 @@ from langchain_milvus_ext._schema import (
     CollectionLayout,
     create_collection_args,
     layout_from_description,
+    with_inferred_columns,
 )
 
 
@@ -187,18 +188,28 @@ class CollectionState:
                 return dict(index)
         return None
 
-    def ensure_plan(self, dim: int) -> Plan:
-        """Make sure the collection exists (creating it for vectors of `dim`); returns layout."""
+    def ensure_plan(self, dim: int, first_row: Row | None = None) -> Plan:
+        """Make sure the collection exists (creating it for vectors of `dim`); returns layout.
+
+        With `enable_dynamic_field=False`, the first row written decides the metadata columns.
+        """
         layout = yield from self.describe_plan()
         if layout.exists:
             return layout
-        args = create_collection_args(self.planned, dim, **self.create_options)
+        planned = with_inferred_columns(self.planned, first_row or {})
+        options = dict(self.create_options)
+        properties = options.pop("properties", None)
+        args = create_collection_args(planned, dim, **options)
         try:
             yield Call("create_collection", {"collection_name": self.name, **args})
         except Exception:
             # Another store, thread or loop may have created it meanwhile.
             if not (yield Call("has_collection", {"collection_name": self.name})):
                 raise
+        else:
+            if properties:  # e.g. {"collection.ttl.seconds": 3600}, as langchain-milvus applies
+                yield Call("alter_collection_properties",
+                           {"collection_name": self.name, "properties": dict(properties)})
         self.layout = self.planned  # re-read below even if a racing creator won
         return (yield from self.describe_plan())
 
@@ -212,7 +223,7 @@ def store_rows_plan(
     """
     if not rows:
         return []
-    layout = yield from state.ensure_plan(len(vectors[0]))
+    layout = yield from state.ensure_plan(len(vectors[0]), rows[0])
     rows = attach_vectors(rows, vectors, layout)
     kwargs: dict[str, Any] = {"collection_name": state.name, "data": rows, "timeout": key.timeout}
     if key.partition_name:

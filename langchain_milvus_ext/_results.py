@@ -93,13 +93,15 @@ def relevance_fn(metric: str) -> Callable[[float], float]:
     - COSINE: similarity s in [-1, 1] -> (s + 1) / 2.
     - IP: the same map, clipped to [0, 1]; exact for normalised embeddings (the usual case
       for IP), order-preserving (not strictly) otherwise.
-    - L2: Milvus returns the squared distance d >= 0 -> 1 / (1 + d).
+    - L2: Milvus returns the squared distance d, in [0, 4] for normalised embeddings ->
+      1 - d / 4, clipped to [0, 1] (langchain-milvus's map).
+    For normalised embeddings the three agree: an orthogonal pair scores 0.5 under each.
     """
     metric = metric.upper()
     if metric in ("COSINE", "IP"):
         return lambda s: min(1.0, max(0.0, (s + 1.0) / 2.0))
     if metric == "L2":
-        return lambda d: 1.0 / (1.0 + max(0.0, d))
+        return lambda d: min(1.0, max(0.0, 1.0 - d / 4.0))
     raise ValueError(f"no relevance score function for metric {metric!r}")
 
 

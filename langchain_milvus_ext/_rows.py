@@ -13,8 +13,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from langchain_core.documents import Document
+from pymilvus import DataType
 
-from langchain_milvus_ext._schema import JSON_MAX_BYTES, CollectionLayout
+from langchain_milvus_ext._schema import JSON_MAX_BYTES, CollectionLayout, with_inferred_columns
 
 Row = dict[str, Any]
 PrimaryKey = str | int
@@ -121,6 +122,9 @@ def build_rows(
             overwrite the primary key, the text or the vector.
     """
     texts = list(texts)
+    if layout.infer_columns and texts:  # the first document decides the columns
+        first = metadatas[0] if metadatas else None
+        layout = with_inferred_columns(layout, first if isinstance(first, dict) else {})
     if metadatas is not None and len(metadatas) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(metadatas)} metadatas")
     if ids is not None and len(ids) != len(texts):
@@ -168,10 +172,8 @@ def _metadata_columns(metadata: Any, layout: CollectionLayout, position: int) ->
         # A private copy: shallow suffices for flat metadata, nested values are rebuilt.
         flat = all(type(v) in _SCALARS for v in metadata.values())
         columns[layout.metadata_field] = dict(metadata) if flat else json.loads(encoded)
-        for name in layout.scalar_fields:  # e.g. a partition key also kept as a column
-            if name not in metadata:
-                raise ValueError(f"{where} lacks the key {name!r}, a field of this collection")
-            columns[name] = metadata[name]
+        for name, dtype in layout.scalar_fields.items():  # e.g. a partition key, also a column
+            columns[name] = _column_value(metadata, name, dtype, layout, where)
         return columns
     reserved = sorted(set(metadata) & layout.reserved_keys)
     if reserved:
@@ -184,10 +186,59 @@ def _metadata_columns(metadata: Any, layout: CollectionLayout, position: int) ->
         if unknown:
             raise ValueError(
                 f"{where} has keys {unknown} that are not fields of this collection "
-                f"(it has {sorted(layout.scalar_fields)} and no dynamic or JSON metadata field)"
+                f"(it has {sorted(layout.scalar_fields)} and no dynamic or JSON metadata field; "
+                "langchain-milvus would drop them silently)"
             )
     columns.update(json.loads(encoded))
+    for name, dtype in layout.scalar_fields.items():
+        columns[name] = _column_value(metadata, name, dtype, layout, where)
     return columns
+
+
+_INT_RANGES = {
+    DataType.INT8: 8, DataType.INT16: 16, DataType.INT32: 32, DataType.INT64: 64,
+}
+
+
+def _column_value(
+    metadata: dict[str, Any], name: str, dtype: DataType, layout: CollectionLayout, where: str
+) -> Any:
+    """The value of scalar column `name`, checked against its type before anything is sent."""
+    if name not in metadata or metadata[name] is None:
+        if layout.column_args.get(name, {}).get("nullable"):
+            return None
+        raise ValueError(f"{where} lacks the key {name!r}, a column of this collection")
+    value = metadata[name]
+    problem = None
+    if dtype == DataType.VARCHAR:
+        if not isinstance(value, str):
+            problem = "a string"
+        else:
+            limit = int(layout.column_args.get(name, {}).get("max_length", 65_535))
+            if len(value.encode("utf-8")) > limit:
+                raise ValueError(f"{where}[{name!r}] is over the column's max_length of {limit}")
+    elif dtype in _INT_RANGES:
+        bits = _INT_RANGES[dtype]
+        if isinstance(value, bool) or not isinstance(value, int):
+            problem = "an integer"
+        elif not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            problem = f"an integer in the {dtype.name} range"
+    elif dtype == DataType.BOOL:
+        if not isinstance(value, bool):
+            problem = "a bool"
+    elif dtype in (DataType.FLOAT, DataType.DOUBLE):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problem = "a number"
+        elif not math.isfinite(value):
+            problem = "a finite number"
+    elif dtype == DataType.ARRAY and not isinstance(value, list):
+        problem = "a list"
+    if problem:
+        raise ValueError(
+            f"{where}[{name!r}] is {type(value).__name__} {value!r}; the collection's column "
+            f"{name!r} ({dtype.name}) needs {problem}"
+        )
+    return value
 
 
 def attach_vectors(

@@ -20,7 +20,7 @@ from langchain_milvus_ext._filters import FieldRef, KeyResolver, json_path_ref, 
 
 DEFAULT_TEXT_MAX_LENGTH = 65_535
 DEFAULT_PK_MAX_LENGTH = 512
-DEFAULT_METRIC = "COSINE"
+DEFAULT_METRIC = "L2"  # langchain-milvus's default: raw scores are distances, lower = closer
 JSON_MAX_BYTES = 65_536
 SUPPORTED_METRICS = ("COSINE", "IP", "L2")
 _VECTOR_TYPES = {
@@ -49,10 +49,16 @@ class CollectionLayout:
         dim: Vector dimension, or None while the collection does not exist yet.
         metric: COSINE, IP or L2.
         index_type: The vector index type (AUTOINDEX, HNSW, ...), when known.
-        scalar_fields: Other scalar fields (metadata columns of langchain-milvus collections).
+        scalar_fields: Scalar metadata columns: the partition key, `metadata_schema` fields, the
+            columns of an `enable_dynamic_field=False` collection.
         sparse_field: Sparse field filled server-side by a BM25 function on the text field
             (full-text and hybrid search), or None.
         exists: Whether the layout was read from an existing collection.
+        column_args: `add_field` arguments of planned columns beyond their type
+            (`max_length`, `element_type`, `nullable`, ...), from `metadata_schema`.
+        infer_columns: Whether the first write decides the metadata columns (one per key of
+            the first document, as langchain-milvus does with `enable_dynamic_field=False`).
+        field_names: Every field of the collection, in schema order (the parent's `fields`).
     """
 
     pk_field: str = "pk"
@@ -70,6 +76,9 @@ class CollectionLayout:
     scalar_fields: Mapping[str, DataType] = field(default_factory=dict)
     sparse_field: str | None = None
     exists: bool = False
+    column_args: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    infer_columns: bool = False
+    field_names: tuple[str, ...] = ()
 
     @property
     def reserved_keys(self) -> frozenset[str]:
@@ -113,6 +122,8 @@ class CollectionLayout:
                 if head in self.reserved_keys:
                     raise ValueError(f"filter key {key!r} names a reserved field")
                 return FieldRef(json_path_ref("$meta", parts), is_json_path=True)
+            if self.infer_columns and not self.exists and len(parts) == 1:
+                return FieldRef(head, is_json_path=False)  # no collection yet: matches nothing
             raise ValueError(
                 f"filter key {key!r} is not a metadata field of this collection "
                 f"(fields: {sorted(self.scalar_fields)})"
@@ -127,13 +138,23 @@ def plan_layout(
     text_field: str,
     vector_field: str,
     metadata_field: str | None,
-    enable_dynamic_field: bool,
+    enable_dynamic_field: bool | None,
     auto_id: bool,
     index_params: Mapping[str, Any] | None,
     partition_key_field: str | None,
     sparse_field: str | None = None,
+    metadata_schema: Mapping[str, Any] | None = None,
 ) -> CollectionLayout:
-    """Plan the layout of a collection that does not exist yet."""
+    """Plan the layout of a collection that does not exist yet.
+
+    Where metadata lives (langchain-milvus's layouts, chosen by the same arguments):
+    - `metadata_field="name"`: one JSON field holds the whole metadata dict;
+    - `enable_dynamic_field=False`: one scalar column per key of the first document written;
+      a later key without a column is a ValueError (langchain-milvus drops it silently);
+    - otherwise (`True`, or not given): Milvus's dynamic field, so raw expressions name keys
+      directly (`year > 2020`) and documents with different keys share the collection.
+    `metadata_schema` adds typed columns for chosen keys in every layout.
+    """
     for name, value in (
         ("primary_field", primary_field),
         ("text_field", text_field),
@@ -141,29 +162,105 @@ def plan_layout(
     ):
         if not isinstance(value, str) or not value:
             raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    if metadata_field is not None and (not isinstance(metadata_field, str) or not metadata_field):
+        raise ValueError(f"metadata_field must be a non-empty string, got {metadata_field!r}")
     metric = str((index_params or {}).get("metric_type", DEFAULT_METRIC)).upper()
     if metric not in SUPPORTED_METRICS:
         raise ValueError(f"index_params metric_type {metric!r} is not one of {SUPPORTED_METRICS}")
-    if enable_dynamic_field:
-        meta: str | None = None
-    else:
-        meta = metadata_field or "metadata"
-    scalars: dict[str, DataType] = {}
+    dynamic = enable_dynamic_field is not False and metadata_field is None
+    if metadata_field is not None and enable_dynamic_field:
+        dynamic = True
+    scalars, args = schema_columns(metadata_schema, {primary_field, text_field, vector_field})
     if partition_key_field:
-        scalars[partition_key_field] = DataType.VARCHAR
+        scalars.setdefault(partition_key_field, DataType.VARCHAR)
     return CollectionLayout(
         pk_field=primary_field,
         text_field=text_field,
         vector_field=vector_field,
-        metadata_field=meta,
-        dynamic=enable_dynamic_field,
+        metadata_field=metadata_field,
+        dynamic=dynamic,
         auto_id=auto_id,
         pk_is_int=auto_id,
         metric=metric,
         index_type=str((index_params or {}).get("index_type", "AUTOINDEX")).upper(),
         scalar_fields=scalars,
         sparse_field=sparse_field,
+        column_args=args,
+        infer_columns=not dynamic and metadata_field is None,
     )
+
+
+def schema_columns(
+    metadata_schema: Mapping[str, Any] | None, reserved: set[str]
+) -> tuple[dict[str, DataType], dict[str, dict[str, Any]]]:
+    """Column types and `add_field` arguments from langchain-milvus's `metadata_schema`.
+
+    Each entry is `{"key": {"dtype": DataType.X, **add_field_kwargs}}`; nested `"kwargs"` are
+    merged in, as langchain-milvus does.
+    """
+    types: dict[str, DataType] = {}
+    args: dict[str, dict[str, Any]] = {}
+    if metadata_schema is None:
+        return types, args
+    if not isinstance(metadata_schema, Mapping):
+        raise ValueError(f"metadata_schema must be a dict, got {type(metadata_schema).__name__}")
+    for key, spec in metadata_schema.items():
+        validate_key(key)
+        if "." in key or key in reserved or key == "$meta":
+            raise ValueError(f"metadata_schema key {key!r} is not a usable column name")
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("dtype"), DataType):
+            raise ValueError(
+                f"metadata_schema[{key!r}] must be a dict with a pymilvus DataType 'dtype', "
+                f"got {spec!r}"
+            )
+        rest = {k: v for k, v in spec.items() if k not in ("dtype", "kwargs")}
+        rest.update(spec.get("kwargs") or {})
+        if spec["dtype"] in _VECTOR_TYPES:
+            raise ValueError(f"metadata_schema[{key!r}]: vector types are not metadata")
+        types[key] = spec["dtype"]
+        args[key] = rest
+    return types, args
+
+
+def infer_column_type(value: Any) -> DataType:
+    """The column type langchain-milvus infers for a first document's value."""
+    if isinstance(value, bool):
+        return DataType.BOOL
+    if isinstance(value, int):
+        return DataType.INT64
+    if isinstance(value, float):
+        return DataType.DOUBLE
+    if isinstance(value, str):
+        return DataType.VARCHAR
+    return DataType.JSON  # lists, dicts and None: JSON holds any of them
+
+
+def with_inferred_columns(
+    layout: CollectionLayout, metadata: Mapping[str, Any]
+) -> CollectionLayout:
+    """The layout once the first document's metadata has decided its columns (infer mode)."""
+    if not layout.infer_columns or layout.exists:
+        return layout
+    scalars = dict(layout.scalar_fields)
+    for key, value in metadata.items():
+        if key not in scalars and key not in layout.reserved_keys:
+            validate_key(key)
+            if "." in key:
+                raise ValueError(f"metadata key {key!r} cannot name a column")
+            scalars[key] = infer_column_type(value)
+    return replace(layout, scalar_fields=scalars, infer_columns=False)
+
+
+def field_names(layout: CollectionLayout) -> list[str]:
+    """The collection's fields (langchain-milvus's `fields`): read back, else as planned."""
+    if layout.exists and layout.field_names:
+        return list(layout.field_names)
+    names = [layout.pk_field, layout.text_field, layout.vector_field]
+    if layout.sparse_field:
+        names.append(layout.sparse_field)
+    if layout.metadata_field:
+        names.append(layout.metadata_field)
+    return names + [name for name in layout.scalar_fields if name not in names]
 
 
 def create_collection_args(
@@ -202,11 +299,13 @@ def create_collection_args(
         ))
     if layout.metadata_field:
         schema.add_field(layout.metadata_field, DataType.JSON)
-    if partition_key_field:
-        schema.add_field(
-            partition_key_field, DataType.VARCHAR, max_length=layout.pk_max_length,
-            is_partition_key=True,
-        )
+    for name, dtype in layout.scalar_fields.items():
+        extra = dict(layout.column_args.get(name, {}))
+        if dtype == DataType.VARCHAR:
+            extra.setdefault("max_length", DEFAULT_TEXT_MAX_LENGTH)
+        if name == partition_key_field:
+            extra["is_partition_key"] = True
+        schema.add_field(name, dtype, **extra)
     index = MilvusClient.prepare_index_params()
     user = dict(index_params or {})
     index.add_index(
@@ -264,6 +363,10 @@ def layout_from_description(
         if fn.get("type") == FunctionType.BM25
         for name in fn.get("output_field_names", [])
     ), None)
+    if (meta_name is None and planned.metadata_field is None and not planned.infer_columns
+            and not description.get("enable_dynamic_field", False)
+            and by_name.get("metadata", {}).get("type") == DataType.JSON):
+        meta_name = "metadata"  # written by this package before 0.2 (one JSON field)
     core = {pk["name"], vector["name"], text["name"], meta_name}
     scalars = {
         f["name"]: f["type"]
@@ -290,6 +393,9 @@ def layout_from_description(
         scalar_fields=scalars,
         sparse_field=sparse,
         exists=True,
+        infer_columns=False,
+        column_args={},
+        field_names=tuple(f["name"] for f in fields),
     )
 
 

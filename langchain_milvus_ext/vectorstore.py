@@ -20,7 +20,7 @@ from langchain_milvus_ext._operations import FilterArg
 from langchain_milvus_ext._plans import CollectionState, Plan
 from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext._rows import split_documents
-from langchain_milvus_ext._schema import plan_layout
+from langchain_milvus_ext._schema import field_names, plan_layout
 from langchain_milvus_ext._search_methods import SearchMethods
 
 if TYPE_CHECKING:
@@ -48,9 +48,12 @@ class MilvusVectorStore(SearchMethods):
     Same constructor and methods as `langchain_milvus.Milvus`, sync and async, plus
     `get_by_ids`, dict filters, batch search and coalescing of concurrent async calls.
 
-    Metadata is stored in one JSON field (`metadata_field`, default "metadata"), so documents
-    with different metadata keys and types share a collection and come back exactly as
-    stored; `enable_dynamic_field=True` stores metadata keys as Milvus dynamic fields instead.
+    Metadata layouts are langchain-milvus's, chosen by the same arguments. By default metadata
+    keys live in Milvus's dynamic field: raw expressions name them directly (`year > 2020`),
+    documents with different keys and types share a collection and come back exactly as stored.
+    `metadata_field="metadata"` keeps the whole dict in one JSON field; `enable_dynamic_field=
+    False` makes one scalar column per key of the first document (later unknown keys are a
+    ValueError, where langchain-milvus drops them); `metadata_schema` adds typed columns.
 
     Example:
         ```python
@@ -69,21 +72,24 @@ class MilvusVectorStore(SearchMethods):
         embedding_function: The LangChain `Embeddings` model.
         collection_name: Collection to use (created on the first write if missing).
         collection_description: Description of a newly created collection.
-        collection_properties: Accepted for compatibility; not applied.
+        collection_properties: Properties set on a newly created collection, e.g.
+            `{"collection.ttl.seconds": 86400}`.
         connection_args: pymilvus client arguments: `uri` (a local `.db` file for Milvus Lite,
             `http://host:19530` for a server, a Zilliz Cloud endpoint), `token`, `user`,
             `password`, `db_name`. Defaults to the Milvus Lite file `./milvus_langchain.db`.
         consistency_level: Consistency of a newly created collection.
         index_params: Vector index, e.g. `{"index_type": "HNSW", "metric_type": "COSINE",
-            "params": {"M": 16}}`; default AUTOINDEX with COSINE.
+            "params": {"M": 16}}`; default AUTOINDEX with L2, as langchain-milvus (raw scores
+            are then distances, lower = closer).
         search_params: Default search params (`{"params": {"ef": 64}}`).
         drop_old: Drop an existing collection of that name first.
         auto_id: Let the server assign INT64 primary keys (ids cannot then be chosen).
         primary_field: Primary-key field name.
         text_field: Text field name.
         vector_field: Vector field name.
-        enable_dynamic_field: Keep metadata keys in Milvus dynamic fields.
-        metadata_field: Name of the JSON metadata field (default "metadata").
+        enable_dynamic_field: True or not given: metadata keys in Milvus's dynamic field.
+            False: one scalar column per metadata key of the first document written.
+        metadata_field: Keep the whole metadata dict in one JSON field of this name.
         partition_key_field: A metadata key also stored as a partition-key column, for
             multi-tenancy (one tenant per key value).
         num_partitions: Partitions of a partition-key collection.
@@ -92,7 +98,9 @@ class MilvusVectorStore(SearchMethods):
         timeout: Default timeout of each call in seconds; a per-call `timeout=` wins.
         num_shards: Accepted for compatibility.
         vector_schema: Not supported (single dense vector field only).
-        metadata_schema: Accepted for compatibility; metadata is JSON.
+        metadata_schema: Typed columns for chosen metadata keys, e.g. `{"year": {"dtype":
+            DataType.INT64}, "tags": {"dtype": DataType.ARRAY, "element_type":
+            DataType.VARCHAR, "max_capacity": 16, "max_length": 64}}` (indexable).
         builtin_function: Not supported yet (hybrid/BM25 search).
         batch_size: Rows per write RPC and items per coalesced async batch.
         coalesce: Merge concurrent async calls into shared embedding requests and RPCs.
@@ -120,7 +128,7 @@ class MilvusVectorStore(SearchMethods):
         primary_field: str = "pk",
         text_field: str = "text",
         vector_field: str = "vector",
-        enable_dynamic_field: bool = False,
+        enable_dynamic_field: bool | None = None,
         metadata_field: str | None = None,
         partition_key_field: str | None = None,
         num_partitions: int | None = None,
@@ -171,10 +179,9 @@ class MilvusVectorStore(SearchMethods):
         self.num_shards = num_shards
         self.num_partitions = num_partitions
         self.metadata_schema = metadata_schema
-        self.enable_dynamic_field = enable_dynamic_field
         self._primary_field = primary_field
         self._text_field = text_field
-        self._vector_field = [vector_field]
+        self._vector_field = vector_field
         self._partition_key_field = partition_key_field
         self._connection_args = dict(connection_args or DEFAULT_CONNECTION)
         planned = plan_layout(
@@ -182,14 +189,17 @@ class MilvusVectorStore(SearchMethods):
             metadata_field=metadata_field, enable_dynamic_field=enable_dynamic_field,
             auto_id=auto_id, index_params=index_params, partition_key_field=partition_key_field,
             sparse_field=sparse_field if full_text_search else None,
+            metadata_schema=metadata_schema,
         )
         self._metadata_field = planned.metadata_field
+        self.enable_dynamic_field = planned.dynamic
         self._state = CollectionState(collection_name, planned, {
             "index_params": index_params,
             "partition_key_field": partition_key_field,
             "num_partitions": num_partitions,
             "consistency_level": consistency_level,
             "description": collection_description,
+            "properties": collection_properties,
         })
         self._clients = ClientRegistry(self._connection_args)
         # The parent's `col` view (kept for compatibility) caches by these; no I/O here.
@@ -226,6 +236,15 @@ class MilvusVectorStore(SearchMethods):
     def aclient(self) -> Any:
         """The running event loop's async pymilvus client (call from a coroutine)."""
         return self._async.sessions.get().client
+
+    @property
+    def fields(self) -> list[str]:
+        """The collection's field names (read back, else as planned), as langchain-milvus."""
+        return field_names(self._state.layout)
+
+    @fields.setter
+    def fields(self, value: list[str]) -> None:
+        raise AttributeError("fields is read from the collection's schema and cannot be set")
 
     @property
     def vector_fields(self) -> list[str]:

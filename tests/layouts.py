@@ -8,12 +8,12 @@ from langchain_milvus_ext._schema import CollectionLayout, plan_layout
 
 
 def planned(**overrides: Any) -> CollectionLayout:
-    """A planned layout: pk / text / vector fields, no metadata field, unless overridden."""
+    """A planned layout: pk, text, vector and a JSON `metadata` field, unless overridden."""
     options: dict[str, Any] = {
         "primary_field": "pk",
         "text_field": "text",
         "vector_field": "vector",
-        "metadata_field": None,
+        "metadata_field": "metadata",
         "enable_dynamic_field": False,
         "auto_id": False,
         "index_params": None,

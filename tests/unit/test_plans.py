@@ -209,7 +209,7 @@ def test_search_yields_one_search_with_filter_and_limit() -> None:
     assert search.items == [SearchItem(text="hello")]
     assert search.key.limit == 3
     assert search.key.expr == '(metadata["genre"] == "scifi") and (year > 2000)'
-    assert json.loads(search.key.search_params)["metric_type"] == "COSINE"
+    assert json.loads(search.key.search_params)["metric_type"] == "L2"
     assert "text" in search.key.output_fields and "metadata" in search.key.output_fields
     assert "vector" not in search.key.output_fields
     assert result == canned
@@ -503,15 +503,15 @@ def test_retrieve_with_score_threshold_keeps_relevant_documents() -> None:
     # COSINE relevance (s + 1) / 2: 0.9 -> 0.95, 0.7 -> 0.85, 0.5 -> 0.75
     driver = FakeDriver({"Search": _search_result([0.9, 0.7, 0.5])})
     docs = driver.run(retrieve_plan(
-        existing_state(), "q", "similarity_score_threshold", 3,
+        existing_state(metric="COSINE"), "q", "similarity_score_threshold", 3,
         fetch_k=20, lambda_mult=0.5, score_threshold=0.8,
     ))
     assert [d.id for d in docs] == ["d0", "d1"]
 
 
 def test_retrieve_with_score_threshold_on_l2() -> None:
-    # L2 relevance 1 / (1 + d): 0 -> 1.0, 1 -> 0.5, 3 -> 0.25
-    driver = FakeDriver({"Search": _search_result([0.0, 1.0, 3.0])})
+    # L2 relevance 1 - d / 4: 0 -> 1.0, 2 -> 0.5, 3 -> 0.25
+    driver = FakeDriver({"Search": _search_result([0.0, 2.0, 3.0])})
     docs = driver.run(retrieve_plan(
         existing_state(metric="L2"), "q", "similarity_score_threshold", 3,
         fetch_k=20, lambda_mult=0.5, score_threshold=0.5,

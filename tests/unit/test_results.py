@@ -167,8 +167,15 @@ def test_ip_is_clipped() -> None:
 def test_l2_endpoints() -> None:
     fn = relevance_fn("L2")
     assert fn(0.0) == 1.0
-    assert fn(1.0) == 0.5
-    assert 0.0 <= fn(1e300) < 1e-200
+    assert fn(2.0) == 0.5  # squared distance of orthogonal unit vectors
+    assert fn(4.0) == 0.0  # opposite unit vectors
+    assert fn(1e300) == 0.0
+
+
+def test_orthogonal_unit_vectors_score_one_half_under_every_metric() -> None:
+    # langchain-milvus's contract (its relevance test): L2 d = 2, IP and COSINE s = 0.
+    assert relevance_fn("L2")(2.0) == relevance_fn("IP")(0.0) == relevance_fn("COSINE")(0.0)
+    assert relevance_fn("L2")(2.0) == 0.5
 
 
 @pytest.mark.parametrize("metric", ["HAMMING", "JACCARD", "BM25", ""])
@@ -204,7 +211,7 @@ def test_to_relevance_maps_scores_and_keeps_documents() -> None:
     docs = [Document("a", id="a"), Document("b", id="b")]
     out = to_relevance([(docs[0], 0.8), (docs[1], 3.0)], "L2")
     assert [d for d, _ in out] == docs
-    assert [s for _, s in out] == pytest.approx([1 / 1.8, 0.25])
+    assert [s for _, s in out] == pytest.approx([0.8, 0.25])
 
 
 @pytest.mark.parametrize("metric", ["COSINE", "IP", "L2"])

@@ -21,6 +21,7 @@ from langchain_milvus_ext._schema import (
     freeze,
     layout_from_description,
     search_params_for,
+    with_inferred_columns,
 )
 
 
@@ -51,7 +52,7 @@ def langchain_milvus_description(**overrides: Any) -> dict[str, Any]:
 
 def test_default_plan() -> None:
     layout = planned()
-    assert layout.metric == "COSINE"
+    assert layout.metric == "L2"  # langchain-milvus's default metric
     assert layout.metadata_field == "metadata"
     assert not layout.dynamic and not layout.exists
     assert layout.dim is None
@@ -83,9 +84,54 @@ def test_field_names_must_be_non_empty_strings(name: str, bad: Any) -> None:
 
 
 def test_dynamic_mode_has_no_metadata_field() -> None:
-    layout = planned(enable_dynamic_field=True, metadata_field="meta")
+    layout = planned(enable_dynamic_field=True, metadata_field=None)
     assert layout.dynamic is True
     assert layout.metadata_field is None
+
+
+def test_default_layout_is_the_dynamic_field() -> None:
+    layout = planned(enable_dynamic_field=None, metadata_field=None)
+    assert layout.dynamic and layout.metadata_field is None and not layout.infer_columns
+
+
+def test_disabled_dynamic_field_infers_columns_from_the_first_document() -> None:
+    layout = planned(enable_dynamic_field=False, metadata_field=None)
+    assert not layout.dynamic and layout.metadata_field is None and layout.infer_columns
+    first = with_inferred_columns(layout, {"id": 1, "s": "a", "f": 0.5, "b": True, "l": [1]})
+    assert dict(first.scalar_fields) == {
+        "id": DataType.INT64, "s": DataType.VARCHAR, "f": DataType.DOUBLE,
+        "b": DataType.BOOL, "l": DataType.JSON,
+    }
+    assert not first.infer_columns
+
+
+def test_metadata_field_with_dynamic_field_keeps_both() -> None:
+    layout = planned(enable_dynamic_field=True, metadata_field="meta")
+    assert layout.dynamic is True
+    assert layout.metadata_field == "meta"
+
+
+def test_metadata_schema_declares_typed_columns() -> None:
+    layout = planned(metadata_field=None, enable_dynamic_field=None, metadata_schema={
+        "tags": {"dtype": DataType.ARRAY, "element_type": DataType.INT64, "max_capacity": 8},
+        "year": {"dtype": DataType.INT64, "kwargs": {"nullable": True}},
+    })
+    assert dict(layout.scalar_fields) == {"tags": DataType.ARRAY, "year": DataType.INT64}
+    assert layout.column_args["tags"] == {"element_type": DataType.INT64, "max_capacity": 8}
+    assert layout.column_args["year"] == {"nullable": True}
+    args = create_collection_args(layout, 4, index_params=None, partition_key_field=None,
+                                  num_partitions=None, consistency_level="Strong")
+    fields = _fields(args)
+    assert fields["tags"]["type"] == DataType.ARRAY
+    assert fields["tags"]["params"]["max_capacity"] == 8
+
+
+@pytest.mark.parametrize("bad", [{"year": DataType.INT64}, {"year": {"type": "int"}},
+                                 {"pk": {"dtype": DataType.INT64}},
+                                 {"v": {"dtype": DataType.FLOAT_VECTOR}}, ["year"]])
+def test_bad_metadata_schema_is_a_clear_error(bad: Any) -> None:
+    with pytest.raises(ValueError, match="metadata_schema"):
+        planned(metadata_schema=bad)
 
 
 def test_custom_metadata_field_name() -> None:
@@ -107,7 +153,8 @@ def test_reserved_keys_and_output_fields() -> None:
     assert layout.reserved_keys == {"pk", "text", "vector", "metadata", "$meta"}
     assert layout.output_fields() == ["text", "tenant", "metadata"]
     assert layout.output_fields(with_vector=True)[-1] == "vector"
-    assert planned(enable_dynamic_field=True).output_fields() == ["text", "$meta"]
+    dynamic = planned(enable_dynamic_field=True, metadata_field=None)
+    assert dynamic.output_fields() == ["text", "$meta"]
 
 
 # --------------------------------------------------------------------------- create_collection_args
@@ -136,7 +183,7 @@ def test_create_collection_args_default_schema() -> None:
     assert fields["vector"]["params"]["dim"] == 16
     assert fields["metadata"]["type"] == DataType.JSON
     assert args["schema"].to_dict()["enable_dynamic_field"] is False
-    assert _indexes(args)["vector"]["metric_type"] == "COSINE"
+    assert _indexes(args)["vector"]["metric_type"] == "L2"
     assert args["consistency_level"] == "Session"
     assert "num_partitions" not in args
 
@@ -145,7 +192,7 @@ def test_create_collection_args_auto_id_dynamic_partitioned() -> None:
     index_params = {"metric_type": "ip", "index_type": "HNSW", "params": {"M": 16}}
     layout = planned(
         auto_id=True, enable_dynamic_field=True, index_params=index_params,
-        partition_key_field="tenant",
+        partition_key_field="tenant", metadata_field=None,
     )
     args = create_collection_args(
         layout, 4, index_params=index_params, partition_key_field="tenant", num_partitions=8,
@@ -197,7 +244,7 @@ def test_json_metadata_field_is_detected() -> None:
     assert layout.dim == 3
     assert layout.metadata_field == "metadata"
     assert dict(layout.scalar_fields) == {"tenant": DataType.VARCHAR}
-    assert layout.metric == "COSINE"  # no index description: keep the planned metric
+    assert layout.metric == "L2"  # no index description: keep the planned metric
 
 
 def test_dynamic_flag_is_read() -> None:
@@ -273,7 +320,7 @@ def test_scalar_column_wins_over_json_metadata() -> None:
 
 
 def test_keys_resolve_into_the_dynamic_field() -> None:
-    resolve = planned(enable_dynamic_field=True).key_resolver()
+    resolve = planned(enable_dynamic_field=True, metadata_field=None).key_resolver()
     assert resolve("genre") == FieldRef('$meta["genre"]', is_json_path=True)
     assert resolve("a.b") == FieldRef('$meta["a"]["b"]', is_json_path=True)
     for reserved in ("pk", "text", "vector"):
@@ -283,7 +330,7 @@ def test_keys_resolve_into_the_dynamic_field() -> None:
 
 @pytest.mark.parametrize("bad", ["", "1a", "a-b", "a..b", "a.", 'a"]', "a b", "$meta"])
 def test_invalid_keys_raise(bad: str) -> None:
-    for layout in (planned(), planned(enable_dynamic_field=True)):
+    for layout in (planned(), planned(enable_dynamic_field=True, metadata_field=None)):
         with pytest.raises(ValueError):
             layout.key_resolver()(bad)
 
@@ -295,13 +342,13 @@ HNSW = replace(planned(index_params={"index_type": "HNSW"}), dim=4, exists=True)
 
 
 def test_default_search_params_without_hnsw() -> None:
-    assert search_params_for(planned(), 10, None) == {"metric_type": "COSINE", "params": {}}
+    assert search_params_for(planned(), 10, None) == {"metric_type": "L2", "params": {}}
 
 
 @given(st.integers(1, 16_384))
 def test_hnsw_ef_is_at_least_the_limit(limit: int) -> None:
     params = search_params_for(HNSW, limit, None)
-    assert params["metric_type"] == "COSINE"
+    assert params["metric_type"] == "L2"
     assert params["params"]["ef"] >= limit
     assert params["params"]["ef"] >= 64
 
