@@ -66,8 +66,12 @@ def add_plan(
     vectors: Sequence[Sequence[float]] | None = None,
     timeout: float | None = None,
     partition_name: str | None = None,
+    replace: bool = False,
 ) -> PlanOf[list[str]]:
-    """Validate, then write texts (embedded) or texts with given vectors; returns str ids."""
+    """Validate, then write texts (embedded) or texts with given vectors; returns str ids.
+
+    `replace` marks an upsert: on an auto_id collection the given keys replace those rows.
+    """
     texts = list(texts)
     if vectors is not None and len(vectors) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(vectors)} embeddings")
@@ -75,7 +79,7 @@ def add_plan(
         layout = yield from layout_plan(state)
     except MilvusConnectionError as error:
         raise error.nothing_written(ids, len(texts)) from error
-    keys = resolve_ids(len(texts), ids, layout)
+    keys = resolve_ids(len(texts), ids, layout, replace=replace)
     rows = build_rows(texts, metadatas, keys, layout)
     if vectors is not None:  # dimension and finiteness, before anything is sent
         attach_vectors(rows, vectors, layout)
@@ -103,8 +107,14 @@ def search_plan(
     timeout: float | None = None,
     partition_names: Sequence[str] | None = None,
     with_vectors: bool = False,
+    output_fields: Sequence[str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> PlanOf[list[SearchResult]]:
-    """Search several queries (texts or vectors) at once; returns a SearchResult per query."""
+    """Search several queries (texts or vectors) at once; returns a SearchResult per query.
+
+    `output_fields` limits the metadata fields returned; `extra` holds other pymilvus search
+    arguments (`group_by_field`, `consistency_level`, ...), passed through unchanged.
+    """
     check_k(k)
     if not queries:
         return []
@@ -116,13 +126,28 @@ def search_plan(
     key = SearchKey(
         limit=k,
         expr=filter_expr(layout, filter, expr),
-        output_fields=tuple(layout.output_fields(with_vector=with_vectors)),
+        output_fields=tuple(_output_fields(layout, output_fields, with_vectors)),
         search_params=freeze(search_params_for(layout, k, param)),
         partition_names=tuple(partition_names) if partition_names else None,
         timeout=timeout,
+        extra=freeze(dict(extra or {})),
     )
     results: list[SearchResult] = yield Search(items=items, key=key)
     return results
+
+
+def _output_fields(
+    layout: CollectionLayout, chosen: Sequence[str] | None, with_vector: bool
+) -> list[str]:
+    """The fields a search asks for: all metadata, or the text and the caller's `chosen`."""
+    if chosen is None:
+        return layout.output_fields(with_vector=with_vector)
+    if isinstance(chosen, str) or not all(isinstance(name, str) for name in chosen):
+        raise ValueError(f"output_fields must be a list of field names, got {chosen!r}")
+    fields = list(dict.fromkeys([layout.text_field, *chosen]))
+    if with_vector and layout.vector_field not in fields:
+        fields.append(layout.vector_field)
+    return fields
 
 
 def scored_plan(state: CollectionState, queries: Sequence[str | Sequence[float]], k: int,
@@ -174,6 +199,8 @@ def hybrid_plan(
     param: Mapping[str, Any] | None = None,
     timeout: float | None = None,
     partition_names: Sequence[str] | None = None,
+    output_fields: Sequence[str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> PlanOf[list[Scored]]:
     """Dense + BM25 full-text search fused by the ranker; (Document, fused score) pairs."""
     check_k(k)
@@ -188,7 +215,8 @@ def hybrid_plan(
     )
     kwargs: dict[str, Any] = {
         "collection_name": state.name, "reqs": requests, "ranker": hybrid.ranker_object(),
-        "limit": k, "output_fields": layout.output_fields(), "timeout": timeout,
+        "limit": k, "output_fields": _output_fields(layout, output_fields, False),
+        "timeout": timeout, **(extra or {}),
     }
     if partition_names:
         kwargs["partition_names"] = list(partition_names)

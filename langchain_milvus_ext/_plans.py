@@ -77,6 +77,7 @@ class SearchKey:
     search_params: str  # frozen JSON of the search params
     partition_names: tuple[str, ...] | None = None
     timeout: float | None = None
+    extra: str = "{}"  # frozen JSON of other pymilvus search arguments (group_by_field, ...)
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def store_rows_plan(
     kwargs: dict[str, Any] = {"collection_name": state.name, "data": rows, "timeout": key.timeout}
     if key.partition_name:
         kwargs["partition_name"] = key.partition_name
-    if layout.auto_id:
+    if layout.auto_id and layout.pk_field not in rows[0]:
         result = yield Call("insert", kwargs)
         return list(result["ids"])
     yield Call("upsert", kwargs)
@@ -289,6 +290,7 @@ def search_batch_plan(state: CollectionState, items: Sequence[SearchItem], key: 
         kwargs["filter"] = key.expr
     if key.partition_names:
         kwargs["partition_names"] = list(key.partition_names)
+    kwargs.update(json.loads(key.extra))
     hits = yield Call("search", kwargs)
     per_query = [[dict(h) for h in query_hits] for query_hits in hits]
     if len(per_query) != len(vectors):

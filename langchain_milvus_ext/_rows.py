@@ -71,20 +71,26 @@ def new_ids(count: int, layout: CollectionLayout) -> list[PrimaryKey]:
 
 
 def resolve_ids(
-    count: int, ids: Sequence[Any] | None, layout: CollectionLayout
+    count: int, ids: Sequence[Any] | None, layout: CollectionLayout, *, replace: bool = False
 ) -> list[PrimaryKey] | None:
-    """The ids a write of `count` rows uses: checked user ids, generated ids, or None (auto_id)."""
+    """The ids a write of `count` rows uses: checked user ids, generated ids, or None (auto_id).
+
+    With `replace` (an upsert), an auto_id collection takes the keys of existing rows, which
+    are then replaced in place, as langchain-milvus's `upsert(ids=store.get_pks(...))` does.
+    """
     if ids is not None and all(i is None for i in ids) and len(ids) == count:
         ids = None
     if ids is not None:
         if len(ids) != count:
             raise ValueError(f"got {count} texts but {len(ids)} ids")
-        if layout.auto_id:
+        if layout.auto_id and not replace:
             raise ValueError(
                 "this collection uses auto_id=True: the server assigns primary keys, so ids "
                 "cannot be given (use a collection with auto_id=False to choose ids)"
             )
         missing = [n for n, i in enumerate(ids) if i is None]
+        if missing and layout.auto_id:
+            raise ValueError(f"ids[{missing[0]}] is None: an upsert needs every row's key")
         if missing:  # documents without Document.id among documents with one
             fresh = iter(new_ids(len(missing), layout))
             ids = [next(fresh) if i is None else i for i in ids]

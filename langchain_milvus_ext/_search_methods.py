@@ -21,6 +21,13 @@ from langchain_milvus_ext._results import relevance_fn
 
 Scored = list[tuple[Document, float]]
 
+SEARCH_PASSTHROUGH = frozenset({
+    "group_by_field", "group_size", "strict_group_size", "consistency_level", "round_decimal",
+    "offset", "ignore_growing", "guarantee_timestamp", "graceful_time", "travel_timestamp",
+})
+"""`MilvusClient.search` arguments forwarded unchanged (langchain-milvus passes **kwargs on)."""
+_SEARCH_OWN = frozenset({"partition_names", "fetch_k", "score_threshold", "output_fields"})
+
 
 class SearchMethods(_LangchainMilvus):
     """Search methods of the store (its state is set up by `MilvusVectorStore.__init__`)."""
@@ -35,14 +42,25 @@ class SearchMethods(_LangchainMilvus):
     def search_options(self, param: dict[str, Any] | None, expr: str | None,
                         timeout: float | None, filter: FilterArg,
                         kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Search options of one call, with the store's defaults filled in."""
-        unknown = set(kwargs) - {"partition_names", "fetch_k", "score_threshold"}
+        """Search options of one call, with the store's defaults filled in.
+
+        pymilvus search arguments that langchain-milvus passes through (`group_by_field`,
+        `consistency_level`, `output_fields`, ...) are passed through too; any other name is a
+        TypeError, so a misspelt argument is never silently ignored.
+        """
+        unknown = set(kwargs) - SEARCH_PASSTHROUGH - _SEARCH_OWN
         if unknown:
-            raise TypeError(f"unexpected search arguments: {sorted(unknown)}")
+            raise TypeError(
+                f"unexpected search arguments: {sorted(unknown)} (accepted: "
+                f"{sorted(SEARCH_PASSTHROUGH | _SEARCH_OWN)})"
+            )
+        extra = {name: kwargs[name] for name in SEARCH_PASSTHROUGH if name in kwargs}
         return {
             "filter": filter, "expr": expr, "param": param or self.search_params,
             "timeout": self._timeout(timeout),
             "partition_names": kwargs.get("partition_names") or self.partition_names,
+            "output_fields": kwargs.get("output_fields"),
+            "extra": extra,
         }
 
     # -- searches -------------------------------------------------------------------------

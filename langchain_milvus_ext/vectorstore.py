@@ -39,6 +39,17 @@ def _bm25_output_field(function: Any) -> str:
     return str(outputs[0])
 
 
+_WRITE_ARGS = frozenset({"partition_name"})
+
+
+def _check_kwargs(method: str, kwargs: Mapping[str, Any], accepted: frozenset[str]) -> None:
+    """A misspelt or unsupported keyword argument is a TypeError, never silently ignored."""
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise TypeError(f"{method}() got unexpected keyword arguments {unknown} "
+                        f"(accepted: {sorted(accepted)})")
+
+
 _RETRIEVER_FIELDS = ("k", "filter", "fetch_k", "lambda_mult", "score_threshold")
 
 
@@ -294,9 +305,19 @@ class MilvusVectorStore(SearchMethods):
     def _add_plan(self, texts: Iterable[str], metadatas: Sequence[dict[str, Any]] | None,
                   ids: Sequence[Any] | None, timeout: float | None,
                   embeddings: Sequence[Sequence[float]] | None = None,
-                  partition_name: str | None = None) -> Plan:
+                  partition_name: str | None = None, replace: bool = False) -> Plan:
         return ops.add_plan(self._state, list(texts), metadatas, ids, vectors=embeddings,
-                            timeout=self._timeout(timeout), partition_name=partition_name)
+                            timeout=self._timeout(timeout), partition_name=partition_name,
+                            replace=replace)
+
+    def _upsert_plan(self, ids: Sequence[Any] | None, documents: list[Document] | None,
+                     timeout: float | None, kwargs: dict[str, Any]) -> Plan:
+        if documents is None:
+            raise ValueError("upsert needs documents")
+        _check_kwargs("upsert", kwargs, _WRITE_ARGS)
+        texts, metadatas, keys = split_documents(documents, ids)
+        return self._add_plan(texts, metadatas, keys, timeout, replace=True,
+                              partition_name=kwargs.get("partition_name"))
 
     def add_texts(
         self, texts: Iterable[str], metadatas: list[dict[str, Any]] | None = None,
@@ -311,7 +332,9 @@ class MilvusVectorStore(SearchMethods):
         Raises:
             ValueError: bad input, before anything is written.
             WriteError: some batches failed; it lists the ids not written.
+            TypeError: an unknown keyword argument.
         """
+        _check_kwargs("add_texts", kwargs, frozenset())
         return self._sync.run(self._add_plan(texts, metadatas, ids, timeout,
                                              partition_name=partition_name))
 
@@ -321,6 +344,7 @@ class MilvusVectorStore(SearchMethods):
         ids: list[str] | None = None, partition_name: str | None = None, **kwargs: Any,
     ) -> list[str]:
         """Async `add_texts`; concurrent calls share embedding requests and upserts."""
+        _check_kwargs("aadd_texts", kwargs, frozenset())
         return await self._async.run(self._add_plan(texts, metadatas, ids, timeout,
                                                     partition_name=partition_name))
 
@@ -330,7 +354,9 @@ class MilvusVectorStore(SearchMethods):
         batch_size: int | None = None, *, ids: list[str] | None = None, **kwargs: Any,
     ) -> list[str]:
         """Write texts with precomputed vectors."""
-        return self._sync.run(self._add_plan(texts, metadatas, ids, timeout, embeddings))
+        _check_kwargs("add_embeddings", kwargs, _WRITE_ARGS)
+        return self._sync.run(self._add_plan(texts, metadatas, ids, timeout, embeddings,
+                                             partition_name=kwargs.get("partition_name")))
 
     async def aadd_embeddings(  # type: ignore[override]
         self, texts: list[str], embeddings: list[list[float]],
@@ -338,7 +364,10 @@ class MilvusVectorStore(SearchMethods):
         batch_size: int | None = None, *, ids: list[str] | None = None, **kwargs: Any,
     ) -> list[str]:
         """Async `add_embeddings`."""
-        return await self._async.run(self._add_plan(texts, metadatas, ids, timeout, embeddings))
+        _check_kwargs("aadd_embeddings", kwargs, _WRITE_ARGS)
+        return await self._async.run(self._add_plan(
+            texts, metadatas, ids, timeout, embeddings,
+            partition_name=kwargs.get("partition_name")))
 
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Write documents; `ids=` or each `Document.id` chooses the primary key."""
@@ -354,25 +383,25 @@ class MilvusVectorStore(SearchMethods):
         self, ids: list[str] | None = None, documents: list[Document] | None = None,
         batch_size: int | None = None, timeout: float | None = None, **kwargs: Any,
     ) -> list[str]:
-        """Insert or replace documents by id (`ids`, else `Document.id`, else new ids)."""
-        if documents is None:
-            raise ValueError("upsert needs documents")
-        return self.add_documents(documents, ids=ids, timeout=timeout)
+        """Insert or replace documents by id (`ids`, else `Document.id`, else new ids).
+
+        On an `auto_id=True` collection, `ids` (e.g. from `get_pks`) name the rows replaced.
+        """
+        return self._sync.run(self._upsert_plan(ids, documents, timeout, kwargs))
 
     async def aupsert(  # type: ignore[override]
         self, ids: list[str] | None = None, documents: list[Document] | None = None,
         batch_size: int | None = None, timeout: float | None = None, **kwargs: Any,
     ) -> list[str]:
         """Async `upsert`."""
-        if documents is None:
-            raise ValueError("upsert needs documents")
-        return await self.aadd_documents(documents, ids=ids, timeout=timeout)
+        return await self._async.run(self._upsert_plan(ids, documents, timeout, kwargs))
 
     def delete(  # type: ignore[override]
         self, ids: list[str] | None = None, expr: str | None = None, *,
         filter: FilterArg = None, timeout: float | None = None, **kwargs: Any,
     ) -> bool:
         """Delete by ids, by filter/expr, or rows matching both; server errors are raised."""
+        _check_kwargs("delete", kwargs, _WRITE_ARGS)
         return self._sync.run(ops.delete_plan(
             self._state, ids, filter=filter, expr=expr, timeout=self._timeout(timeout),
             partition_name=kwargs.get("partition_name")))
@@ -382,6 +411,7 @@ class MilvusVectorStore(SearchMethods):
         filter: FilterArg = None, timeout: float | None = None, **kwargs: Any,
     ) -> bool:
         """Async `delete`; concurrent deletes by id share one RPC."""
+        _check_kwargs("adelete", kwargs, _WRITE_ARGS)
         return await self._async.run(ops.delete_plan(
             self._state, ids, filter=filter, expr=expr, timeout=self._timeout(timeout),
             partition_name=kwargs.get("partition_name")))

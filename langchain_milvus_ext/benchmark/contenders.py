@@ -101,18 +101,9 @@ def _string_list(keys: Sequence[str]) -> str:
 
 
 def scalar_key_filter(keys: Sequence[str]) -> str:
-    """Metadata keys are scalar fields (langchain-milvus, ceiling): ``id in ["doc_0", ...]``."""
+    """Rows whose metadata ``id`` is one of ``keys``: ``id in ["doc_0", ...]`` (a scalar field of
+    langchain-milvus's and the ceiling's collections, a dynamic-field key of ours)."""
     return f"id in {_string_list(keys)}"
-
-
-def json_key_filter(keys: Sequence[str]) -> str:
-    """Metadata lives in the JSON field ``metadata`` (ours): ``metadata["id"] == "doc_0" or ...``.
-
-    Milvus Lite rejects ``in`` on a JSON path ("left side of 'in' must be a field reference").
-    """
-    if not keys:
-        return 'metadata["id"] == "" and metadata["id"] != ""'
-    return " or ".join(f'metadata["id"] == {json.dumps(key)}' for key in keys)
 
 
 def _store_from_class(cls: Any, *, auto_id: bool) -> StoreFactory:
@@ -163,7 +154,7 @@ def langchain_milvus_profile(label: str = "langchain_milvus.Milvus") -> StorePro
 
 
 def ours_profile(cls: Any) -> StoreProfile:
-    """Our store: metadata in the JSON field ``metadata``, deletes take a dict ``filter=``.
+    """Our store: metadata keys in the dynamic field, deletes take a dict ``filter=``.
 
     Built with its default ``auto_id=False`` (ids assigned client-side): with ``auto_id=True``
     it refuses caller-chosen ids, so the upsert workload could not address existing rows.
@@ -172,7 +163,7 @@ def ours_profile(cls: Any) -> StoreProfile:
         implementation=OURS_CLASS_PATH,
         factory=_store_from_class(cls, auto_id=False),
         delete_kwargs=lambda key: {"filter": {"id": key}},
-        key_filter=json_key_filter,
+        key_filter=scalar_key_filter,
     )
 
 

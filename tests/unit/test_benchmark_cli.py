@@ -438,10 +438,7 @@ def test_openai_embeddings_need_a_key_or_base_url(monkeypatch: pytest.MonkeyPatc
 
 def test_key_filters() -> None:
     assert contenders_mod.scalar_key_filter(["doc_1", "doc_2"]) == 'id in ["doc_1", "doc_2"]'
-    assert contenders_mod.json_key_filter(["a"]) == 'metadata["id"] == "a"'
-    assert contenders_mod.json_key_filter(["a", 'b"']) == (
-        'metadata["id"] == "a" or metadata["id"] == "b\\""'
-    )
+    assert contenders_mod.scalar_key_filter(['b"']) == 'id in ["b\\""]'
 
 
 def test_ours_unavailable_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
