@@ -46,6 +46,7 @@ def make_store(uri: str) -> Iterator[Callable[..., MilvusVectorStore]]:
     def make(**kwargs: Any) -> MilvusVectorStore:
         kwargs.setdefault("collection_name", f"loops_{uuid.uuid4().hex[:12]}")
         kwargs.setdefault("consistency_level", "Strong")
+        kwargs.setdefault("index_params", {"metric_type": "COSINE"})  # scores: 1.0 = same
         store = MilvusVectorStore(EMBEDDINGS, connection_args={"uri": uri}, **kwargs)
         stores.append(store)
         return store

@@ -39,6 +39,9 @@ def make(uri: str) -> Iterator[Make]:
     def factory(**kwargs: Any) -> MilvusVectorStore:
         kwargs.setdefault("collection_name", f"c_{uuid.uuid4().hex[:12]}")
         kwargs.setdefault("consistency_level", "Strong")
+        # These tests were written for COSINE scores (1.0 = same vector); the L2 default is
+        # covered by test_dropin.py.
+        kwargs.setdefault("index_params", {"metric_type": "COSINE"})
         store = MilvusVectorStore(EMBEDDINGS, connection_args={"uri": uri}, **kwargs)
         stores.append(store)
         return store
@@ -198,7 +201,7 @@ async def test_get_pks_types_and_limit(make: Make) -> None:
     assert all(isinstance(p, str) for p in pks)
     limited = store.get_pks({"even": True}, limit=2)
     assert len(limited) == 2 and set(limited) <= set(pks)
-    assert sorted(await store.aget_pks('metadata["even"] == false')) == [
+    assert sorted(await store.aget_pks("even == false")) == [
         "k1", "k3", "k5", "k7", "k9"]
     alimited = await store.aget_pks({"even": False}, limit=3)
     assert len(alimited) == 3 and set(alimited) <= {"k1", "k3", "k5", "k7", "k9"}
@@ -215,7 +218,7 @@ async def test_search_by_metadata_dict_expression_and_offset(make: Make) -> None
     assert sorted(ids_of(by_dict)) == ids[:6]
     assert all(d.metadata["group"] == "a" and d.page_content == TEXTS[int(d.metadata["i"])]
                for d in by_dict)
-    by_expr = store.search_by_metadata('metadata["group"] == "b"', limit=100)
+    by_expr = store.search_by_metadata('group == "b"', limit=100)
     assert sorted(ids_of(by_expr)) == ids[6:]
     assert sorted(ids_of(await store.asearch_by_metadata({"i": {"$lt": 3}}))) == ids[:3]
     assert len(store.search_by_metadata({"group": "a"}, limit=4)) == 4
@@ -270,15 +273,15 @@ async def test_dict_filter_on_every_method(make: Make) -> None:
     assert sorted(store.get_pks({"tags.fruit": True})) == ["f0", "f1"]
     assert sorted(store.get_pks({"color": {"$in": ["blue", "green"]}})) == ["f1", "f3", "f4"]
     # raw expr= still works, alone or ANDed with filter=
-    raw = 'metadata["n"] >= 3'
+    raw = "n >= 3"
     assert sorted(ids_of(store.similarity_search("x", k=6, expr=raw))) == ["f3", "f4", "f5"]
     assert ids_of(store.similarity_search("x", k=6, expr=raw, filter=red)) == ["f5"]
-    assert sorted(store.get_pks('metadata["color"] == "green"')) == ["f1", "f4"]
+    assert sorted(store.get_pks('color == "green"')) == ["f1", "f4"]
     # deletes: by dict filter, by expr, and ids restricted by a filter
     assert store.delete(filter={"color": "green"}) is True
     assert count(store) == 4
     assert sorted(store.get_pks(None)) == ["f0", "f2", "f3", "f5"]
-    assert store.delete(expr='metadata["n"] == 3') is True
+    assert store.delete(expr="n == 3") is True
     assert sorted(store.get_pks(None)) == ["f0", "f2", "f5"]
     assert await store.adelete(filter={"n": 5}) is True
     assert sorted(store.get_pks(None)) == ["f0", "f2"]
@@ -289,7 +292,7 @@ async def test_delete_ids_and_filter_deletes_rows_matching_both(make: Make) -> N
     # f0 and f2 are red, f1 is green: only f0 and f2 match both the ids and the filter
     assert store.delete(["f0", "f1", "f2"], filter={"color": "red"}) is True
     assert sorted(store.get_pks(None)) == ["f1", "f3", "f4", "f5"]
-    assert store.delete(["f1", "f3"], expr='metadata["n"] == 3') is True
+    assert store.delete(["f1", "f3"], expr="n == 3") is True
     assert sorted(store.get_pks(None)) == ["f1", "f4", "f5"]
     assert await store.adelete(["f4", "f5"], filter={"n": {"$gt": 4}}) is True
     assert sorted(store.get_pks(None)) == ["f1", "f4"]
@@ -399,7 +402,7 @@ async def test_mixed_metadata_round_trips_exactly(make: Make) -> None:
 
 
 async def test_reserved_metadata_keys_round_trip_in_json_mode(make: Make) -> None:
-    store = make()
+    store = make(metadata_field="metadata")
     meta = {"pk": "fake-pk", "text": "fake text", "vector": [9.0, 9.0],
             "metadata": {"inner": 1}, "id": "fake-id", "$meta": 3}
     assert store.add_texts(["the real text"], metadatas=[meta], ids=["real"]) == ["real"]
@@ -793,7 +796,7 @@ async def test_similarity_search_batch_equals_individual_searches(make: Make) ->
     store.add_texts(TEXTS, metadatas=[{"i": i, "odd": i % 2 == 1} for i in range(len(TEXTS))],
                     ids=[f"b{i}" for i in range(len(TEXTS))])
     queries = [TEXTS[0], TEXTS[5], "unrelated query", TEXTS[5]]
-    for kwargs in ({}, {"filter": {"odd": True}}, {"expr": 'metadata["i"] < 6'}):
+    for kwargs in ({}, {"filter": {"odd": True}}, {"expr": "i < 6"}):
         single = [ids_of(store.similarity_search(q, k=3, **kwargs)) for q in queries]
         batch = store.similarity_search_batch(queries, k=3, **kwargs)
         abatch = await store.asimilarity_search_batch(queries, k=3, **kwargs)
