@@ -120,6 +120,11 @@ def _client_call(clients: ClientRegistry, state: CollectionState, step: Call) ->
         return client.create_collection(**step.kwargs)
 
 
+def _model(embeddings: Any, step: Embed) -> Any:
+    """The embedding model of `step` (a multi-vector store has a list of them)."""
+    return embeddings[step.model] if isinstance(embeddings, list) else embeddings
+
+
 def _one_request(step: Embed, options: DriverOptions) -> bool:
     """Whether both shells embed `step` with one `embed_documents` request: always for
     documents, for several queries when `batch_query_embeddings` allows it."""
@@ -130,7 +135,7 @@ class SyncDriver:
     """Runs plans with the sync client and the embeddings' sync methods."""
 
     def __init__(self, state: CollectionState, clients: ClientRegistry,
-                 embeddings: Embeddings, options: DriverOptions) -> None:
+                 embeddings: Embeddings | list[Any], options: DriverOptions) -> None:
         self.state, self.clients, self.embeddings, self.options = (
             state, clients, embeddings, options)
         self.stats = DriverStats()
@@ -188,9 +193,10 @@ class SyncDriver:
 
         Vectors are returned as the model gave them; the plans check and convert them.
         """
+        model = _model(self.embeddings, step)
         if _one_request(step, self.options):
-            return list(self.embeddings.embed_documents(step.texts))
-        return [self.embeddings.embed_query(t) for t in step.texts]
+            return list(model.embed_documents(step.texts))
+        return [model.embed_query(t) for t in step.texts]
 
     def _writer(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -277,7 +283,7 @@ class AsyncDriver:
     """Runs plans with the running loop's async client, coalescing concurrent calls."""
 
     def __init__(self, state: CollectionState, clients: ClientRegistry,
-                 embeddings: Embeddings, options: DriverOptions) -> None:
+                 embeddings: Embeddings | list[Any], options: DriverOptions) -> None:
         self.state, self.clients, self.embeddings, self.options = (
             state, clients, embeddings, options)
         self.stats = DriverStats()
@@ -353,9 +359,10 @@ class AsyncDriver:
 
         Vectors are returned as the model gave them; the plans check and convert them.
         """
+        model = _model(self.embeddings, step)
         if _one_request(step, self.options):
-            return list(await self.embeddings.aembed_documents(step.texts))
-        return list(await asyncio.gather(*(self.embeddings.aembed_query(t) for t in step.texts)))
+            return list(await model.aembed_documents(step.texts))
+        return list(await asyncio.gather(*(model.aembed_query(t) for t in step.texts)))
 
     async def _write(self, write: Write, session: _LoopSession, coalesce: bool) -> Any:
         pk = self.state.planned.pk_field

@@ -74,23 +74,28 @@ def hybrid_requests(
     ]
 
 
-def check_full_text_support(version: str, uri: str) -> None:
-    """Raise a clear error when the server is too old for BM25 full-text search.
+def check_full_text_support(
+    version: str, uri: str, *, feature: str = "full-text (BM25) and hybrid search",
+    server_min: tuple[int, int] = MIN_SERVER,
+) -> None:
+    """Raise a clear error when the server is too old for a feature (BM25 by default).
 
     Args:
         version: What `get_server_version()` returned ("v2.3.5", "v2.3.5-lite" from PyPI's
             embedded `milvus`, "milvus_lite-3.2.2" from Milvus Lite 3, ...).
         uri: The server's URI, for the message.
+        feature: What needs the newer server, for the message.
+        server_min: The Milvus server version it needs (Milvus Lite needs 3.0).
     """
     numbers = re.search(r"(\d+)\.(\d+)", version)
     if numbers is None:
         return  # unknown format (e.g. a cloud build): let the server decide
     found = (int(numbers.group(1)), int(numbers.group(2)))
     lite = version.lower().startswith("milvus_lite")  # "v2.3.5-lite" is a Milvus build
-    needed = MIN_LITE if lite else MIN_SERVER
+    needed = MIN_LITE if lite else server_min
     if found < needed:
         product = "Milvus Lite" if lite else "Milvus"
         raise ValueError(
-            f"full-text (BM25) and hybrid search need {product} >= "
+            f"{feature} need {product} >= "
             f"{needed[0]}.{needed[1]}; the server at {uri} runs {version}"
         )

@@ -10,6 +10,7 @@ from langchain_core.documents import Document
 from langchain_milvus_ext._errors import MilvusConnectionError
 from langchain_milvus_ext._filters import combine_and, compile_filter, ids_expr
 from langchain_milvus_ext._hybrid import HybridOptions, hybrid_requests
+from langchain_milvus_ext._multivector import multi_search_plan, multi_write_plan
 from langchain_milvus_ext._plans import (
     Call,
     CollectionState,
@@ -87,11 +88,18 @@ def add_plan(
             raise ValueError("embeddings have different dimensions")
     if not rows:
         return []
+    key = WriteKey(partition_name=partition_name, timeout=timeout)
+    if layout.vectors:  # several vector fields: embedded per model, not coalesced
+        if vectors is not None:
+            raise ValueError("add_embeddings needs a store with one vector field; this one has "
+                             f"{[vf.name for vf in layout.vectors]}")
+        written = yield from multi_write_plan(state, layout, rows, texts, key)
+        return [str(i) for i in written]
     written = yield Write(
         rows=rows,
         texts=None if vectors is not None else texts,
         vectors=[list(map(float, v)) for v in vectors] if vectors is not None else None,
-        key=WriteKey(partition_name=partition_name, timeout=timeout),
+        key=key,
     )
     return [str(i) for i in written]
 
@@ -109,6 +117,8 @@ def search_plan(
     with_vectors: bool = False,
     output_fields: Sequence[str] | None = None,
     extra: Mapping[str, Any] | None = None,
+    ranking: Mapping[str, Any] | None = None,
+    fanout: int | None = None,
 ) -> PlanOf[list[SearchResult]]:
     """Search several queries (texts or vectors) at once; returns a SearchResult per query.
 
@@ -116,6 +126,9 @@ def search_plan(
     arguments (`group_by_field`, `consistency_level`, ...), passed through unchanged.
     """
     check_k(k)
+    if ranking:
+        raise ValueError("reranker / ranker_type / ranker_params fuse several vector fields; "
+                         "this store has one")
     if not queries:
         return []
     layout = yield from layout_plan(state)
@@ -153,10 +166,39 @@ def _output_fields(
 def scored_plan(state: CollectionState, queries: Sequence[str | Sequence[float]], k: int,
                 *, relevance: bool = False, **options: Any) -> PlanOf[list[list[Scored]]]:
     """(Document, score) lists per query: raw distances, or relevance scores in [0, 1]."""
+    layout = yield from layout_plan(state)
+    if layout.vectors:
+        if relevance:
+            raise ValueError("relevance scores need one vector field (fused scores of several "
+                             "fields have no common scale); use similarity_search_with_score")
+        return (yield from _multi_scored_plan(state, layout, queries, k, **options))
     results = yield from search_plan(state, queries, k, **options)
     scored = [documents_from_hits(hits, state.layout) for hits, _ in results]
     if relevance:
         scored = [to_relevance(s, state.layout.metric) for s in scored]
+    return scored
+
+
+def _multi_scored_plan(
+    state: CollectionState, layout: CollectionLayout, queries: Sequence[str | Sequence[float]],
+    k: int, *, filter: FilterArg = None, expr: str | None = None,
+    param: Any = None, timeout: float | None = None,
+    partition_names: Sequence[str] | None = None, output_fields: Sequence[str] | None = None,
+    extra: Mapping[str, Any] | None = None, ranking: Mapping[str, Any] | None = None,
+    fanout: int | None = None,
+) -> PlanOf[list[list[Scored]]]:
+    check_k(k)
+    if not layout.exists:
+        return [[] for _ in queries]
+    condition = filter_expr(layout, filter, expr)
+    scored = []
+    for query in queries:
+        hits = yield from multi_search_plan(
+            state, layout, query, k, expr=condition, param=param,
+            output_fields=_output_fields(layout, output_fields, False), ranking=ranking or {},
+            fetch_k=fanout, timeout=timeout, partition_names=partition_names,
+            extra=extra or {})
+        scored.append(documents_from_hits(hits, layout))
     return scored
 
 
@@ -180,6 +222,9 @@ def mmr_plan(
     check_k(fetch_k, "fetch_k")
     if not 0.0 <= lambda_mult <= 1.0:
         raise ValueError(f"lambda_mult must be in [0, 1], got {lambda_mult}")
+    if state.planned.vectors:
+        raise ValueError("max marginal relevance needs one vector field; this store has "
+                         f"{[vf.name for vf in state.planned.vectors]}")
     results = yield from search_plan(
         state, [query], max(k, fetch_k), with_vectors=True, **options
     )
@@ -201,9 +246,13 @@ def hybrid_plan(
     partition_names: Sequence[str] | None = None,
     output_fields: Sequence[str] | None = None,
     extra: Mapping[str, Any] | None = None,
+    ranking: Mapping[str, Any] | None = None,
+    fanout: int | None = None,
 ) -> PlanOf[list[Scored]]:
     """Dense + BM25 full-text search fused by the ranker; (Document, fused score) pairs."""
     check_k(k)
+    if ranking:
+        raise ValueError("hybrid_search takes ranker= and weights=, not reranker/ranker_type")
     layout = yield from layout_plan(state)
     if not layout.exists:
         return []

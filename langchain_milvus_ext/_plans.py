@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Generator, Hashable, Sequence
+from collections.abc import Generator, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -44,6 +44,7 @@ class Embed:
 
     texts: list[str]
     kind: Literal["documents", "queries"] = "documents"
+    model: int = 0  # which of the store's embedding models (several in multi-vector stores)
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ class CollectionState:
                 return dict(index)
         return None
 
-    def ensure_plan(self, dim: int, first_row: Row | None = None) -> Plan:
+    def ensure_plan(self, dim: int | Mapping[str, int], first_row: Row | None = None) -> Plan:
         """Make sure the collection exists (creating it for vectors of `dim`); returns layout.
 
         With `enable_dynamic_field=False`, the first row written decides the metadata columns.
@@ -226,6 +227,13 @@ def store_rows_plan(
         return []
     layout = yield from state.ensure_plan(len(vectors[0]), rows[0])
     rows = attach_vectors(rows, vectors, layout)
+    return (yield from send_rows_plan(state, layout, rows, key))
+
+
+def send_rows_plan(
+    state: CollectionState, layout: CollectionLayout, rows: list[Row], key: WriteKey
+) -> Plan:
+    """Upsert complete rows (insert, for auto_id rows without keys); returns the ids written."""
     kwargs: dict[str, Any] = {"collection_name": state.name, "data": rows, "timeout": key.timeout}
     if key.partition_name:
         kwargs["partition_name"] = key.partition_name

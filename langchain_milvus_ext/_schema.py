@@ -10,13 +10,14 @@ including one created by langchain-milvus).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from langchain_milvus_ext._filters import FieldRef, KeyResolver, json_path_ref, validate_key
+from langchain_milvus_ext._vectors import VectorField
 
 DEFAULT_TEXT_MAX_LENGTH = 65_535
 DEFAULT_PK_MAX_LENGTH = 512
@@ -59,6 +60,8 @@ class CollectionLayout:
         infer_columns: Whether the first write decides the metadata columns (one per key of
             the first document, as langchain-milvus does with `enable_dynamic_field=False`).
         field_names: Every field of the collection, in schema order (the parent's `fields`).
+        vectors: The vector fields of a multi-field store (several embedding models, sparse
+            models, BM25 functions); empty for the usual single dense field.
     """
 
     pk_field: str = "pk"
@@ -79,11 +82,13 @@ class CollectionLayout:
     column_args: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     infer_columns: bool = False
     field_names: tuple[str, ...] = ()
+    vectors: tuple[VectorField, ...] = ()
 
     @property
     def reserved_keys(self) -> frozenset[str]:
         """Field names a metadata key may not overwrite in dynamic or column mode."""
         names = {self.pk_field, self.text_field, self.vector_field, "$meta"}
+        names.update(vf.name for vf in self.vectors)
         if self.metadata_field:
             names.add(self.metadata_field)
         return frozenset(names)
@@ -144,6 +149,7 @@ def plan_layout(
     partition_key_field: str | None,
     sparse_field: str | None = None,
     metadata_schema: Mapping[str, Any] | None = None,
+    vectors: tuple[VectorField, ...] = (),
 ) -> CollectionLayout:
     """Plan the layout of a collection that does not exist yet.
 
@@ -155,6 +161,9 @@ def plan_layout(
       directly (`year > 2020`) and documents with different keys share the collection.
     `metadata_schema` adds typed columns for chosen keys in every layout.
     """
+    if vectors:  # several fields: the first names the layout's vector field and metric
+        vector_field = vectors[0].name
+        index_params = dict(vectors[0].index)
     for name, value in (
         ("primary_field", primary_field),
         ("text_field", text_field),
@@ -165,11 +174,11 @@ def plan_layout(
     if metadata_field is not None and (not isinstance(metadata_field, str) or not metadata_field):
         raise ValueError(f"metadata_field must be a non-empty string, got {metadata_field!r}")
     metric = str((index_params or {}).get("metric_type", DEFAULT_METRIC)).upper()
-    if metric not in SUPPORTED_METRICS:
+    if metric not in SUPPORTED_METRICS and not vectors:
         raise ValueError(f"index_params metric_type {metric!r} is not one of {SUPPORTED_METRICS}")
+    if enable_dynamic_field:
+        metadata_field = None  # as langchain-milvus: the dynamic field wins
     dynamic = enable_dynamic_field is not False and metadata_field is None
-    if metadata_field is not None and enable_dynamic_field:
-        dynamic = True
     scalars, args = schema_columns(metadata_schema, {primary_field, text_field, vector_field})
     if partition_key_field:
         scalars.setdefault(partition_key_field, DataType.VARCHAR)
@@ -187,6 +196,7 @@ def plan_layout(
         sparse_field=sparse_field,
         column_args=args,
         infer_columns=not dynamic and metadata_field is None,
+        vectors=vectors,
     )
 
 
@@ -265,9 +275,9 @@ def field_names(layout: CollectionLayout) -> list[str]:
 
 def create_collection_args(
     layout: CollectionLayout,
-    dim: int,
+    dim: int | Mapping[str, int],
     *,
-    index_params: Mapping[str, Any] | None,
+    index_params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
     partition_key_field: str | None,
     num_partitions: int | None,
     consistency_level: str,
@@ -286,11 +296,26 @@ def create_collection_args(
         schema.add_field(
             layout.pk_field, DataType.VARCHAR, is_primary=True, max_length=layout.pk_max_length
         )
-    schema.add_field(
-        layout.text_field, DataType.VARCHAR, max_length=layout.text_max_length,
-        **({"enable_analyzer": True} if layout.sparse_field else {}),
-    )
-    schema.add_field(layout.vector_field, DataType.FLOAT_VECTOR, dim=dim)
+    text_kwargs: dict[str, Any] = {"enable_analyzer": True} if layout.sparse_field else {}
+    for vf in layout.vectors:
+        text_kwargs.update(vf.text_kwargs)
+    schema.add_field(layout.text_field, DataType.VARCHAR, max_length=layout.text_max_length,
+                     **text_kwargs)
+    index = MilvusClient.prepare_index_params()
+    if layout.vectors:
+        dims = dim if isinstance(dim, Mapping) else {layout.vector_field: dim}
+        for vf in layout.vectors:
+            if vf.kind == "dense":
+                schema.add_field(vf.name, DataType.FLOAT_VECTOR, dim=dims[vf.name])
+            else:
+                schema.add_field(vf.name, DataType.SPARSE_FLOAT_VECTOR)
+            if vf.function is not None:
+                schema.add_function(vf.function)
+            index.add_index(vf.name, index_type=vf.index["index_type"],
+                            metric_type=vf.index["metric_type"], params=dict(vf.index["params"]))
+    else:
+        schema.add_field(layout.vector_field, DataType.FLOAT_VECTOR,
+                         dim=dim if isinstance(dim, int) else dim[layout.vector_field])
     if layout.sparse_field:
         schema.add_field(layout.sparse_field, DataType.SPARSE_FLOAT_VECTOR)
         schema.add_function(Function(
@@ -306,14 +331,14 @@ def create_collection_args(
         if name == partition_key_field:
             extra["is_partition_key"] = True
         schema.add_field(name, dtype, **extra)
-    index = MilvusClient.prepare_index_params()
-    user = dict(index_params or {})
-    index.add_index(
-        layout.vector_field,
-        index_type=str(user.get("index_type", "AUTOINDEX")).upper(),
-        metric_type=layout.metric,
-        params=dict(user.get("params", {})),
-    )
+    user = dict(index_params or {}) if isinstance(index_params, Mapping) else {}
+    if not layout.vectors:
+        index.add_index(
+            layout.vector_field,
+            index_type=str(user.get("index_type", "AUTOINDEX")).upper(),
+            metric_type=layout.metric,
+            params=dict(user.get("params", {})),
+        )
     if layout.sparse_field:
         index.add_index(layout.sparse_field, index_type="SPARSE_INVERTED_INDEX",
                         metric_type="BM25")
@@ -344,10 +369,16 @@ def layout_from_description(
     if pk is None:
         raise ValueError("collection has no primary key field")
     vectors = [f for f in fields if f["type"] in _VECTOR_TYPES]
+    missing = [vf.name for vf in planned.vectors if vf.name not in by_name]
+    if missing:
+        raise ValueError(
+            f"collection has no vector fields {missing} (the store's vector_field); its fields "
+            f"are {sorted(by_name)}"
+        )
     vector = by_name.get(planned.vector_field) or next(
         (f for f in vectors if f["type"] == DataType.FLOAT_VECTOR), None
     )
-    if vector is None or vector["type"] != DataType.FLOAT_VECTOR:
+    if vector is None or (vector["type"] != DataType.FLOAT_VECTOR and not planned.vectors):
         raise ValueError(
             f"collection has no float vector field named {planned.vector_field!r}; "
             f"its fields are {sorted(by_name)}"
@@ -387,7 +418,7 @@ def layout_from_description(
         pk_is_int=pk["type"] == DataType.INT64,
         pk_max_length=int(pk.get("params", {}).get("max_length", DEFAULT_PK_MAX_LENGTH)),
         text_max_length=int(text.get("params", {}).get("max_length", DEFAULT_TEXT_MAX_LENGTH)),
-        dim=int(params["dim"]),
+        dim=int(params["dim"]) if "dim" in params else None,
         metric=metric,
         index_type=str((index or {}).get("index_type") or planned.index_type).upper(),
         scalar_fields=scalars,

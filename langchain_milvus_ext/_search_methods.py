@@ -26,7 +26,9 @@ SEARCH_PASSTHROUGH = frozenset({
     "offset", "ignore_growing", "guarantee_timestamp", "graceful_time", "travel_timestamp",
 })
 """`MilvusClient.search` arguments forwarded unchanged (langchain-milvus passes **kwargs on)."""
-_SEARCH_OWN = frozenset({"partition_names", "fetch_k", "score_threshold", "output_fields"})
+_RANKING = frozenset({"reranker", "ranker_type", "ranker_params"})
+_SEARCH_OWN = frozenset({"partition_names", "fetch_k", "score_threshold", "output_fields",
+                         *_RANKING})
 
 
 class SearchMethods(_LangchainMilvus):
@@ -55,7 +57,9 @@ class SearchMethods(_LangchainMilvus):
                 f"{sorted(SEARCH_PASSTHROUGH | _SEARCH_OWN)})"
             )
         extra = {name: kwargs[name] for name in SEARCH_PASSTHROUGH if name in kwargs}
+        ranking = {name: kwargs[name] for name in _RANKING if kwargs.get(name) is not None}
         return {
+            "ranking": ranking, "fanout": kwargs.get("fetch_k"),
             "filter": filter, "expr": expr, "param": param or self.search_params,
             "timeout": self._timeout(timeout),
             "partition_names": kwargs.get("partition_names") or self.partition_names,

@@ -22,6 +22,7 @@ from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext._rows import split_documents
 from langchain_milvus_ext._schema import field_names, plan_layout
 from langchain_milvus_ext._search_methods import SearchMethods
+from langchain_milvus_ext._vectors import VectorField, is_sparse_model, plan_vector_fields
 
 if TYPE_CHECKING:
     from langchain_milvus_ext.retriever import MilvusRetriever
@@ -30,13 +31,36 @@ DEFAULT_CONNECTION = {"uri": "./milvus_langchain.db"}
 """Embedded Milvus Lite in a local file: no server needed."""
 
 
-def _bm25_output_field(function: Any) -> str:
-    """The sparse field of a langchain-milvus `BM25BuiltInFunction` (the parent's hybrid API)."""
-    outputs = getattr(function, "output_field_names", None)
-    kind = str(getattr(getattr(function, "function", None), "type", ""))
-    if not outputs or len(outputs) != 1 or "BM25" not in (type(function).__name__ + kind):
-        raise ValueError("builtin_function: only one BM25BuiltInFunction is supported")
-    return str(outputs[0])
+def _vector_setup(
+    embedding_function: Any, builtin_function: Any, vector_field: Any, index_params: Any,
+    text_field: str,
+) -> tuple[list[Any], tuple[VectorField, ...]]:
+    """The embedding models and, for a multi-vector store, its vector fields (else `()`).
+
+    One dense model and no built-in function keep the single-field fast path, whatever the
+    arguments' list shapes (langchain-milvus treats `[x]` as `x`).
+    """
+    models = _as_list(embedding_function)
+    functions = _as_list(builtin_function)
+    names = _as_list(vector_field)
+    if not models and not functions:
+        raise ValueError("embedding_function must be a LangChain Embeddings model (or a list of "
+                         "models), unless builtin_function provides the vectors")
+    for position, model in enumerate(models):
+        if not (isinstance(model, Embeddings) or is_sparse_model(model)):
+            raise ValueError(f"embedding_function[{position}] is {type(model).__name__}, not an "
+                             "Embeddings or BaseSparseEmbedding model")
+    single = (len(models) == 1 and not functions and not is_sparse_model(models[0])
+              and len(names) == 1 and len(_as_list(index_params)) <= 1)
+    if single:
+        return models, ()
+    return models, plan_vector_fields(models, functions, vector_field, index_params, text_field)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 _WRITE_ARGS = frozenset({"partition_name"})
@@ -160,23 +184,26 @@ class MilvusVectorStore(SearchMethods):
     ) -> None:
         # The parent's __init__ is not called: it opens both clients, binds the async one to
         # whatever loop exists and loads the collection. Everything here is lazy.
-        if embedding_function is None or isinstance(embedding_function, list):
-            raise ValueError("embedding_function must be one LangChain Embeddings model")
         if vector_schema is not None:
-            raise ValueError("vector_schema is not supported: the store has one dense vector field")
-        if builtin_function is not None:
-            full_text_search, sparse_field = True, _bm25_output_field(builtin_function)
-        if not isinstance(vector_field, str):
-            raise ValueError("vector_field must be one field name (multi-vector unsupported)")
-        if index_params is not None and not isinstance(index_params, Mapping):
-            raise ValueError("index_params must be one dict")
+            raise ValueError("vector_schema (custom vector types such as FLOAT16_VECTOR) is not "
+                             "supported: dense fields are FLOAT_VECTOR")
+        models, vectors = _vector_setup(embedding_function, builtin_function, vector_field,
+                                        index_params, text_field)
+        if not vectors:
+            vector_field = _as_list(vector_field)[0]
+            index_params = (_as_list(index_params) or [None])[0]
+            if index_params is not None and not isinstance(index_params, Mapping):
+                raise ValueError(f"index_params must be a dict, got {index_params!r}")
+        if vectors and full_text_search:
+            raise ValueError("full_text_search=True takes one dense embedding model; for other "
+                             "set-ups use builtin_function=BM25BuiltInFunction()")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(collection_name, str) or not collection_name:
             raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
         self.embedding_func = embedding_function
-        self._embedding: Embeddings = embedding_function
-        self.builtin_func = None
+        self._embedding = models[0] if len(models) == 1 else models
+        self.builtin_func = builtin_function
         self.collection_name = collection_name
         self.collection_description = collection_description
         self.collection_properties = collection_properties
@@ -192,7 +219,9 @@ class MilvusVectorStore(SearchMethods):
         self.metadata_schema = metadata_schema
         self._primary_field = primary_field
         self._text_field = text_field
-        self._vector_field = vector_field
+        self._vector_field = [vf.name for vf in vectors] if vectors else vector_field
+        self._vector_fields_from_embedding = [vf.name for vf in vectors if vf.model is not None]
+        self._vector_fields_from_function = [vf.name for vf in vectors if vf.model is None]
         self._partition_key_field = partition_key_field
         self._connection_args = dict(connection_args or DEFAULT_CONNECTION)
         planned = plan_layout(
@@ -200,8 +229,10 @@ class MilvusVectorStore(SearchMethods):
             metadata_field=metadata_field, enable_dynamic_field=enable_dynamic_field,
             auto_id=auto_id, index_params=index_params, partition_key_field=partition_key_field,
             sparse_field=sparse_field if full_text_search else None,
-            metadata_schema=metadata_schema,
+            metadata_schema=metadata_schema, vectors=vectors,
         )
+        if vectors and search_params is None:  # per field, as langchain-milvus fills them in
+            self.search_params = [vf.search_params() for vf in vectors]
         self._metadata_field = planned.metadata_field
         self.enable_dynamic_field = planned.dynamic
         self._state = CollectionState(collection_name, planned, {
@@ -223,20 +254,27 @@ class MilvusVectorStore(SearchMethods):
             batch_query_embeddings=batch_query_embeddings,
             retry=retry or RetryPolicy(),
         )
-        self._sync = SyncDriver(self._state, self._clients, embedding_function, options)
-        self._async = AsyncDriver(self._state, self._clients, embedding_function, options)
-        if full_text_search:
+        self._sync = SyncDriver(self._state, self._clients, self._embedding, options)
+        self._async = AsyncDriver(self._state, self._clients, self._embedding, options)
+        if full_text_search or vectors:
             uri = str(self._connection_args.get("uri", ""))
-            check_full_text_support(str(self.client.get_server_version()), uri)
+            version = str(self.client.get_server_version())
+            if full_text_search or any(vf.kind == "bm25" for vf in vectors):
+                check_full_text_support(version, uri)
+            else:
+                check_full_text_support(version, uri, server_min=(2, 4), feature=(
+                    "several vector fields (sparse vectors, hybrid search)"))
         if drop_old:
             self.drop()
 
     # -- properties and resources ---------------------------------------------------------
 
     @property
-    def embeddings(self) -> Embeddings:
-        """The embedding model."""
-        return self._embedding
+    def embeddings(self) -> Embeddings | None:
+        """The embedding model (the first dense one of a multi-vector store)."""
+        if isinstance(self._embedding, Embeddings):
+            return self._embedding
+        return next((m for m in self._embedding if isinstance(m, Embeddings)), None)
 
     @property
     def client(self) -> MilvusClient:

@@ -105,10 +105,10 @@ def test_disabled_dynamic_field_infers_columns_from_the_first_document() -> None
     assert not first.infer_columns
 
 
-def test_metadata_field_with_dynamic_field_keeps_both() -> None:
+def test_dynamic_field_wins_over_metadata_field_as_in_langchain_milvus() -> None:
     layout = planned(enable_dynamic_field=True, metadata_field="meta")
     assert layout.dynamic is True
-    assert layout.metadata_field == "meta"
+    assert layout.metadata_field is None
 
 
 def test_metadata_schema_declares_typed_columns() -> None:
