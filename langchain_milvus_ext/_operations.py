@@ -324,6 +324,7 @@ def query_plan(
     offset: int = 0,
     timeout: float | None = None,
     pks_only: bool = False,
+    extra: Mapping[str, Any] | None = None,
 ) -> Plan:
     """Rows matching a filter: Documents, or primary keys in the collection's own type."""
     if limit is not None:
@@ -339,7 +340,7 @@ def query_plan(
         return []
     output = [layout.pk_field] if pks_only else list(fields or layout.output_fields())
     kwargs: dict[str, Any] = {"collection_name": state.name, "filter": condition,
-                              "output_fields": output, "timeout": timeout}
+                              "output_fields": output, "timeout": timeout, **(extra or {})}
     if limit is not None:
         kwargs["limit"] = limit
         kwargs["offset"] = offset

@@ -64,6 +64,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 _WRITE_ARGS = frozenset({"partition_name"})
+_QUERY_ARGS = frozenset({"consistency_level", "partition_names"})
 
 
 def _check_kwargs(method: str, kwargs: Mapping[str, Any], accepted: frozenset[str]) -> None:
@@ -485,17 +486,24 @@ class MilvusVectorStore(SearchMethods):
         self, expr: FilterArg, *, limit: int | None = None, timeout: float | None = None,
         **kwargs: Any,
     ) -> list[str | int]:
-        """Primary keys matching a filter dict or expression, in the collection's key type."""
+        """Primary keys matching a filter dict or expression, in the collection's key type.
+
+        `consistency_level` and `partition_names` are passed on to the query, as by
+        langchain-milvus; another keyword argument is a TypeError.
+        """
+        _check_kwargs("get_pks", kwargs, _QUERY_ARGS)
         return self._sync.run(ops.query_plan(self._state, expr, limit=limit, pks_only=True,
-                                             timeout=self._timeout(timeout)))
+                                             timeout=self._timeout(timeout), extra=kwargs))
 
     async def aget_pks(  # type: ignore[override]
         self, expr: FilterArg, *, limit: int | None = None, timeout: float | None = None,
         **kwargs: Any,
     ) -> list[str | int]:
         """Async `get_pks`."""
+        _check_kwargs("aget_pks", kwargs, _QUERY_ARGS)
         return await self._async.run(ops.query_plan(
-            self._state, expr, limit=limit, pks_only=True, timeout=self._timeout(timeout)))
+            self._state, expr, limit=limit, pks_only=True, timeout=self._timeout(timeout),
+            extra=kwargs))
 
     def as_retriever(self, **kwargs: Any) -> MilvusRetriever:  # type: ignore[override]
         """A `MilvusRetriever` over this store (accepts LangChain's `search_kwargs` style).

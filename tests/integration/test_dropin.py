@@ -4,6 +4,9 @@ attributes and per-call arguments, on a Lite file, a `milvus-lite server` and Mi
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +213,22 @@ def test_a_json_metadata_collection_of_ours_still_opens(tmp_path: Path) -> None:
     assert store.search_by_metadata({"n": 1})[0].metadata == {"n": 1}
     (key,) = store.add_texts(["new"], [{"n": 9, "extra": True}])
     assert store.get_by_ids([key])[0].metadata == {"n": 9, "extra": True}
+
+
+TUTORIAL = Path(__file__).resolve().parents[2] / "examples" / "async_tutorial.py"
+
+
+@pytest.mark.parametrize("target", [pytest.param("file", marks=pytest.mark.lite),
+                                    pytest.param("milvus235", marks=pytest.mark.server)])
+def test_the_async_tutorial_runs_with_one_changed_import(
+    target: str, tmp_path: Path, request: pytest.FixtureRequest,
+) -> None:
+    source = TUTORIAL.read_text()
+    assert "from langchain_milvus_ext import Milvus  # was: from langchain_milvus" in source
+    uri = (str(tmp_path / "tutorial.db") if target == "file"
+           else str(request.getfixturevalue("milvus235_uri")))
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    done = subprocess.run([sys.executable, str(TUTORIAL), uri], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "all results checked" in done.stdout
