@@ -40,6 +40,7 @@ from langchain_milvus_ext._rows import (
     attach_vectors,
     build_rows,
     check_query_vector,
+    id_list,
     normalize_ids,
     resolve_ids,
 )
@@ -68,6 +69,7 @@ def add_plan(
     partition_name: str | None = None,
 ) -> PlanOf[list[str]]:
     """Validate, then write texts (embedded) or texts with given vectors; returns str ids."""
+    ids = id_list(ids) if ids is not None else None
     texts = list(texts)
     if vectors is not None and len(vectors) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(vectors)} embeddings")
@@ -206,6 +208,7 @@ def delete_plan(
     partition_name: str | None = None,
 ) -> PlanOf[bool]:
     """Delete by ids, by filter, or both (rows matching both); returns True."""
+    ids = id_list(ids) if ids is not None else None
     if ids is not None and len(ids) == 0:
         raise ValueError("ids is an empty list: pass the ids to delete, or ids=None with a filter")
     if ids is None and not filter and not expr:
@@ -228,8 +231,8 @@ def delete_plan(
 
 def get_by_ids_plan(state: CollectionState, ids: Sequence[Any]) -> PlanOf[list[Document]]:
     """Documents for the ids that exist, in the order asked."""
+    wanted = list(dict.fromkeys(id_list(ids)))
     layout = yield from layout_plan(state)
-    wanted = list(dict.fromkeys(ids))
     if not wanted or not layout.exists:
         return []
     keys: list[PrimaryKey] = normalize_ids(wanted, layout)

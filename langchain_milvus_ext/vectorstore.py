@@ -371,11 +371,11 @@ class MilvusVectorStore(SearchMethods):
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Documents with these ids, in the order given; missing ids are skipped."""
-        return self._sync.run(ops.get_by_ids_plan(self._state, list(ids)))
+        return self._sync.run(ops.get_by_ids_plan(self._state, ids))
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Async `get_by_ids`."""
-        return await self._async.run(ops.get_by_ids_plan(self._state, list(ids)))
+        return await self._async.run(ops.get_by_ids_plan(self._state, ids))
 
     def search_by_metadata(
         self, expr: FilterArg, fields: list[str] | None = None, limit: int = 10, *,
