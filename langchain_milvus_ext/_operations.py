@@ -236,8 +236,10 @@ def get_by_ids_plan(state: CollectionState, ids: Sequence[Any]) -> PlanOf[list[D
     if not wanted or not layout.exists:
         return []
     keys: list[PrimaryKey] = normalize_ids(wanted, layout)
-    rows = yield Call("get", {"collection_name": state.name, "ids": keys,
-                              "output_fields": layout.output_fields()})
+    # Not `get(ids=...)`: pymilvus pastes string ids between quotes without escaping them.
+    rows = yield Call("query", {"collection_name": state.name,
+                                "filter": ids_expr(layout.pk_field, keys),
+                                "output_fields": layout.output_fields()})
     return order_by_ids(documents_from_rows(rows, layout), [str(k) for k in keys])
 
 

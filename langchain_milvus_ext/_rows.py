@@ -79,9 +79,16 @@ def _one_id(raw: Any, layout: CollectionLayout, where: str) -> PrimaryKey:
         raise ValueError(f"{where}: expected a string id, got {type(raw).__name__} {raw!r}")
     if not raw:
         raise ValueError(f"{where}: ids must be non-empty strings")
-    if len(raw.encode("utf-8")) > layout.pk_max_length:
+    try:
+        size = len(raw.encode("utf-8"))
+    except UnicodeEncodeError as error:  # lone surrogates: no Milvus string can hold them
         raise ValueError(
-            f"{where}: id is {len(raw.encode())} bytes, over the primary key's "
+            f"{where}: id {reprlib.repr(raw)} is not valid UTF-8 ({error.reason} at "
+            f"position {error.start})"
+        ) from None
+    if size > layout.pk_max_length:
+        raise ValueError(
+            f"{where}: id is {size} bytes, over the primary key's "
             f"max_length of {layout.pk_max_length}"
         )
     return raw

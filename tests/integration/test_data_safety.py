@@ -3,10 +3,14 @@ ids with characters an expression must escape, and the rows that really remain a
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
@@ -59,3 +63,151 @@ async def test_a_bare_string_as_ids_deletes_nothing(store: MilvusVectorStore) ->
     assert all_ids(store) == before
     assert [d.page_content for d in store.get_by_ids(["doc-1", "d"])] == ["the real one",
                                                                          "text d"]
+
+
+# --------------------------------------------------------------------------- item 2: hostile ids
+
+HOSTILE_IDS = [
+    "it's", "back\\slash", "new\nline", 'x\\"y', 'quo"te', "tab\tcr\r", "nul\x00byte",
+    "trailing\\", "\\", "'", '"', "a\\nb", "ü-ünï€ødé-😀", "\u2028\u2029", "%_like*", "a, b]",
+    "x\" or pk != \"", "x' or pk != '",
+]
+
+
+def _round_trip(store: MilvusVectorStore, ids: list[str]) -> None:
+    """Sync add, get_by_ids, upsert and delete of `ids`, checking what the server holds."""
+    assert store.add_texts([f"v1 {i!r}" for i in ids], ids=ids) == ids
+    assert [d.id for d in store.get_by_ids(ids)] == ids
+    assert store.upsert(ids, [Document(f"v2 {i!r}") for i in ids]) == ids
+    assert [d.page_content for d in store.get_by_ids(ids)] == [f"v2 {i!r}" for i in ids]
+    assert store.delete(ids) is True
+    assert store.get_by_ids(ids) == []
+    assert not all_ids(store) & set(ids)
+
+
+async def _around_trip(store: MilvusVectorStore, ids: list[str]) -> None:
+    """`_round_trip` with the async methods."""
+    assert await store.aadd_texts([f"v1 {i!r}" for i in ids], ids=ids) == ids
+    assert [d.id for d in await store.aget_by_ids(ids)] == ids
+    assert await store.aupsert(ids, [Document(f"v2 {i!r}") for i in ids]) == ids
+    assert [d.page_content for d in await store.aget_by_ids(ids)] == [f"v2 {i!r}" for i in ids]
+    assert await store.adelete(ids) is True
+    assert await store.aget_by_ids(ids) == []
+    assert not all_ids(store) & set(ids)
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_IDS)
+async def test_ids_needing_escapes_round_trip(store: MilvusVectorStore, hostile: str) -> None:
+    store.add_texts(["bystander"], ids=["bystander"])
+    _round_trip(store, [hostile])
+    await _around_trip(store, [hostile])
+    _round_trip(store, [hostile, "plain"])
+    await _around_trip(store, [hostile, "plain"])
+    # one by one through the coalescer, and with a filter as well (ids become an expression)
+    await store.aadd_texts(["a", "b"], ids=[hostile, "plain"], metadatas=[{"k": 1}, {"k": 2}])
+    await store.adelete([hostile], filter={"k": 1})
+    assert all_ids(store) == {"bystander", "plain"}
+    store.delete(["plain"], filter={"k": 2})
+    assert all_ids(store) == {"bystander"}
+
+
+@pytest.mark.parametrize("bad", ["lone\ud800surrogate", "\udfff"])
+async def test_ids_no_parser_can_express_are_refused_before_writing(
+    store: MilvusVectorStore, bad: str
+) -> None:
+    store.add_texts(["bystander"], ids=["bystander"])
+    with pytest.raises(ValueError, match=r"ids\[1\].*UTF-8"):
+        store.add_texts(["a", "b"], ids=["ok", bad])
+    with pytest.raises(ValueError, match=r"ids\[0\].*UTF-8"):
+        await store.aadd_texts(["b"], ids=[bad])
+    with pytest.raises(ValueError, match=r"ids\[0\].*UTF-8"):
+        store.get_by_ids([bad])
+    with pytest.raises(ValueError, match=r"ids\[0\].*UTF-8"):
+        await store.adelete([bad])
+    assert all_ids(store) == {"bystander"}
+
+
+# Every code point (surrogates included), with the characters an expression must escape
+# drawn more often than their share of the range.
+ID_CHARS = st.characters(exclude_categories=()) | st.sampled_from("'\"\\\n\r\t\x00")
+ID_LISTS = st.lists(st.text(ID_CHARS, min_size=1, max_size=24), min_size=1, max_size=4,
+                    unique=True)
+# Lone surrogates are rare in the full range: put one in an id on purpose.
+BAD_IDS = st.builds(
+    lambda head, surrogate, tail: head + surrogate + tail, st.text(ID_CHARS, max_size=8),
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=()),
+    st.text(ID_CHARS, max_size=8))
+
+
+def _storable(pk: str) -> bool:
+    """Whether the store must accept `pk` (else it must refuse it before writing)."""
+    try:
+        return bool(pk) and len(pk.encode("utf-8")) <= 65_535
+    except UnicodeEncodeError:
+        return False
+
+
+@pytest.fixture(scope="module", params=[pytest.param("lite file", marks=pytest.mark.lite),
+                                        pytest.param("lite server", marks=pytest.mark.server)])
+def shared_store(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusVectorStore]:
+    """One collection reused by every hypothesis example (module scope keeps examples fast)."""
+    if request.param == "lite file":
+        uri = str(tmp_path_factory.mktemp("any-id") / "ids.db")
+    else:
+        uri = request.getfixturevalue("lite_server_uri")
+    store = MilvusVectorStore(EMBEDDINGS, collection_name=f"p_{uuid.uuid4().hex[:12]}",
+                              connection_args={"uri": uri}, consistency_level="Strong")
+    store.add_texts(["bystander"], ids=["bystander"])
+    yield store
+    store.drop()
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[asyncio.Runner]:
+    """One event loop for the async half of every example (one async client, reused)."""
+    with asyncio.Runner() as runner:
+        yield runner
+
+
+def test_any_id_round_trips_or_is_refused_up_front(
+    shared_store: MilvusVectorStore, runner: asyncio.Runner,
+    report_figures: Callable[[str, dict[str, object]], None],
+) -> None:
+    store = shared_store
+    counts: Counter[str] = Counter()
+
+    @settings(max_examples=40, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(ids=ID_LISTS, bad=st.none() | BAD_IDS, at=st.integers(0, 4))
+    def check(ids: list[str], bad: str | None, at: int) -> None:
+        counts["examples"] += 1
+        counts["ids tried"] += len(ids)
+        if bad is not None:  # the same ids with a bad one among them: nothing is written
+            counts["lists with a lone surrogate tried"] += 1
+            with_bad = [*ids[:at], bad, *ids[at:]]
+            with pytest.raises(ValueError, match=r"ids\[\d+\].*UTF-8"):
+                store.add_texts(["t"] * len(with_bad), ids=with_bad)
+            with pytest.raises(ValueError, match=r"ids\[\d+\].*UTF-8"):
+                runner.run(store.aadd_texts(["t"] * len(with_bad), ids=with_bad))
+            assert all_ids(store) == {"bystander"}
+            counts["lists with a lone surrogate refused"] += 1
+        if not all(_storable(pk) for pk in ids):  # the full range holds surrogates too
+            counts["ids refused (in a list with a surrogate)"] += len(ids)
+            with pytest.raises(ValueError, match=r"ids\[\d+\].*UTF-8"):
+                store.add_texts(["t"] * len(ids), ids=ids)
+            return
+        _round_trip(store, ids)
+        counts["ids round-tripped sync"] += len(ids)
+        runner.run(_around_trip(store, ids))
+        counts["ids round-tripped async"] += len(ids)
+        assert all_ids(store) == {"bystander"}
+
+    check()
+    report_figures("any id round trip", dict(sorted(counts.items())))
+    assert counts["ids round-tripped sync"] == counts["ids round-tripped async"]
+    refused = counts["ids refused (in a list with a surrogate)"]
+    assert counts["ids round-tripped sync"] + refused == counts["ids tried"]
+    assert counts["ids round-tripped sync"] >= 40
+    assert counts["lists with a lone surrogate refused"] >= 5

@@ -15,10 +15,11 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from test_plans import FakeDriver, existing_state, missing_state
+from test_rows import STR_PK
 
 from langchain_milvus_ext import MilvusVectorStore
 from langchain_milvus_ext._operations import add_plan, delete_plan, get_by_ids_plan
-from langchain_milvus_ext._rows import split_documents
+from langchain_milvus_ext._rows import normalize_ids, split_documents
 
 BARE = ["doc-1", b"doc-1", bytearray(b"ab")]
 SHOWN = ["'doc-1'", "b'doc-1'", "bytearray"]
@@ -124,3 +125,8 @@ async def test_every_async_method_refuses_bare_string_ids_without_io(
     assert len(store._async.sessions) == 0  # no async client was opened
     assert store._clients._sync is None
     assert not (tmp_path / "never.db").exists()
+
+
+def test_an_id_with_a_lone_surrogate_is_refused_naming_its_position() -> None:
+    with pytest.raises(ValueError, match=r"^ids\[1\]: id 'x\\udc80' is not valid UTF-8"):
+        normalize_ids(["ok", "x\udc80"], STR_PK)
