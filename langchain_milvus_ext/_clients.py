@@ -16,6 +16,8 @@ from typing import Any, Generic, TypeVar
 
 from pymilvus import AsyncMilvusClient, MilvusClient
 
+from langchain_milvus_ext._errors import StoreClosedError
+
 S = TypeVar("S")
 
 _SECRET_KEYS = ("token", "password")
@@ -95,6 +97,22 @@ class ClientRegistry:
             self._args["grpc_options"] = options
         self._sync: MilvusClient | None = None
         self._sync_lock = threading.Lock()
+        self._closing = False  # no new calls; calls already accepted may finish
+        self._closed = False  # no client at all
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether `close()` was called, or an `aclose()` has begun."""
+        return self._closing or self._closed
+
+    def check_open(self) -> None:
+        """Raise `StoreClosedError` once the store is closed or closing."""
+        if self._closing or self._closed:
+            raise StoreClosedError()
+
+    def begin_close(self) -> None:
+        """Refuse new calls (for `aclose()`, which then drains the calls already accepted)."""
+        self._closing = True
 
     @property
     def connection_args(self) -> dict[str, Any]:
@@ -102,9 +120,11 @@ class ClientRegistry:
         return dict(self._args)
 
     def sync(self) -> MilvusClient:
-        """The sync client, created on first use."""
+        """The sync client, created on first use (`StoreClosedError` once closed)."""
         if self._sync is None:
             with self._sync_lock:
+                if self._closed:
+                    raise StoreClosedError()
                 if self._sync is None:
                     self._sync = MilvusClient(**self._args)
         return self._sync
@@ -115,11 +135,13 @@ class ClientRegistry:
         pymilvus shares async channels per `id(loop)`, an id a new loop can reuse after the
         old one is garbage-collected; a dedicated connection cannot be inherited that way.
         """
+        self.check_open()
         return AsyncMilvusClient(**self._args, dedicated=True)
 
     def close(self) -> None:
-        """Close the sync client (a later call opens a new one)."""
+        """Close the sync client for good: later calls raise `StoreClosedError`."""
         with self._sync_lock:
+            self._closed = True
             client, self._sync = self._sync, None
         if client is not None:
             with contextlib.suppress(Exception):

@@ -138,7 +138,8 @@ class SyncDriver:
         self._pool_lock = threading.Lock()
 
     def run(self, plan: PlanOf[R]) -> R:
-        """Run a plan to completion and return its result."""
+        """Run a plan to completion and return its result (`StoreClosedError` once closed)."""
+        self.clients.check_open()
         try:
             step = next(plan)
             while True:
@@ -287,7 +288,9 @@ class AsyncDriver:
         """Run a plan to completion in the running loop and return its result.
 
         The plan's checks before its first step run before the loop's client is opened.
+        Raises `StoreClosedError` once the store is closed.
         """
+        self.clients.check_open()
         try:
             first = next(plan)
         except StopIteration as stop:

@@ -40,6 +40,20 @@ class WriteError(RuntimeError):
         super().__init__(message + detail)
 
 
+class StoreClosedError(RuntimeError):
+    """The store was closed (`close()`, `aclose()`, or the end of its `with` block).
+
+    A closed store refuses every further call instead of silently opening new clients;
+    create a new store to use the collection again.
+    """
+
+    def __init__(self, what: str = "vector store") -> None:
+        super().__init__(
+            f"Cannot use the {what}: it has been closed (close(), aclose() or the end of its "
+            "`with` / `async with` block); create a new store to use the collection again"
+        )
+
+
 class MilvusConnectionError(ConnectionError):
     """The store could not use the Milvus server: unreachable, or the credentials were refused.
 

@@ -52,6 +52,9 @@ class MilvusVectorStore(SearchMethods):
     with different metadata keys and types share a collection and come back exactly as
     stored; `enable_dynamic_field=True` stores metadata keys as Milvus dynamic fields instead.
 
+    Close the store with `close()` / `aclose()` or use it as a (async) context manager; a
+    closed store raises `StoreClosedError` on every later call.
+
     Example:
         ```python
         from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -225,6 +228,7 @@ class MilvusVectorStore(SearchMethods):
     @property
     def aclient(self) -> Any:
         """The running event loop's async pymilvus client (call from a coroutine)."""
+        self._clients.check_open()
         return self._async.sessions.get().client
 
     @property
@@ -237,18 +241,34 @@ class MilvusVectorStore(SearchMethods):
         """The collection's metric (read from the server once the collection exists)."""
         return self._state.layout.metric
 
+    @property
+    def is_closed(self) -> bool:
+        """Whether the store was closed (`close()`, `aclose()` or the end of a `with` block)."""
+        return self._clients.is_closed
+
     def close(self) -> None:
-        """Release the clients (sync). Async sessions of running loops are dropped."""
+        """Close the store: release the clients; async sessions of running loops are dropped.
+
+        A closed store stays closed: every later call (reads, writes, `client`, `with`)
+        raises `StoreClosedError` (a `RuntimeError`) instead of opening new clients.
+        Closing again does nothing.
+        """
         self._sync.close()
         self._async.forget_sessions()
         self._clients.close()
 
     async def aclose(self) -> None:
-        """Drain pending async batches of this loop and close its client, then `close()`."""
+        """Close the store from a coroutine: refuse new calls, let the calls already queued
+        in this loop's batches finish, close this loop's client, then `close()`.
+
+        Later calls raise `StoreClosedError`, as after `close()`.
+        """
+        self._clients.begin_close()
         await self._async.aclose()
         self.close()
 
     def __enter__(self) -> Self:
+        self._clients.check_open()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -256,6 +276,7 @@ class MilvusVectorStore(SearchMethods):
         self.close()
 
     async def __aenter__(self) -> Self:
+        self._clients.check_open()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
