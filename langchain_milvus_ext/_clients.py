@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from pymilvus import AsyncMilvusClient, MilvusClient
 
-from langchain_milvus_ext._errors import StoreClosedError
+from langchain_milvus_ext._errors import MilvusConnectionError, StoreClosedError
 
 S = TypeVar("S")
+C = TypeVar("C")
 
 _SECRET_KEYS = ("token", "password")
 
@@ -81,6 +83,33 @@ class PerLoop(Generic[S]):
             del self._values[loop]
 
 
+def lite_file_locked(uri: str) -> bool:
+    """Whether the Milvus Lite file (a data directory) at `uri` is held by another process.
+
+    Milvus Lite takes an exclusive `flock` on `<file>/LOCK` while a process has it open; a
+    shared, non-blocking probe fails exactly then (and is released at once). Always False
+    where `fcntl` does not exist (Windows).
+    """
+    lock = os.path.join(uri, "LOCK")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return False
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 class ClientRegistry:
     """The store's connection: a lazy sync client, and a factory of async clients.
 
@@ -126,7 +155,7 @@ class ClientRegistry:
                 if self._closed:
                     raise StoreClosedError()
                 if self._sync is None:
-                    self._sync = MilvusClient(**self._args)
+                    self._sync = self._open(lambda: MilvusClient(**self._args))
         return self._sync
 
     def new_async_client(self) -> AsyncMilvusClient:
@@ -136,7 +165,24 @@ class ClientRegistry:
         old one is garbage-collected; a dedicated connection cannot be inherited that way.
         """
         self.check_open()
-        return AsyncMilvusClient(**self._args, dedicated=True)
+        return self._open(lambda: AsyncMilvusClient(**self._args, dedicated=True))
+
+    def _open(self, factory: Callable[[], C]) -> C:
+        """`factory()`, with a clear error when a Lite file is held by another process
+        (pymilvus only says "Open local milvus failed"; the cause goes to stderr)."""
+        try:
+            return factory()
+        except Exception as error:
+            uri = str(self._args.get("uri", ""))
+            if "://" in uri or not uri.endswith(".db") or not lite_file_locked(uri):
+                raise
+            raise MilvusConnectionError(
+                f"cannot open the Milvus Lite file {os.path.abspath(uri)}: it is opened by "
+                "another process, and Milvus Lite lets only one process open a file at a "
+                "time. Open it from one process only, or share the data through a Milvus "
+                "server (`milvus-lite server`, Milvus standalone or a cluster) with "
+                "connection_args={'uri': 'http://host:19530'}"
+            ) from error
 
     def close(self) -> None:
         """Close the sync client for good: later calls raise `StoreClosedError`."""

@@ -55,7 +55,8 @@ class StoreClosedError(RuntimeError):
 
 
 class MilvusConnectionError(ConnectionError):
-    """The store could not use the Milvus server: unreachable, or the credentials were refused.
+    """The store could not use Milvus: the server is unreachable, the credentials were
+    refused, or a Milvus Lite file is opened by another process.
 
     The message names the URI but never a token or password.
 
@@ -85,7 +86,12 @@ _CONNECTION_PATTERN = re.compile(
 def connection_failure(
     error: BaseException, connection_args: Mapping[str, Any]
 ) -> MilvusConnectionError | None:
-    """A clear, credential-free error for a failure to connect or authenticate, else None."""
+    """A clear, credential-free error for a failure to connect or authenticate, else None.
+
+    A `MilvusConnectionError` is already clear: it is returned as it is.
+    """
+    if isinstance(error, MilvusConnectionError):
+        return error
     text = f"{type(error).__name__}: {error}"
     unavailable = isinstance(error, MilvusUnavailableException)
     if not unavailable and not _CONNECTION_PATTERN.search(text):

@@ -4,9 +4,12 @@ ids with characters an expression must escape, and the rows that really remain a
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +17,7 @@ from hypothesis import strategies as st
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from langchain_milvus_ext import MilvusVectorStore
+from langchain_milvus_ext import MilvusConnectionError, MilvusVectorStore
 
 pytestmark = [pytest.mark.timeout(300)]
 
@@ -211,3 +214,51 @@ def test_any_id_round_trips_or_is_refused_up_front(
     assert counts["ids round-tripped sync"] + refused == counts["ids tried"]
     assert counts["ids round-tripped sync"] >= 40
     assert counts["lists with a lone surrogate refused"] >= 5
+
+
+# --------------------------------------------------------------------------- Lite file lock
+
+HOLD_LITE_FILE = """
+import sys
+from pymilvus import MilvusClient
+client = MilvusClient(uri=sys.argv[1])
+client.list_collections()
+print("holding", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+"""
+
+
+@pytest.mark.lite
+async def test_a_lite_file_open_in_another_process_is_a_clear_error(
+    tmp_path: Path, quiet_pymilvus: None
+) -> None:
+    path = tmp_path / "shared.db"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LITE_FILE, str(path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        store = MilvusVectorStore(EMBEDDINGS, connection_args={"uri": str(path)})
+        calls = {
+            "add_texts": lambda: store.add_texts(["x"], ids=["x"]),
+            "get_by_ids": lambda: store.get_by_ids(["x"]),
+            "client": lambda: store.client,
+        }
+        for name, call in calls.items():
+            with pytest.raises(MilvusConnectionError) as info:
+                call()
+            message = str(info.value)
+            assert "opened by another process" in message, (name, message)
+            assert str(path) in message and "Milvus server" in message, message
+            assert "one process" in message, message
+        with pytest.raises(MilvusConnectionError, match="opened by another process"):
+            await store.aadd_texts(["x"], ids=["x"])
+        with pytest.raises(MilvusConnectionError, match="opened by another process"):
+            await store.asimilarity_search("x")
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    # once the other process has let go, the same store opens the file
+    assert store.add_texts(["x"], ids=["x"]) == ["x"]
+    assert [d.id for d in await store.aget_by_ids(["x"])] == ["x"]
+    store.close()
