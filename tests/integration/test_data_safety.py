@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.timeout(300)]
 
 EMBEDDINGS = DeterministicFakeEmbedding(size=8)
 TARGETS = [pytest.param("lite_uri", marks=pytest.mark.lite),
-           pytest.param("lite_server_uri", marks=pytest.mark.server)]
+           pytest.param("lite_server_uri", marks=pytest.mark.server),
+           pytest.param("milvus235_uri", marks=pytest.mark.server)]
 
 
 @pytest.fixture(params=TARGETS)
