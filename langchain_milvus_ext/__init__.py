@@ -9,7 +9,7 @@ Example:
 from importlib import metadata
 
 from langchain_milvus_ext._coalescer import BatchError, CoalescerLimits
-from langchain_milvus_ext._errors import MilvusConnectionError, WriteError
+from langchain_milvus_ext._errors import MilvusConnectionError, StoreClosedError, WriteError
 from langchain_milvus_ext._filters import compile_filter
 from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext.ingest import IngestResult, aingest_documents, ingest_documents
@@ -30,6 +30,7 @@ __all__ = [
     "MilvusRetriever",
     "MilvusVectorStore",
     "RetryPolicy",
+    "StoreClosedError",
     "WriteError",
     "__version__",
     "aingest_documents",

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from pymilvus import AsyncMilvusClient, MilvusClient
 
+from langchain_milvus_ext._errors import MilvusConnectionError, StoreClosedError
+
 S = TypeVar("S")
+C = TypeVar("C")
 
 _SECRET_KEYS = ("token", "password")
 
@@ -79,6 +83,33 @@ class PerLoop(Generic[S]):
             del self._values[loop]
 
 
+def lite_file_locked(uri: str) -> bool:
+    """Whether the Milvus Lite file (a data directory) at `uri` is held by another process.
+
+    Milvus Lite takes an exclusive `flock` on `<file>/LOCK` while a process has it open; a
+    shared, non-blocking probe fails exactly then (and is released at once). Always False
+    where `fcntl` does not exist (Windows).
+    """
+    lock = os.path.join(uri, "LOCK")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return False
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 class ClientRegistry:
     """The store's connection: a lazy sync client, and a factory of async clients.
 
@@ -95,6 +126,22 @@ class ClientRegistry:
             self._args["grpc_options"] = options
         self._sync: MilvusClient | None = None
         self._sync_lock = threading.Lock()
+        self._closing = False  # no new calls; calls already accepted may finish
+        self._closed = False  # no client at all
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether `close()` was called, or an `aclose()` has begun."""
+        return self._closing or self._closed
+
+    def check_open(self) -> None:
+        """Raise `StoreClosedError` once the store is closed or closing."""
+        if self._closing or self._closed:
+            raise StoreClosedError()
+
+    def begin_close(self) -> None:
+        """Refuse new calls (for `aclose()`, which then drains the calls already accepted)."""
+        self._closing = True
 
     @property
     def connection_args(self) -> dict[str, Any]:
@@ -102,11 +149,13 @@ class ClientRegistry:
         return dict(self._args)
 
     def sync(self) -> MilvusClient:
-        """The sync client, created on first use."""
+        """The sync client, created on first use (`StoreClosedError` once closed)."""
         if self._sync is None:
             with self._sync_lock:
+                if self._closed:
+                    raise StoreClosedError()
                 if self._sync is None:
-                    self._sync = MilvusClient(**self._args)
+                    self._sync = self._open(lambda: MilvusClient(**self._args))
         return self._sync
 
     def new_async_client(self) -> AsyncMilvusClient:
@@ -115,11 +164,30 @@ class ClientRegistry:
         pymilvus shares async channels per `id(loop)`, an id a new loop can reuse after the
         old one is garbage-collected; a dedicated connection cannot be inherited that way.
         """
-        return AsyncMilvusClient(**self._args, dedicated=True)
+        self.check_open()
+        return self._open(lambda: AsyncMilvusClient(**self._args, dedicated=True))
+
+    def _open(self, factory: Callable[[], C]) -> C:
+        """`factory()`, with a clear error when a Lite file is held by another process
+        (pymilvus only says "Open local milvus failed"; the cause goes to stderr)."""
+        try:
+            return factory()
+        except Exception as error:
+            uri = str(self._args.get("uri", ""))
+            if "://" in uri or not uri.endswith(".db") or not lite_file_locked(uri):
+                raise
+            raise MilvusConnectionError(
+                f"cannot open the Milvus Lite file {os.path.abspath(uri)}: it is opened by "
+                "another process, and Milvus Lite lets only one process open a file at a "
+                "time. Open it from one process only, or share the data through a Milvus "
+                "server (`milvus-lite server`, Milvus standalone or a cluster) with "
+                "connection_args={'uri': 'http://host:19530'}"
+            ) from error
 
     def close(self) -> None:
-        """Close the sync client (a later call opens a new one)."""
+        """Close the sync client for good: later calls raise `StoreClosedError`."""
         with self._sync_lock:
+            self._closed = True
             client, self._sync = self._sync, None
         if client is not None:
             with contextlib.suppress(Exception):

@@ -143,7 +143,8 @@ class SyncDriver:
         self._pool_lock = threading.Lock()
 
     def run(self, plan: PlanOf[R]) -> R:
-        """Run a plan to completion and return its result."""
+        """Run a plan to completion and return its result (`StoreClosedError` once closed)."""
+        self.clients.check_open()
         try:
             step = next(plan)
             while True:
@@ -290,12 +291,23 @@ class AsyncDriver:
         self.sessions: PerLoop[_LoopSession] = PerLoop(lambda: _LoopSession(self))
 
     async def run(self, plan: PlanOf[R]) -> R:
-        """Run a plan to completion in the running loop and return its result."""
-        return await self._drive(plan, self.sessions.get(), coalesce=self.options.coalesce)
+        """Run a plan to completion in the running loop and return its result.
 
-    async def _drive(self, plan: PlanOf[R], session: _LoopSession, *, coalesce: bool) -> R:
+        The plan's checks before its first step run before the loop's client is opened.
+        Raises `StoreClosedError` once the store is closed.
+        """
+        self.clients.check_open()
         try:
-            step = next(plan)
+            first = next(plan)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        return await self._drive(plan, self.sessions.get(), coalesce=self.options.coalesce,
+                                 first=first)
+
+    async def _drive(self, plan: PlanOf[R], session: _LoopSession, *, coalesce: bool,
+                     first: Step | None = None) -> R:
+        try:
+            step = next(plan) if first is None else first
             while True:
                 try:
                     result = await self._execute(step, session, coalesce)

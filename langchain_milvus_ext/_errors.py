@@ -40,8 +40,23 @@ class WriteError(RuntimeError):
         super().__init__(message + detail)
 
 
+class StoreClosedError(RuntimeError):
+    """The store was closed (`close()`, `aclose()`, or the end of its `with` block).
+
+    A closed store refuses every further call instead of silently opening new clients;
+    create a new store to use the collection again.
+    """
+
+    def __init__(self, what: str = "vector store") -> None:
+        super().__init__(
+            f"Cannot use the {what}: it has been closed (close(), aclose() or the end of its "
+            "`with` / `async with` block); create a new store to use the collection again"
+        )
+
+
 class MilvusConnectionError(ConnectionError):
-    """The store could not use the Milvus server: unreachable, or the credentials were refused.
+    """The store could not use Milvus: the server is unreachable, the credentials were
+    refused, or a Milvus Lite file is opened by another process.
 
     The message names the URI but never a token or password.
 
@@ -71,7 +86,12 @@ _CONNECTION_PATTERN = re.compile(
 def connection_failure(
     error: BaseException, connection_args: Mapping[str, Any]
 ) -> MilvusConnectionError | None:
-    """A clear, credential-free error for a failure to connect or authenticate, else None."""
+    """A clear, credential-free error for a failure to connect or authenticate, else None.
+
+    A `MilvusConnectionError` is already clear: it is returned as it is.
+    """
+    if isinstance(error, MilvusConnectionError):
+        return error
     text = f"{type(error).__name__}: {error}"
     unavailable = isinstance(error, MilvusUnavailableException)
     if not unavailable and not _CONNECTION_PATTERN.search(text):

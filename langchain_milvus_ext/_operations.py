@@ -41,6 +41,7 @@ from langchain_milvus_ext._rows import (
     attach_vectors,
     build_rows,
     check_query_vector,
+    id_list,
     normalize_ids,
     resolve_ids,
 )
@@ -73,6 +74,7 @@ def add_plan(
 
     `replace` marks an upsert: on an auto_id collection the given keys replace those rows.
     """
+    ids = id_list(ids) if ids is not None else None
     texts = list(texts)
     if vectors is not None and len(vectors) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(vectors)} embeddings")
@@ -283,6 +285,7 @@ def delete_plan(
     partition_name: str | None = None,
 ) -> PlanOf[bool]:
     """Delete by ids, by filter, or both (rows matching both); returns True."""
+    ids = id_list(ids) if ids is not None else None
     if ids is not None and len(ids) == 0:
         raise ValueError("ids is an empty list: pass the ids to delete, or ids=None with a filter")
     if ids is None and not filter and not expr:
@@ -305,13 +308,15 @@ def delete_plan(
 
 def get_by_ids_plan(state: CollectionState, ids: Sequence[Any]) -> PlanOf[list[Document]]:
     """Documents for the ids that exist, in the order asked."""
+    wanted = list(dict.fromkeys(id_list(ids)))
     layout = yield from layout_plan(state)
-    wanted = list(dict.fromkeys(ids))
     if not wanted or not layout.exists:
         return []
     keys: list[PrimaryKey] = normalize_ids(wanted, layout)
-    rows = yield Call("get", {"collection_name": state.name, "ids": keys,
-                              "output_fields": layout.output_fields()})
+    # Not `get(ids=...)`: pymilvus pastes string ids between quotes without escaping them.
+    rows = yield Call("query", {"collection_name": state.name,
+                                "filter": ids_expr(layout.pk_field, keys),
+                                "output_fields": layout.output_fields()})
     return order_by_ids(documents_from_rows(rows, layout), [str(k) for k in keys])
 
 

@@ -21,6 +21,7 @@ from collections.abc import Generator, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from langchain_milvus_ext._filters import ids_expr
 from langchain_milvus_ext._rows import PrimaryKey, Row, attach_vectors, check_query_vector
 from langchain_milvus_ext._schema import (
     CollectionLayout,
@@ -332,8 +333,8 @@ def delete_batch_plan(
     if not layout.exists or not unique:
         return None
     kwargs: dict[str, Any] = {"collection_name": state.name, "timeout": timeout}
-    if by_ids:
-        kwargs["ids"] = unique
+    if by_ids:  # not `delete(ids=...)`: pymilvus pastes string ids between quotes unescaped
+        kwargs["filter"] = ids_expr(layout.pk_field, unique)
     else:
         kwargs["filter"] = unique[0] if len(unique) == 1 else " or ".join(
             f"({expr})" for expr in unique)

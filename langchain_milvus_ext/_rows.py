@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,30 @@ from langchain_milvus_ext._schema import JSON_MAX_BYTES, CollectionLayout, with_
 
 Row = dict[str, Any]
 PrimaryKey = str | int
+
+
+_BARE = (str, bytes, bytearray, memoryview)
+
+
+def id_list(ids: Any, argument: str = "ids") -> list[Any]:
+    """`ids` as a list, refusing a bare string or bytes (a sequence of characters, not of ids).
+
+    Raises:
+        ValueError: `ids` is a str / bytes (e.g. `delete("doc-1")` would otherwise mean the
+            ids "d", "o", "c", "-", "1") or is not iterable.
+    """
+    if isinstance(ids, _BARE):
+        shown = reprlib.repr(ids)
+        raise ValueError(
+            f"{argument} must be a list of ids, not a single {type(ids).__name__} {shown}; "
+            f"for one id pass {argument}=[{shown}]"
+        )
+    try:
+        return list(ids)
+    except TypeError:
+        raise ValueError(
+            f"{argument} must be a list of ids, got {type(ids).__name__} {reprlib.repr(ids)}"
+        ) from None
 
 
 def normalize_ids(
@@ -55,9 +80,16 @@ def _one_id(raw: Any, layout: CollectionLayout, where: str) -> PrimaryKey:
         raise ValueError(f"{where}: expected a string id, got {type(raw).__name__} {raw!r}")
     if not raw:
         raise ValueError(f"{where}: ids must be non-empty strings")
-    if len(raw.encode("utf-8")) > layout.pk_max_length:
+    try:
+        size = len(raw.encode("utf-8"))
+    except UnicodeEncodeError as error:  # lone surrogates: no Milvus string can hold them
         raise ValueError(
-            f"{where}: id is {len(raw.encode())} bytes, over the primary key's "
+            f"{where}: id {reprlib.repr(raw)} is not valid UTF-8 ({error.reason} at "
+            f"position {error.start})"
+        ) from None
+    if size > layout.pk_max_length:
+        raise ValueError(
+            f"{where}: id is {size} bytes, over the primary key's "
             f"max_length of {layout.pk_max_length}"
         )
     return raw
@@ -107,11 +139,13 @@ def split_documents(
 
     Documents without an id among documents with one get a generated id (None here).
     """
+    if ids is not None:
+        ids = id_list(ids)
     texts = [d.page_content for d in documents]
     metadatas = [dict(d.metadata) for d in documents]
     if ids is None and any(d.id is not None for d in documents):
         ids = [d.id for d in documents]
-    return texts, metadatas, list(ids) if ids is not None else None
+    return texts, metadatas, ids
 
 
 def build_rows(

@@ -6,12 +6,15 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from langchain_core.callbacks import (
+    AsyncCallbackManager,
     AsyncCallbackManagerForRetrieverRun,
+    CallbackManager,
     CallbackManagerForRetrieverRun,
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import get_config_list
 from pydantic import ConfigDict, Field, field_validator
 
 from langchain_milvus_ext._hybrid import HybridOptions
@@ -101,23 +104,80 @@ class MilvusRetriever(BaseRetriever):
         return self.search_type == "similarity" and not kwargs and len(inputs) > 1 and all(
             isinstance(q, str) for q in inputs)
 
+    def _callback_args(self, config: RunnableConfig) -> dict[str, Any]:
+        """`CallbackManager.configure` arguments for one input's run, as `invoke` builds them."""
+        return {
+            "inheritable_callbacks": config.get("callbacks"),
+            "local_callbacks": None,
+            "inheritable_tags": config.get("tags"),
+            "local_tags": self.tags,
+            "inheritable_metadata": {**(config.get("metadata") or {}), **self._get_ls_params()},
+            "local_metadata": self.metadata,
+        }
+
+    def _start_args(self, query: str, config: RunnableConfig) -> dict[str, Any]:
+        """`on_retriever_start` arguments for one input's run."""
+        return {"serialized": None, "query": query,
+                "name": config.get("run_name") or self.get_name(),
+                "run_id": config.get("run_id")}
+
+    def _search_batch_args(self) -> dict[str, Any]:
+        return {"k": self.k, "filter": self.filter, **self.search_kwargs}
+
     def batch(
         self, inputs: list[str], config: RunnableConfig | list[RunnableConfig] | None = None,
         *, return_exceptions: bool = False, **kwargs: Any,
     ) -> list[list[Document]]:
-        """Retrieve for many queries; "similarity" retrievers send one nq-batched search."""
+        """Retrieve for many queries; "similarity" retrievers send one nq-batched search.
+
+        Each input still gets its own retriever run (callbacks, tracing), ended with its own
+        documents, or with the search's error; with `return_exceptions=True` the error is
+        returned in each input's place instead of raised.
+        """
         if not self._batchable(inputs, kwargs):
             return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
-        return self.vectorstore.similarity_search_batch(
-            inputs, self.k, filter=self.filter, **self.search_kwargs)
+        configs = get_config_list(config, len(inputs))
+        runs = [
+            CallbackManager.configure(**self._callback_args(c)).on_retriever_start(
+                **self._start_args(q, c))
+            for q, c in zip(inputs, configs, strict=True)
+        ]
+        try:
+            results = self.vectorstore.similarity_search_batch(
+                inputs, **self._search_batch_args())
+        except Exception as error:
+            for run in runs:
+                run.on_retriever_error(error)
+            if return_exceptions:
+                return [error] * len(inputs)  # type: ignore[list-item]
+            raise
+        for run, documents in zip(runs, results, strict=True):
+            run.on_retriever_end(documents)
+        return results
 
     async def abatch(
         self, inputs: list[str], config: RunnableConfig | list[RunnableConfig] | None = None,
         *, return_exceptions: bool = False, **kwargs: Any,
     ) -> list[list[Document]]:
-        """Async `batch`."""
+        """Async `batch`: one nq-batched search, one retriever run per input."""
         if not self._batchable(inputs, kwargs):
             return await super().abatch(
                 inputs, config, return_exceptions=return_exceptions, **kwargs)
-        return await self.vectorstore.asimilarity_search_batch(
-            inputs, self.k, filter=self.filter, **self.search_kwargs)
+        configs = get_config_list(config, len(inputs))
+        runs = [
+            await AsyncCallbackManager.configure(**self._callback_args(c)).on_retriever_start(
+                **self._start_args(q, c))
+            for q, c in zip(inputs, configs, strict=True)
+        ]
+        try:
+            results = await self.vectorstore.asimilarity_search_batch(
+                inputs, **self._search_batch_args())
+        except Exception as error:
+            for run in runs:
+                await run.on_retriever_error(error)
+            if return_exceptions:
+                return [error] * len(inputs)  # type: ignore[list-item]
+            raise
+        for run, documents in zip(runs, results, strict=True):
+            await run.on_retriever_end(documents)
+        return results

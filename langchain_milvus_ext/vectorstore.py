@@ -91,6 +91,9 @@ class MilvusVectorStore(SearchMethods):
     False` makes one scalar column per key of the first document (later unknown keys are a
     ValueError, where langchain-milvus drops them); `metadata_schema` adds typed columns.
 
+    Close the store with `close()` / `aclose()` or use it as a (async) context manager; a
+    closed store raises `StoreClosedError` on every later call.
+
     Example:
         ```python
         from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -285,6 +288,7 @@ class MilvusVectorStore(SearchMethods):
     @property
     def aclient(self) -> Any:
         """The running event loop's async pymilvus client (call from a coroutine)."""
+        self._clients.check_open()
         return self._async.sessions.get().client
 
     @property
@@ -306,18 +310,34 @@ class MilvusVectorStore(SearchMethods):
         """The collection's metric (read from the server once the collection exists)."""
         return self._state.layout.metric
 
+    @property
+    def is_closed(self) -> bool:
+        """Whether the store was closed (`close()`, `aclose()` or the end of a `with` block)."""
+        return self._clients.is_closed
+
     def close(self) -> None:
-        """Release the clients (sync). Async sessions of running loops are dropped."""
+        """Close the store: release the clients; async sessions of running loops are dropped.
+
+        A closed store stays closed: every later call (reads, writes, `client`, `with`)
+        raises `StoreClosedError` (a `RuntimeError`) instead of opening new clients.
+        Closing again does nothing.
+        """
         self._sync.close()
         self._async.forget_sessions()
         self._clients.close()
 
     async def aclose(self) -> None:
-        """Drain pending async batches of this loop and close its client, then `close()`."""
+        """Close the store from a coroutine: refuse new calls, let the calls already queued
+        in this loop's batches finish, close this loop's client, then `close()`.
+
+        Later calls raise `StoreClosedError`, as after `close()`.
+        """
+        self._clients.begin_close()
         await self._async.aclose()
         self.close()
 
     def __enter__(self) -> Self:
+        self._clients.check_open()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -325,6 +345,7 @@ class MilvusVectorStore(SearchMethods):
         self.close()
 
     async def __aenter__(self) -> Self:
+        self._clients.check_open()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -459,11 +480,11 @@ class MilvusVectorStore(SearchMethods):
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Documents with these ids, in the order given; missing ids are skipped."""
-        return self._sync.run(ops.get_by_ids_plan(self._state, list(ids)))
+        return self._sync.run(ops.get_by_ids_plan(self._state, ids))
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Async `get_by_ids`."""
-        return await self._async.run(ops.get_by_ids_plan(self._state, list(ids)))
+        return await self._async.run(ops.get_by_ids_plan(self._state, ids))
 
     def search_by_metadata(
         self, expr: FilterArg, fields: list[str] | None = None, limit: int = 10, *,

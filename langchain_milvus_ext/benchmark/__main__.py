@@ -34,6 +34,7 @@ from .config import (
     WORKLOADS,
     BenchmarkConfig,
     ConfigError,
+    require_extra,
 )
 
 
@@ -202,6 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.validate()
     except ConfigError as exc:
         parser.error(str(exc))  # exits with status 2
+    try:  # before anything starts: the run's optional modules
+        require_extra(progress=config.progress, plot=bool(args.plot))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     from .plot import write_plot
     from .report import format_report

@@ -53,6 +53,37 @@ class ConfigError(ValueError):
     """The benchmark configuration is invalid."""
 
 
+INSTALL_EXTRA = "pip install 'langchain-milvus-ext[benchmark]'"
+
+
+def require_extra(*, progress: bool, plot: bool) -> None:
+    """Check that the modules of the `benchmark` extra this run uses can be imported.
+
+    Args:
+        progress: The run shows a progress bar (needs tqdm).
+        plot: The run writes a chart (needs matplotlib).
+
+    Raises:
+        ConfigError: A module is missing; the message says what to install.
+    """
+    wanted = [name for name, used in (("tqdm", progress), ("matplotlib", plot)) if used]
+    missing = [name for name in wanted if not _importable(name)]
+    if missing:
+        hint = " (or run with --no-progress)" if missing == ["tqdm"] else ""
+        raise ConfigError(
+            f"the benchmark needs {' and '.join(missing)}, from its 'benchmark' extra: "
+            f"{INSTALL_EXTRA}{hint}"
+        )
+
+
+def _importable(name: str) -> bool:
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class BenchmarkConfig:
     """Settings of one benchmark run.

@@ -8,14 +8,14 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import metadata
-
-from tqdm import tqdm
+from typing import Any, TextIO
 
 from .ceiling import ceiling_view, run_ceiling_case
 from .checks import CheckFailure, check_case
-from .config import BenchmarkConfig
+from .config import BenchmarkConfig, require_extra
 from .contenders import Contender, resolve_contenders
 from .context import BenchContext
 from .data import describe_queries
@@ -46,9 +46,11 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
         >>> print(results.to_json())  # doctest: +SKIP
 
     Raises:
-        ConfigError: Invalid configuration, or a required contender is missing.
+        ConfigError: Invalid configuration, a required contender is missing, or tqdm (the
+            progress bar, from the `benchmark` extra) is missing while ``config.progress``.
     """
     config.validate()
+    require_extra(progress=config.progress, plot=False)
     started = time.perf_counter()
     resolved = resolve_contenders(config)
     embeddings = make_embeddings(config)
@@ -66,7 +68,7 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
     with milvus_target(config) as (uri, target):
         ctx = BenchContext(config=config, uri=uri, token=config.token, embeddings=embeddings)
         results.environment = _environment(config, target, resolved.implementations())
-        bar = tqdm(
+        bar = _progress_bar(config.progress)(
             total=len(cases),
             file=sys.stderr,
             disable=not config.progress,
@@ -148,3 +150,31 @@ def _environment(config: BenchmarkConfig, target: str, impls: dict[str, str]) ->
         "cpus": os.cpu_count(),
         "versions": versions,
     }
+
+
+class _NoBar:
+    """What the run uses of a tqdm bar, doing nothing but writing messages (no tqdm needed)."""
+
+    def __init__(self, **_: Any) -> None:
+        pass
+
+    def set_description(self, _: str) -> None:
+        pass
+
+    def update(self) -> None:
+        pass
+
+    def write(self, message: str, file: TextIO | None = None) -> None:
+        print(message, file=file or sys.stderr)
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(progress: bool) -> Callable[..., Any]:
+    """tqdm (imported only when a bar is shown) or a silent stand-in."""
+    if not progress:
+        return _NoBar
+    from tqdm import tqdm
+
+    return tqdm  # type: ignore[no-any-return]

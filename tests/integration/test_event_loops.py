@@ -26,7 +26,7 @@ import uvloop
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from langchain_milvus_ext import MilvusVectorStore
+from langchain_milvus_ext import MilvusVectorStore, StoreClosedError
 
 pytestmark = [pytest.mark.lite, pytest.mark.timeout(120)]
 
@@ -53,6 +53,9 @@ def make_store(uri: str) -> Iterator[Callable[..., MilvusVectorStore]]:
 
     yield make
     for store in stores:
+        if store.is_closed:  # a closed store refuses every call: drop with a new one
+            store = MilvusVectorStore(EMBEDDINGS, collection_name=store.collection_name,
+                                      connection_args={"uri": uri})
         store.drop()
         store.close()
 
@@ -386,7 +389,7 @@ def test_sessions_released_after_loops_close(
 # -- close / aclose / with / async with ----------------------------------------------------
 
 
-def test_close_and_with_keep_the_store_usable(
+def test_close_and_with_close_the_store_for_good(
     make_store: Callable[..., MilvusVectorStore],
 ) -> None:
     store = make_store()
@@ -394,55 +397,72 @@ def test_close_and_with_keep_the_store_usable(
         assert entered is store
         store.add_texts(["inside with"], ids=["w"])
     assert store._clients._sync is None  # the sync client was released
-    # usable after close: clients are re-created lazily
-    assert ids_of(store.similarity_search("inside with", k=1)) == ["w"]
-    assert store.add_texts(["after with"], ids=["w2"]) == ["w2"]
-    store.close()
+    assert store.is_closed
+    # a closed store refuses every call instead of silently opening new clients
+    with pytest.raises(StoreClosedError, match="has been closed"):
+        store.similarity_search("inside with", k=1)
+    with pytest.raises(StoreClosedError):
+        store.add_texts(["after with"], ids=["w2"])
+    with pytest.raises(StoreClosedError):
+        store.client  # noqa: B018
     store.close()  # idempotent
-    assert ids_of(store.get_by_ids(["w", "w2"])) == ["w", "w2"]
-    # async after a sync close, and sync close while a loop still holds a session
-    assert asyncio.run(store.aadd_texts(["async after close"], ids=["a"])) == ["a"]
+    with pytest.raises(StoreClosedError):
+        asyncio.run(store.aadd_texts(["async after close"], ids=["a"]))
+    with pytest.raises(StoreClosedError), store:
+        pass
+    assert store._clients._sync is None and len(store._async.sessions) == 0  # nothing reopened
+    assert isinstance(StoreClosedError("x"), RuntimeError)
 
-    async def close_inside_loop() -> list[str | None]:
-        await store.asimilarity_search("x", k=1)
-        store.close()  # sync close from inside a running loop
-        assert len(store._async.sessions) == 0
-        return ids_of(await store.asimilarity_search("async after close", k=1))
+    # sync close from inside a running loop: the loop's session is dropped, later calls refused
+    other = make_store()
 
-    assert asyncio.run(close_inside_loop()) == ["a"]
-    assert count(store) == 3
+    async def close_inside_loop() -> None:
+        await other.aadd_texts(["async before close"], ids=["a"])
+        other.close()
+        assert len(other._async.sessions) == 0
+        with pytest.raises(StoreClosedError):
+            await other.asimilarity_search("async before close", k=1)
+        assert len(other._async.sessions) == 0
+
+    asyncio.run(close_inside_loop())
+    # what was written before closing is there for a new store
+    assert ids_of(make_store(collection_name=store.collection_name).get_by_ids(["w"])) == ["w"]
+    assert count(make_store(collection_name=other.collection_name)) == 1
 
 
-async def test_aclose_and_async_with_keep_the_store_usable(
+async def test_aclose_and_async_with_close_the_store_for_good(
     make_store: Callable[..., MilvusVectorStore],
 ) -> None:
     store = make_store()
     async with store as entered:
         assert entered is store
         assert await store.aadd_texts(["inside async with"], ids=["x"]) == ["x"]
-        old_client = store.aclient
         assert len(store._async.sessions) == 1
     assert len(store._async.sessions) == 0
     assert store._clients._sync is None
-    # the same loop gets a new session and a new client
-    assert ids_of(await store.asimilarity_search("inside async with", k=1)) == ["x"]
-    assert store.aclient is not old_client
-    assert len(store._async.sessions) == 1
+    with pytest.raises(StoreClosedError, match="has been closed"):
+        await store.asimilarity_search("inside async with", k=1)
+    with pytest.raises(StoreClosedError):
+        store.aclient  # noqa: B018
+    assert len(store._async.sessions) == 0  # no new session, no new client
     await store.aclose()
     await store.aclose()  # idempotent
-    assert ids_of(store.similarity_search("inside async with", k=1)) == ["x"]
-    assert await store.aadd_texts(["after aclose"], ids=["y"]) == ["y"]
-    assert ids_of(await store.aget_by_ids(["x", "y"])) == ["x", "y"]
-    async with store:
-        await store.adelete(["x"])
-    assert ids_of(store.get_by_ids(["x", "y"])) == ["y"]
+    with pytest.raises(StoreClosedError):
+        store.similarity_search("inside async with", k=1)
+    with pytest.raises(StoreClosedError):
+        await store.aget_by_ids(["x"])
+    with pytest.raises(StoreClosedError):
+        async with store:
+            pass
+    store = make_store(collection_name=store.collection_name)
+    assert ids_of(await store.aget_by_ids(["x"])) == ["x"]
     # aclose while concurrent calls are pending in the coalescer: they finish first
     pending = [asyncio.ensure_future(store.aadd_texts([f"pending {i}"], ids=[f"p{i}"]))
                for i in range(5)]
     await asyncio.sleep(0)
     await store.aclose()
     assert [await p for p in pending] == [[f"p{i}"] for i in range(5)]
-    assert count(store) == 6
+    assert count(make_store(collection_name=store.collection_name)) == 6
 
 
 async def test_aclose_closes_every_async_client_it_opened(
@@ -474,7 +494,7 @@ async def test_aclose_closes_every_async_client_it_opened(
     await asyncio.sleep(0)  # the calls are queued in the coalescer
     await store.aclose()
     assert [await p for p in pending] == [[f"q{i}"] for i in range(3)]
-    assert count(store) == 4
+    assert count(make_store(collection_name=store.collection_name)) == 4
     assert len(store._async.sessions) == 0
     assert len(created) == 1, f"{len(created)} async clients opened for one loop"
     assert [id(c) for c in closed] == [id(c) for c in created]

@@ -262,9 +262,18 @@ def test_delete_batch_ors_expressions_and_dedupes_ids() -> None:
     assert driver.steps == [
         Call("delete", {"collection_name": "docs", "timeout": 2.0,
                         "filter": "(a == 1) or (b == 2)"}),
-        Call("delete", {"collection_name": "docs", "timeout": None, "ids": ["x", "y"],
-                        "partition_name": "p"}),
+        Call("delete", {"collection_name": "docs", "timeout": None,
+                        "filter": 'pk in ["x", "y"]', "partition_name": "p"}),
     ]
+
+
+def test_delete_batch_by_ids_escapes_them_in_its_own_expression() -> None:
+    # pymilvus's delete(ids=...) pastes string ids between quotes without escaping them.
+    driver = FakeDriver({"delete": None})
+    driver.run(delete_batch_plan(existing_state(), (True, None, None), ['x\\"y', "it's\n"]))
+    [call] = driver.steps
+    assert call.kwargs["filter"] == 'pk in ["x\\\\\\"y", "it\'s\\n"]'
+    assert "ids" not in call.kwargs
 
 
 def test_delete_everything_is_refused() -> None:
@@ -312,11 +321,11 @@ def test_get_by_ids_orders_results_and_drops_missing() -> None:
         {"pk": "b", "text": "B", "metadata": {"n": 2}},
         {"pk": "a", "text": "A", "metadata": {"n": 1}},
     ]
-    driver = FakeDriver({"get": rows})
+    driver = FakeDriver({"query": rows})
     docs = driver.run(get_by_ids_plan(existing_state(), ["a", "zz", "b", "a"]))
     [call] = driver.steps
-    assert call.method == "get"
-    assert call.kwargs["ids"] == ["a", "zz", "b"]
+    assert call.method == "query"  # not get(ids=...), which does not escape string ids
+    assert call.kwargs["filter"] == 'pk in ["a", "zz", "b"]'
     assert [(d.id, d.page_content, d.metadata) for d in docs] == [
         ("a", "A", {"n": 1}), ("b", "B", {"n": 2}),
     ]

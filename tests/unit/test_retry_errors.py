@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import random
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -11,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymilvus.exceptions import ErrorCode, MilvusException, MilvusUnavailableException
 
+from langchain_milvus_ext._clients import lite_file_locked
 from langchain_milvus_ext._errors import (
     MilvusConnectionError,
     WriteError,
@@ -292,3 +296,24 @@ def test_credentials_in_the_uri_are_not_shown() -> None:
     assert failure is not None
     assert "milvus.example:19530" in str(failure)
     assert "S3cr3t-Pa55" not in str(failure)
+
+
+def test_a_connection_error_of_ours_is_passed_on_unchanged() -> None:
+    error = MilvusConnectionError("cannot open the Milvus Lite file /x.db: it is opened by "
+                                  "another process")
+    assert connection_failure(error, {"uri": "/x.db"}) is error
+
+
+def test_lite_file_locked_probes_the_lock_of_the_data_directory(tmp_path: Path) -> None:
+    data = tmp_path / "f.db"
+    assert not lite_file_locked(str(data))  # no such file
+    data.mkdir()
+    (data / "LOCK").touch()
+    assert not lite_file_locked(str(data))
+    fd = os.open(data / "LOCK", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as Milvus Lite holds it
+        assert lite_file_locked(str(data))
+    finally:
+        os.close(fd)
+    assert not lite_file_locked(str(data))
