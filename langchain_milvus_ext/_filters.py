@@ -64,10 +64,13 @@ class FieldRef:
     Attributes:
         expr: The reference text, e.g. `category` or `metadata["a"]["b"]`.
         is_json_path: True when the reference is a path into a JSON field (or the dynamic field).
+        takes_in: Whether `ref in [...]` parses: scalar fields and top-level dynamic-field keys
+            (`year in [1, 2]`); Milvus Lite refuses it on a bracketed JSON path.
     """
 
     expr: str
     is_json_path: bool
+    takes_in: bool = False
 
 
 KeyResolver = Callable[[str], FieldRef]
@@ -324,7 +327,7 @@ def _compile_membership(key: str, ref: FieldRef, op: str, arg: Any) -> str:
         )
     literals = [_scalar(key, op, item) for item in arg]
     negate = op == "$nin"
-    if not ref.is_json_path:
+    if not ref.is_json_path or (ref.takes_in and literals):
         return f"{ref.expr} {'not in' if negate else 'in'} [{', '.join(literals)}]"
     if not literals:
         # Always true / always false without bare `true` / `false` (rejected by Milvus 2.3).
