@@ -187,6 +187,37 @@ def combine_and(*exprs: str | None) -> str | None:
     return " and ".join(f"({e})" for e in kept)
 
 
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+
+
+def is_self_contained(expr: str) -> bool:
+    """Whether `expr`, parenthesised, stays one group when joined to other expressions.
+
+    True when its string literals are closed and its brackets balanced outside them. A raw
+    expression failing this is malformed on its own, but `(a') or ('b)`-style text could
+    join with a neighbour into a valid expression that means something else, so it must be
+    sent alone (the server then rejects it), never merged.
+    """
+    stack: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for ch in expr:
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            stack.append(ch)
+        elif ch in _CLOSING and (not stack or stack.pop() != _CLOSING[ch]):
+            return False
+    return quote is None and not stack
+
+
 def ids_expr(pk_field: str, ids: Sequence[str | int]) -> str:
     """Build `pk in [...]` for a list of primary keys.
 

@@ -10,10 +10,17 @@ every write with ids is an upsert, so writing the same rows twice leaves the sam
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 import grpc
-from pymilvus.exceptions import ErrorCode, MilvusException, MilvusUnavailableException
+from pymilvus.exceptions import (
+    DataNotMatchException,
+    ErrorCode,
+    MilvusException,
+    MilvusUnavailableException,
+    ParamError,
+)
 
 _TRANSIENT_GRPC = {
     grpc.StatusCode.UNAVAILABLE,
@@ -73,3 +80,35 @@ def is_transient(error: BaseException) -> bool:
             return False
         return any(word in text for word in _TRANSIENT_WORDS)
     return False
+
+
+_NOT_INPUT = re.compile(  # whole words: a field named 'author' is not about authentication
+    r"time ?out|deadline|connect|unavailable|refused|\bclosed\b|\b(un)?auth(entic\w*|oriz\w*)?\b"
+    r"|permission|password|credential")
+_INPUT_WORDS = ("invalid", "illegal", "cannot parse", "parse", "unexpected character",
+                "unexpected token", "syntax", "must be", "expect", "not match", "mismatch",
+                "inconsistent", "out of range", "exceed", "not valid", "unsupported",
+                "not support", "surrogate")
+_INPUT_CODES = {5, 6, 1100}  # IllegalArgument / Milvus Lite's parse errors, ParameterInvalid
+
+
+def is_input_error(error: BaseException) -> bool:
+    """True when `error` rejects the request's content (a bad filter, a bad value).
+
+    Such a failure of a coalesced batch is caused by some caller's input, so the batch may be
+    split to find that caller; a failure that can hit any batch (connection lost, timeout,
+    rate limit, authentication, an unexplained server error) is never one. Input errors are
+    found by validation before anything is written: pymilvus raises `DataNotMatchException` /
+    `ParamError` before sending, and Milvus checks a whole request before writing any of it.
+    """
+    if is_transient(error) or isinstance(error, (ConnectionError, TimeoutError)):
+        return False
+    if isinstance(error, (DataNotMatchException, ParamError)):
+        return True
+    if isinstance(error, MilvusException):
+        text = str(error.message).lower()
+        if _NOT_INPUT.search(text):
+            return False
+        return (error.is_input_error or error.code in _INPUT_CODES
+                or any(word in text for word in _INPUT_WORDS))
+    return isinstance(error, (ValueError, TypeError))  # our own checks inside a batch plan
