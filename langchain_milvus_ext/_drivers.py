@@ -24,6 +24,7 @@ from pymilvus import AsyncMilvusClient
 from langchain_milvus_ext._clients import ClientRegistry, PerLoop
 from langchain_milvus_ext._coalescer import BatchError, Coalescer, CoalescerLimits
 from langchain_milvus_ext._errors import WriteError, connection_failure
+from langchain_milvus_ext._filters import is_self_contained
 from langchain_milvus_ext._plans import (
     Call,
     CollectionState,
@@ -47,7 +48,7 @@ from langchain_milvus_ext._plans import (
     store_rows_plan,
     write_batch_plan,
 )
-from langchain_milvus_ext._retry import RetryPolicy
+from langchain_milvus_ext._retry import RetryPolicy, is_input_error
 from langchain_milvus_ext._rows import PrimaryKey, Row, estimate_row_bytes
 
 
@@ -254,17 +255,25 @@ class _LoopSession:
         self.client: AsyncMilvusClient = driver.clients.new_async_client()
         self.describing: asyncio.Future[Any] | None = None  # the one layout read in flight
         limits = driver.options.limits
-        # Batches run on this session's client, even while aclose() drains them.
+        # Batches run on this session's client, even while aclose() drains them. A batch the
+        # server rejects for its content is bisected down to the callers whose input it was
+        # (`split_on`). That re-sends the other callers' items, which is safe: deletes and
+        # upserts are idempotent, and an input error is raised by validation before anything
+        # is written (pymilvus checks rows before sending them; Milvus validates a whole
+        # Insert/Upsert/Delete request before writing any of it), so even a rejected auto_id
+        # insert wrote nothing and its re-sent halves are not duplicates. Connection errors
+        # and timeouts are never split: their rows may or may not be written.
         self.writes: Coalescer[_WriteBatchKey, _WriteItem, PrimaryKey] = Coalescer(
             partial(driver.write_batch, self), limits,
-            size_of=lambda item: estimate_row_bytes(item[0]) + 8 * len(item[2] or ()))
+            size_of=lambda item: estimate_row_bytes(item[0]) + 8 * len(item[2] or ()),
+            split_on=is_input_error)
         self.searches: Coalescer[SearchKey, SearchItem, SearchResult] = Coalescer(
-            partial(driver.search_batch, self), limits)
+            partial(driver.search_batch, self), limits, split_on=is_input_error)
         # Deleted ids or expressions are ORed into one expression: keep it short.
         self.deletes: Coalescer[DeleteKey, PrimaryKey | str, None] = Coalescer(
             partial(driver.delete_batch, self),
             replace(limits, max_batch_bytes=min(limits.max_batch_bytes, _MAX_DELETE_BYTES)),
-            size_of=lambda item: 8 + len(str(item)))
+            size_of=lambda item: 8 + len(str(item)), split_on=is_input_error)
 
 
 _VIA_SYNC_CLIENT = frozenset({"delete", "create_collection"})
@@ -335,7 +344,9 @@ class AsyncDriver:
                 return await self.search_batch(session, step.key, step.items)
             if not isinstance(step, Delete):
                 raise TypeError(f"unknown plan step {step!r}")
-            if coalesce:
+            # An expression that is not one closed group could OR with another caller's into
+            # a different, valid one: it goes alone, and the server judges it as written.
+            if coalesce and (step.expr is None or is_self_contained(step.expr)):
                 return await session.deletes.submit(step.key, step.items)
             return await self.delete_batch(session, step.key, step.items)
         except BatchError as error:  # a read or delete failed: the server's own error
