@@ -48,7 +48,7 @@ from langchain_milvus_ext._plans import (
     store_rows_plan,
     write_batch_plan,
 )
-from langchain_milvus_ext._retry import RetryPolicy, is_input_error
+from langchain_milvus_ext._retry import Attempts, RetryPolicy, is_input_error
 from langchain_milvus_ext._rows import PrimaryKey, Row, estimate_row_bytes
 
 
@@ -80,11 +80,13 @@ class DriverStats:
     retries: int = 0
 
 
-def _failure(error: Exception, method: str, attempt: int, options: DriverOptions,
-             clients: ClientRegistry) -> Exception | None:
-    """None to retry `error`; otherwise the exception to raise (clearer for connection errors)."""
-    if options.retry.should_retry(method, error, attempt):
-        return None
+_clock = time.monotonic  # module-level so that tests can run the retry loops on a fake clock
+_sleep = time.sleep
+_asleep = asyncio.sleep
+
+
+def _final(error: Exception, clients: ClientRegistry) -> Exception:
+    """The exception to raise for a call that failed for good (clearer for connection errors)."""
     return connection_failure(error, clients.connection_args) or error
 
 
@@ -153,21 +155,22 @@ class SyncDriver:
             return stop.value  # type: ignore[no-any-return]
 
     def call(self, step: Call) -> Any:
-        """One client call, retried while it fails transiently."""
-        attempt = 1
+        """One client call, retried while it fails transiently, within its timeout."""
+        attempts = Attempts(self.options.retry, step.method, step.kwargs.get("timeout"), _clock())
         while True:
             self.stats.calls[step.method] += 1
             try:
-                return _client_call(self.clients, self.state, step)
+                kwargs = attempts.kwargs(step.kwargs, _clock())
+                return _client_call(self.clients, self.state, replace(step, kwargs=kwargs))
             except Exception as error:
-                failure = _failure(error, step.method, attempt, self.options, self.clients)
-                if failure is error:
-                    raise
-                if failure is not None:
-                    raise failure from error
+                wait = attempts.retry_after(error, _clock())
+                if wait is None:
+                    final = _final(error, self.clients)
+                    if final is error:
+                        raise
+                    raise final from error
             self.stats.retries += 1
-            time.sleep(self.options.retry.backoff(attempt))
-            attempt += 1
+            _sleep(wait)
 
     def _execute(self, step: Step) -> Any:
         if isinstance(step, Call):
@@ -310,23 +313,25 @@ class AsyncDriver:
             return stop.value  # type: ignore[no-any-return]
 
     async def call(self, step: Call, session: _LoopSession) -> Any:
-        """One client call, retried while it fails transiently."""
-        attempt = 1
+        """One client call, retried while it fails transiently, within its timeout."""
+        attempts = Attempts(self.options.retry, step.method, step.kwargs.get("timeout"), _clock())
         while True:
             self.stats.calls[step.method] += 1
             try:
+                kwargs = attempts.kwargs(step.kwargs, _clock())
                 if step.method in _VIA_SYNC_CLIENT:
-                    return await asyncio.to_thread(_client_call, self.clients, self.state, step)
-                return await getattr(session.client, step.method)(**step.kwargs)
+                    return await asyncio.to_thread(
+                        _client_call, self.clients, self.state, replace(step, kwargs=kwargs))
+                return await getattr(session.client, step.method)(**kwargs)
             except Exception as error:
-                failure = _failure(error, step.method, attempt, self.options, self.clients)
-                if failure is error:
-                    raise
-                if failure is not None:
-                    raise failure from error
+                wait = attempts.retry_after(error, _clock())
+                if wait is None:
+                    final = _final(error, self.clients)
+                    if final is error:
+                        raise
+                    raise final from error
             self.stats.retries += 1
-            await asyncio.sleep(self.options.retry.backoff(attempt))
-            attempt += 1
+            await _asleep(wait)
 
     async def _execute(self, step: Step, session: _LoopSession, coalesce: bool) -> Any:
         if isinstance(step, Call):

@@ -1,10 +1,22 @@
 """Which failures are worth another try, and how long to wait before it. Pure, no I/O.
 
-pymilvus already retries some gRPC failures inside one call; this policy sits above it and
-retries whole calls that failed transiently (server unavailable, deadline exceeded, rate
-limited), with bounded exponential backoff and full jitter. Permanent failures (bad schema,
-bad filter, bad input, authentication) are raised at once. Only idempotent calls are retried:
-every write with ids is an upsert, so writing the same rows twice leaves the same rows.
+This policy retries whole calls that failed transiently (server unavailable, deadline
+exceeded, rate limited), with bounded exponential backoff and full jitter. Permanent failures
+(bad schema, bad filter, bad input, authentication) are raised at once. Only idempotent calls
+are retried: every write with ids is an upsert, so writing the same rows twice leaves the same
+rows.
+
+One layer retries, this one. pymilvus's `retry_on_rpc_failure` decorator would otherwise retry
+inside each of our tries (up to 75 times without a timeout; until the timeout is spent with
+one, each of its tries given the full timeout again), so that a call with timeout=5 could take
+three times that plus backoff, and an auto_id insert we never retry could be sent twice. We
+keep ours because it knows what pymilvus does not: which calls are idempotent, the caller's
+deadline, and server statuses that are transient. `Attempts` turns pymilvus's off for every
+try (`retry_times=0`, `retry_on_rate_limit=False`) and makes `timeout` a deadline for the
+whole call: each try is given the time that remains, and no try or wait starts that could not
+end before the deadline. (With a timeout, pymilvus's decorator still loops on gRPC transport
+errors until the timeout it was given is spent; since that is our remaining time, it cannot
+push the call past the deadline, except for a sync gRPC try it started just before it.)
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from pymilvus.exceptions import (
@@ -62,6 +75,60 @@ class RetryPolicy:
     def should_retry(self, method: str, error: BaseException, attempt: int) -> bool:
         """Whether try number `attempt` of `method` that raised `error` gets another try."""
         return attempt < self.attempts and method not in NOT_RETRIED and is_transient(error)
+
+
+_PYMILVUS_SINGLE_TRY = {"retry_times": 0, "retry_on_rate_limit": False}
+_NO_PYMILVUS_KNOBS = frozenset({"create_collection"})  # its kwargs become schema options
+_MIN_TRY = 0.01  # seconds: a try given less than this is not started
+
+
+class Attempts:
+    """The tries of one client call under a policy, bounded by the call's deadline. Pure.
+
+    Example (a driver's loop; `clock` is monotonic)::
+
+        attempts = Attempts(policy, "upsert", timeout, clock())
+        while True:
+            try:
+                return client.upsert(**attempts.kwargs(kwargs, clock()))
+            except Exception as error:
+                wait = attempts.retry_after(error, clock())
+                if wait is None:
+                    raise
+            sleep(wait)
+
+    Args:
+        policy: Tries, backoff, what is transient.
+        method: The client method (some are never retried).
+        timeout: Seconds the whole call may take, retries and waits included; None: no bound
+            but the policy's number of tries.
+        now: The clock's reading when the call starts.
+    """
+
+    def __init__(self, policy: RetryPolicy, method: str, timeout: float | None,
+                 now: float) -> None:
+        self.policy, self.method, self.attempt = policy, method, 1
+        self.deadline = None if timeout is None else now + timeout
+
+    def kwargs(self, kwargs: dict[str, Any], now: float) -> dict[str, Any]:
+        """The client call's keyword arguments for the next try, started at `now`."""
+        out = dict(kwargs)
+        if self.method not in _NO_PYMILVUS_KNOBS:
+            out.update(_PYMILVUS_SINGLE_TRY)
+        if self.deadline is not None and "timeout" in out:
+            out["timeout"] = max(self.deadline - now, 0.0)
+        return out
+
+    def retry_after(self, error: BaseException, now: float,
+                    rng: random.Random | None = None) -> float | None:
+        """Seconds to wait before the next try after `error` at `now`; None: give up."""
+        if not self.policy.should_retry(self.method, error, self.attempt):
+            return None
+        wait = self.policy.backoff(self.attempt, rng)
+        if self.deadline is not None and now + wait + _MIN_TRY >= self.deadline:
+            return None  # the retry would start too late to do anything before the deadline
+        self.attempt += 1
+        return wait
 
 
 def is_transient(error: BaseException) -> bool:
