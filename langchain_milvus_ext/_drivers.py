@@ -48,7 +48,7 @@ from langchain_milvus_ext._plans import (
     store_rows_plan,
     write_batch_plan,
 )
-from langchain_milvus_ext._retry import Attempts, RetryPolicy, is_input_error
+from langchain_milvus_ext._retry import Attempts, RetryPolicy, is_input_error, server_error
 from langchain_milvus_ext._rows import PrimaryKey, Row, estimate_row_bytes
 
 
@@ -162,13 +162,14 @@ class SyncDriver:
             try:
                 kwargs = attempts.kwargs(step.kwargs, _clock())
                 return _client_call(self.clients, self.state, replace(step, kwargs=kwargs))
-            except Exception as error:
+            except Exception as caught:
+                error = server_error(caught)
                 wait = attempts.retry_after(error, _clock())
                 if wait is None:
                     final = _final(error, self.clients)
-                    if final is error:
+                    if final is caught:
                         raise
-                    raise final from error
+                    raise final from (None if final is error else error)
             self.stats.retries += 1
             _sleep(wait)
 
@@ -323,13 +324,14 @@ class AsyncDriver:
                     return await asyncio.to_thread(
                         _client_call, self.clients, self.state, replace(step, kwargs=kwargs))
                 return await getattr(session.client, step.method)(**kwargs)
-            except Exception as error:
+            except Exception as caught:
+                error = server_error(caught)
                 wait = attempts.retry_after(error, _clock())
                 if wait is None:
                     final = _final(error, self.clients)
-                    if final is error:
+                    if final is caught:
                         raise
-                    raise final from error
+                    raise final from (None if final is error else error)
             self.stats.retries += 1
             await _asleep(wait)
 

@@ -131,6 +131,22 @@ class Attempts:
         return wait
 
 
+def server_error(error: Exception) -> Exception:
+    """The server's own error from a pymilvus call made with `retry_times=0`.
+
+    Told to make one try, pymilvus wraps every server error as ``[method] Retry run out of 0
+    retry times, message=...`` (its ``__cause__`` is the server's error); callers should see
+    the server's error as pymilvus raises it by default. Transport failures keep the wrapper:
+    it is the `MilvusException` (with the gRPC code) pymilvus raises for them by default too.
+    """
+    cause = error.__cause__
+    if (isinstance(error, MilvusException) and isinstance(cause, MilvusException)
+            and cause is not error and "Retry run out of 0 retry times" in str(error.message)):
+        server: Exception = cause
+        return server
+    return error
+
+
 def is_transient(error: BaseException) -> bool:
     """True for failures that may pass on a later try."""
     if isinstance(error, MilvusUnavailableException):
@@ -152,10 +168,10 @@ def is_transient(error: BaseException) -> bool:
 _NOT_INPUT = re.compile(  # whole words: a field named 'author' is not about authentication
     r"time ?out|deadline|connect|unavailable|refused|\bclosed\b|\b(un)?auth(entic\w*|oriz\w*)?\b"
     r"|permission|password|credential")
-_INPUT_WORDS = ("invalid", "illegal", "cannot parse", "parse", "unexpected character",
-                "unexpected token", "syntax", "must be", "expect", "not match", "mismatch",
-                "inconsistent", "out of range", "exceed", "not valid", "unsupported",
-                "not support", "surrogate")
+_INPUT_WORDS = ("invalid", "illegal", "cannot parse", "parse", "expr plan",
+                "unexpected character", "unexpected token", "syntax", "must be", "expect",
+                "not match", "mismatch", "inconsistent", "out of range", "exceed", "not valid",
+                "unsupported", "not support", "surrogate")
 _INPUT_CODES = {5, 6, 1100}  # IllegalArgument / Milvus Lite's parse errors, ParameterInvalid
 
 

@@ -28,11 +28,12 @@ POISONS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(params=["lite", "server"])
+@pytest.fixture(params=["lite", "lite-server", "milvus235"])
 def uri(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "lite":
         return str(tmp_path / "iso.db")
-    uri: str = request.getfixturevalue("lite_server_uri")
+    fixture = "lite_server_uri" if request.param == "lite-server" else "milvus235_uri"
+    uri: str = request.getfixturevalue(fixture)
     return uri
 
 

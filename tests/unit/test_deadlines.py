@@ -171,3 +171,18 @@ def test_attempts_is_pure_and_deadline_bound() -> None:
     assert attempts.retry_after(unavailable, now=11.0) is None  # the deadline has come
     assert Attempts(NO_JITTER, "search", None, now=0.0).kwargs({"a": 1}, now=5.0) == {
         "a": 1, "retry_times": 0, "retry_on_rate_limit": False}
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_server_errors_are_raised_as_the_server_gave_them(kind: str, clock: FakeClock) -> None:
+    # pymilvus told to make one try wraps a server error: "[upsert] Retry run out of 0 ..."
+    original = MilvusException(65535, "failed to create expr plan, expr = pk == = 1")
+    try:
+        raise MilvusException(65535, "[upsert] Retry run out of 0 retry times, message="
+                                     "failed to create expr plan") from original
+    except MilvusException as wrapped:
+        error = wrapped
+    client = (AsyncFlakyClient if kind == "async" else FlakyClient)(clock, error=error)
+    with pytest.raises(MilvusException) as info:
+        _run(kind, client, NO_JITTER)
+    assert info.value is original and len(client.seen) == 1

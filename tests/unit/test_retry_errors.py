@@ -311,6 +311,7 @@ def test_credentials_in_the_uri_are_not_shown() -> None:
     MilvusException(65535, "anything", is_input_error=True),
     MilvusException(6, "VARCHAR field 'author' value length 600 exceeds max_length=512"),
     MilvusException(6, "unexpected token ')' at column 10"),
+    MilvusException(65535, "failed to create expr plan, expr = pk == = 1"),  # Milvus 2.3.5
     DataNotMatchException(message="str is not valid UTF-8: surrogates not allowed"),
     ParamError(message="wrong type"),
     ValueError("embeddings[3] has dimension 7"),
