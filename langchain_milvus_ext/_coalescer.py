@@ -285,8 +285,6 @@ class Coalescer(Generic[K, T, R]):
         self.stats.max_batch_seen = max(self.stats.max_batch_seen, n)
         try:
             results = await self._batch_fn(key, items)
-            if len(results) != n:
-                raise ValueError(f"batch_fn returned {len(results)} results for {n} items")
         except asyncio.CancelledError as exc:  # delivered: never "not retrieved"
             self._settle(segments, exc)
             raise
@@ -300,8 +298,9 @@ class Coalescer(Generic[K, T, R]):
                 await self._run(key, live[half:])
                 return
             self._settle(segments, exc)
-        else:
-            self._settle(segments, results)
+        else:  # a wrong count is never split: the batch ran, and may have written its items
+            self._settle(segments, results if len(results) == n else ValueError(
+                f"batch_fn returned {len(results)} results for {n} items"))
 
     def _settle(self, segments: list[_Seg[T, R]], outcome: list[R] | BaseException) -> None:
         offset = 0

@@ -247,7 +247,15 @@ def _done(fn: Callable[[Plan], list[PrimaryKey]], plan: Plan) -> Future[list[Pri
     return future
 
 
-_WriteItem = tuple[Row, str | None, list[float] | None]
+@dataclass(eq=False, slots=True)
+class _WriteItem:
+    """One row of a caller's write, as it waits in the write coalescer."""
+
+    row: Row
+    text: str | None
+    vector: Sequence[float] | None  # given, or embedded by the first batch that held the row
+
+
 _WriteBatchKey = tuple[WriteKey, bool]
 _MAX_DELETE_BYTES = 64 * 1024
 
@@ -269,7 +277,7 @@ class _LoopSession:
         # and timeouts are never split: their rows may or may not be written.
         self.writes: Coalescer[_WriteBatchKey, _WriteItem, PrimaryKey] = Coalescer(
             partial(driver.write_batch, self), limits,
-            size_of=lambda item: estimate_row_bytes(item[0]) + 8 * len(item[2] or ()),
+            size_of=lambda item: estimate_row_bytes(item.row) + 8 * len(item.vector or ()),
             split_on=is_input_error)
         self.searches: Coalescer[SearchKey, SearchItem, SearchResult] = Coalescer(
             partial(driver.search_batch, self), limits, split_on=is_input_error)
@@ -378,9 +386,9 @@ class AsyncDriver:
     async def _write(self, write: Write, session: _LoopSession, coalesce: bool) -> Any:
         pk = self.state.planned.pk_field
         if coalesce:
-            items: list[_WriteItem] = [
-                (row, write.texts[i] if write.texts is not None else None,
-                 write.vectors[i] if write.vectors is not None else None)
+            items = [
+                _WriteItem(row, write.texts[i] if write.texts is not None else None,
+                           write.vectors[i] if write.vectors is not None else None)
                 for i, row in enumerate(write.rows)
             ]
             try:
@@ -412,15 +420,19 @@ class AsyncDriver:
 
     async def write_batch(self, session: _LoopSession, key: _WriteBatchKey,
                           items: list[_WriteItem]) -> list[PrimaryKey]:
-        """One coalesced write batch: one embedding request, one upsert."""
-        write_key, embed = key
-        write = Write(
-            rows=[row for row, _, _ in items],
-            texts=[text or "" for _, text, _ in items] if embed else None,
-            vectors=None if embed else [vector or [] for _, _, vector in items],
-            key=write_key,
-        )
-        plan = write_batch_plan(self.state, write)
+        """One coalesced write batch: one embedding request, one upsert.
+
+        Vectors are kept on the items: a batch split to isolate a bad caller's rows (see
+        `_LoopSession`) embeds no text twice.
+        """
+        missing = [item for item in items if item.vector is None]
+        if missing:
+            plan = embed_plan([item.text or "" for item in missing], "documents")
+            vectors = await self._drive(plan, session, coalesce=False)
+            for item, vector in zip(missing, vectors, strict=True):
+                item.vector = vector
+        plan = store_rows_plan(self.state, [item.row for item in items],
+                               [item.vector or [] for item in items], key[0])
         return list(await self._drive(plan, session, coalesce=False))
 
     async def search_batch(self, session: _LoopSession, key: SearchKey,

@@ -194,4 +194,6 @@ def is_input_error(error: BaseException) -> bool:
             return False
         return (error.is_input_error or error.code in _INPUT_CODES
                 or any(word in text for word in _INPUT_WORDS))
-    return isinstance(error, (ValueError, TypeError))  # our own checks inside a batch plan
+    # Not our own ValueErrors inside a batch (a vector of the wrong dimension, say): they are
+    # about the embedding model's output, and a split would only repeat them.
+    return False

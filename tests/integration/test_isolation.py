@@ -105,12 +105,24 @@ def test_poison_rows_are_rejected_before_writing_sync(store: MilvusVectorStore,
     assert _pks(store) == {"seed"}
 
 
+class RecordingEmbeddings(DeterministicFakeEmbedding):
+    """Fake embeddings that record every text they embed."""
+
+    embedded: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.embedded.extend(texts)
+        return super().embed_documents(texts)
+
+
 @pytest.mark.parametrize("auto_id", [False, True], ids=["upsert", "auto-id-insert"])
 async def test_a_row_only_the_server_rejects_fails_alone_and_nothing_is_doubled(
         uri: str, auto_id: bool) -> None:
     # The partition key's VARCHAR limit (512 bytes) is checked by the server only: the batch is
-    # rejected as a whole, then split; the 20 good rows are written exactly once.
-    store = MilvusVectorStore(DeterministicFakeEmbedding(size=8), connection_args={"uri": uri},
+    # rejected as a whole, then split; the 20 good rows are written exactly once, and no text
+    # is embedded twice for the split.
+    embeddings = RecordingEmbeddings(size=8, embedded=[])
+    store = MilvusVectorStore(embeddings, connection_args={"uri": uri},
                               collection_name=f"iso_{uuid.uuid4().hex[:10]}", auto_id=auto_id,
                               partition_key_field="author", consistency_level="Strong")
     try:
@@ -123,6 +135,7 @@ async def test_a_row_only_the_server_rejects_fails_alone_and_nothing_is_doubled(
             for i, a in enumerate(authors)), return_exceptions=True)
         assert [i for i, o in enumerate(outcomes) if isinstance(o, BaseException)] == [9]
         assert not any(f"good{i}" in str(outcomes[9]) for i in range(21))
+        assert sorted(embeddings.embedded) == sorted(["seed"] + [f"t{i}" for i in range(21)])
         hits = store.search_by_metadata({"author": {"$like": "good%"}}, limit=100)
         assert sorted(d.metadata["author"] for d in hits) == sorted(
             a for i, a in enumerate(authors) if i != 9)

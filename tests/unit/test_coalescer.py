@@ -510,3 +510,18 @@ async def test_without_split_on_a_failed_batch_is_not_split() -> None:
     outcomes = await asyncio.gather(*(c.submit("k", [v]) for v in [1, -1, 2]),
                                     return_exceptions=True)
     assert all(isinstance(o, BatchError) for o in outcomes) and len(fn.calls) == 1
+
+
+async def test_a_wrong_result_count_is_never_split() -> None:
+    # The batch ran (rows may be written): re-sending halves could write them twice.
+    calls: list[list[int]] = []
+
+    async def short(key: str, items: list[int]) -> list[int]:
+        calls.append(list(items))
+        return [0] * (len(items) - 1)
+
+    c: Coalescer[str, int, int] = Coalescer(short, split_on=lambda e: True)
+    outcomes = await asyncio.gather(*(c.submit("k", [v]) for v in range(5)),
+                                    return_exceptions=True)
+    assert all(isinstance(o, BatchError) for o in outcomes)
+    assert len(calls) == 1 and c.stats.splits == 0
