@@ -271,16 +271,21 @@ class _LoopSession:
         # server rejects for its content is bisected down to the callers whose input it was
         # (`split_on`). That re-sends the other callers' items, which is safe: deletes and
         # upserts are idempotent, and an input error is raised by validation before anything
-        # is written (pymilvus checks rows before sending them; Milvus validates a whole
-        # Insert/Upsert/Delete request before writing any of it), so even a rejected auto_id
-        # insert wrote nothing and its re-sent halves are not duplicates. Connection errors
-        # and timeouts are never split: their rows may or may not be written.
+        # is written: pymilvus 3.0.2's `insert`/`upsert` send all rows as one request, built
+        # (and checked: DataNotMatchException) before sending; the Milvus proxy validates the
+        # whole Insert/Upsert/Delete request (PreExecute) before any row reaches the log. So
+        # even a rejected auto_id insert wrote nothing and its re-sent halves are not
+        # duplicates (tests/integration/test_isolation.py checks it on Lite, milvus-lite
+        # server and Milvus 2.3.5). Connection errors and timeouts are never split: their
+        # rows may or may not be written.
         self.writes: Coalescer[_WriteBatchKey, _WriteItem, PrimaryKey] = Coalescer(
             partial(driver.write_batch, self), limits,
             size_of=lambda item: estimate_row_bytes(item.row) + 8 * len(item.vector or ()),
             split_on=is_input_error)
+        # Not split: what the server can reject in a search (filter, params) is in the key,
+        # shared by every caller of the batch, so halves would only fail again.
         self.searches: Coalescer[SearchKey, SearchItem, SearchResult] = Coalescer(
-            partial(driver.search_batch, self), limits, split_on=is_input_error)
+            partial(driver.search_batch, self), limits)
         # Deleted ids or expressions are ORed into one expression: keep it short.
         self.deletes: Coalescer[DeleteKey, PrimaryKey | str, None] = Coalescer(
             partial(driver.delete_batch, self),
