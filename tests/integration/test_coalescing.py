@@ -212,3 +212,46 @@ async def test_concurrent_filter_deletes_share_one_rpc(tmp_path: Path) -> None:
     await asyncio.gather(*(store.adelete(filter={"id": f"doc_{i}"}) for i in range(40)))
     assert store._async.stats.calls["delete"] == 1
     assert sorted(store.get_pks("pk like \"d%\"")) == sorted(f"d{i}" for i in range(40, 100))
+
+
+@pytest.mark.parametrize("method", ["upsert", "search", "delete"])
+async def test_a_callers_timeout_bounds_its_wait_for_a_shared_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    # The batch hangs; each caller still ends by its own deadline, counting its time queued.
+    store, _ = _store(tmp_path)
+    await store.asimilarity_search("bind loop", k=1)
+    release = asyncio.Event()
+    started: list[float | None] = []
+
+    async def hanging(*args: Any, **kwargs: Any) -> Any:
+        started.append(kwargs.get("timeout"))
+        await release.wait()
+        raise RuntimeError("released")
+
+    if method == "delete":  # deletes run on the sync client in a worker thread
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            started.append(kwargs.get("timeout"))
+            done.wait(30)
+            raise RuntimeError("released")
+
+        done = threading.Event()
+        monkeypatch.setattr(store.client, "delete", blocking)
+    else:
+        monkeypatch.setattr(store.aclient, method, hanging)
+    calls = {
+        "upsert": lambda i: store.aadd_texts([f"t{i}"], ids=[f"x{i}"], timeout=0.3),
+        "search": lambda i: store.asimilarity_search(f"q{i}", k=1, timeout=0.3),
+        "delete": lambda i: store.adelete([f"x{i}"], timeout=0.3),
+    }[method]
+    try:
+        outcomes = await asyncio.wait_for(asyncio.gather(
+            *(calls(i) for i in range(5)), return_exceptions=True), timeout=20)
+    finally:
+        release.set()
+        if method == "delete":
+            done.set()
+    assert len(started) == 1  # one shared batch, given the callers' timeout
+    assert all(isinstance(o, (TimeoutError, WriteError)) for o in outcomes), outcomes
+    if method == "upsert":
+        assert [o.not_written_ids for o in outcomes if isinstance(o, WriteError)] == [
+            [f"x{i}"] for i in range(5)]
