@@ -178,12 +178,22 @@ def combine_and(*exprs: str | None) -> str | None:
     Returns:
         `None` if nothing is left, the expression itself if only one is left, otherwise
         `(a) and (b) and ...`.
+
+    Raises:
+        ValueError: If several are left and one is not a closed group (`is_self_contained`):
+            it could escape its parentheses, e.g. ``x) or (y`` would undo the others.
     """
     kept = [e.strip() for e in exprs if e is not None and e.strip()]
     if not kept:
         return None
     if len(kept) == 1:
         return kept[0]
+    for expr in kept:
+        if not is_self_contained(expr):
+            raise ValueError(
+                f"expr {_short(expr)} is not one closed expression (unbalanced brackets or "
+                "quotes); it cannot be combined with the other conditions"
+            )
     return " and ".join(f"({e})" for e in kept)
 
 

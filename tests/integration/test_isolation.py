@@ -144,3 +144,13 @@ async def test_a_row_only_the_server_rejects_fails_alone_and_nothing_is_doubled(
     finally:
         store.drop()
         store.close()
+
+
+async def test_an_expression_cannot_escape_the_ids_it_is_combined_with(
+        store: MilvusVectorStore) -> None:
+    store.add_texts(["a", "b"], [{"author": "a"}] * 2, ids=["a", "b"])
+    with pytest.raises(ValueError, match="not one closed expression"):
+        await store.adelete(["a"], expr="author == 'a') or (pk != ''")
+    with pytest.raises(ValueError, match="not one closed expression"):
+        store.delete(["a"], expr="author == 'a') or (pk != ''")
+    assert _pks(store) == {"seed", "a", "b"}

@@ -369,3 +369,10 @@ def test_self_contained_expressions(expr: str) -> None:
 ])
 def test_expressions_that_could_merge_into_another_meaning_are_not(expr: str) -> None:
     assert not is_self_contained(expr)
+
+
+def test_combine_and_refuses_an_expression_that_would_escape_its_parentheses() -> None:
+    # Alone the server rejects it; ANDed it would read "(a) and (x == 1) or (pk != '')".
+    with pytest.raises(ValueError, match=r"not one closed expression"):
+        combine_and("pk in ['a']", "x == 1) or (pk != ''")
+    assert combine_and(None, "x == 1) or (y") == "x == 1) or (y"  # alone: the server judges
