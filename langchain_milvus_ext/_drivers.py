@@ -267,8 +267,6 @@ async def _within(result: Awaitable[T], timeout: float | None) -> T:
     if timeout is None:
         return await result
     return await asyncio.wait_for(result, timeout)
-
-
 _MAX_DELETE_BYTES = 64 * 1024
 
 
