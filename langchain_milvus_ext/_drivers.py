@@ -12,11 +12,11 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from pymilvus import AsyncMilvusClient
@@ -80,7 +80,6 @@ class DriverStats:
     retries: int = 0
 
 
-T = TypeVar("T")
 _clock = time.monotonic  # module-level so that tests can run the retry loops on a fake clock
 _sleep = time.sleep
 _asleep = asyncio.sleep
@@ -258,15 +257,6 @@ class _WriteItem:
 
 
 _WriteBatchKey = tuple[WriteKey, bool]
-
-
-async def _within(result: Awaitable[T], timeout: float | None) -> T:
-    """`result`, awaited at most `timeout` seconds: a coalesced caller's deadline counts its
-    time queued for a shared batch and any split of it, not only the batch's RPC. A caller
-    that times out leaves the batch running for the others (see `Coalescer`)."""
-    if timeout is None:
-        return await result
-    return await asyncio.wait_for(result, timeout)
 _MAX_DELETE_BYTES = 64 * 1024
 
 
@@ -370,15 +360,14 @@ class AsyncDriver:
         try:
             if isinstance(step, Search):
                 if coalesce:
-                    return await _within(session.searches.submit(step.key, step.items),
-                                         step.key.timeout)
+                    return await session.searches.submit(step.key, step.items)
                 return await self.search_batch(session, step.key, step.items)
             if not isinstance(step, Delete):
                 raise TypeError(f"unknown plan step {step!r}")
             # An expression that is not one closed group could OR with another caller's into
             # a different, valid one: it goes alone, and the server judges it as written.
             if coalesce and (step.expr is None or is_self_contained(step.expr)):
-                return await _within(session.deletes.submit(step.key, step.items), step.timeout)
+                return await session.deletes.submit(step.key, step.items)
             return await self.delete_batch(session, step.key, step.items)
         except BatchError as error:  # a read or delete failed: the server's own error
             raise error.errors[0] from None
@@ -408,11 +397,7 @@ class AsyncDriver:
                 for i, row in enumerate(write.rows)
             ]
             try:
-                return await _within(session.writes.submit(
-                    (write.key, write.texts is not None), items), write.key.timeout)
-            except TimeoutError as error:  # the batch may still write them: not confirmed
-                failed = list(range(len(write.rows)))
-                raise _write_error(write.rows, pk, failed, [], error) from error
+                return await session.writes.submit((write.key, write.texts is not None), items)
             except BatchError as error:
                 cause = error.errors[0]
                 if isinstance(cause, ValueError) and not error.succeeded_indices:
