@@ -181,13 +181,54 @@ def combine_and(*exprs: str | None) -> str | None:
     Returns:
         `None` if nothing is left, the expression itself if only one is left, otherwise
         `(a) and (b) and ...`.
+
+    Raises:
+        ValueError: If several are left and one is not a closed group (`is_self_contained`):
+            it could escape its parentheses, e.g. ``x) or (y`` would undo the others.
     """
     kept = [e.strip() for e in exprs if e is not None and e.strip()]
     if not kept:
         return None
     if len(kept) == 1:
         return kept[0]
+    for expr in kept:
+        if not is_self_contained(expr):
+            raise ValueError(
+                f"expr {_short(expr)} is not one closed expression (unbalanced brackets or "
+                "quotes); it cannot be combined with the other conditions"
+            )
     return " and ".join(f"({e})" for e in kept)
+
+
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+
+
+def is_self_contained(expr: str) -> bool:
+    """Whether `expr`, parenthesised, stays one group when joined to other expressions.
+
+    True when its string literals are closed and its brackets balanced outside them. A raw
+    expression failing this is malformed on its own, but `(a') or ('b)`-style text could
+    join with a neighbour into a valid expression that means something else, so it must be
+    sent alone (the server then rejects it), never merged.
+    """
+    stack: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for ch in expr:
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            stack.append(ch)
+        elif ch in _CLOSING and (not stack or stack.pop() != _CLOSING[ch]):
+            return False
+    return quote is None and not stack
 
 
 def ids_expr(pk_field: str, ids: Sequence[str | int]) -> str:
