@@ -340,10 +340,11 @@ def create_collection_args(
         schema.add_field(layout.metadata_field, DataType.JSON)
     for name, dtype in layout.scalar_fields.items():
         extra = dict(layout.column_args.get(name, {}))
+        if name == partition_key_field:
+            extra.setdefault("max_length", layout.pk_max_length)  # as in earlier versions
+            extra["is_partition_key"] = True
         if dtype == DataType.VARCHAR:
             extra.setdefault("max_length", DEFAULT_TEXT_MAX_LENGTH)
-        if name == partition_key_field:
-            extra["is_partition_key"] = True
         schema.add_field(name, dtype, **extra)
     user = dict(index_params or {}) if isinstance(index_params, Mapping) else {}
     if not layout.vectors:
