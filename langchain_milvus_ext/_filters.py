@@ -231,11 +231,11 @@ def is_self_contained(expr: str) -> bool:
     return quote is None and not stack
 
 
-def ids_expr(pk_field: str, ids: Sequence[str | int]) -> str:
-    """Build `pk in [...]` for a list of primary keys.
+def ids_expr(pk_field: str, ids: Sequence[Any]) -> str:
+    """Build `pk in [...]` for a list of primary keys (or of values of another field).
 
     Args:
-        pk_field: The primary-key field name.
+        pk_field: The primary-key field name, or a field (or dynamic key) reference.
         ids: String or integer keys (not bool); an empty list gives `pk in []` (matches nothing).
 
     Returns:

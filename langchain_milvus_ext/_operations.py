@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -275,6 +276,56 @@ def hybrid_plan(
     return documents_from_hits(hits[0], layout)
 
 
+_RAW_EQUALITY = re.compile(
+    r"""\s*([A-Za-z_][A-Za-z0-9_]*)\s*==\s*(?:"([^"\\\n\r]*)"|'([^'\\\n\r]*)'|(-?\d{1,18}))\s*""")
+
+
+def equality_of(
+    layout: CollectionLayout, filter: FilterArg, expr: str | None
+) -> tuple[str, list[str | int]] | None:
+    """(field, values) when a delete's condition is `field == value` or `field in [...]` on a
+    field that takes `in`: a scalar column, the primary key or text, or a top-level key of the
+    dynamic field; else None. Only str and int values qualify.
+
+    Recognised: a dict filter with one key (`{"id": "doc_1"}`, `{"id": {"$in": [...]}}`), or a
+    raw expression of exactly the form `id == 'doc_1'` / `id == "doc_1"` / `n == 3`.
+    """
+    if filter is not None and expr is not None:
+        return None
+    if isinstance(filter, Mapping) and len(filter) == 1:
+        ((key, value),) = filter.items()
+        if not isinstance(key, str) or key.startswith("$"):
+            return None
+        if isinstance(value, Mapping):
+            if len(value) != 1:
+                return None
+            ((op, arg),) = value.items()
+            values = [arg] if op == "$eq" else list(arg) if op == "$in" and isinstance(
+                arg, (list, tuple)) and arg else None
+        else:
+            values = [value]
+        if values is None or not all(_plain(v) for v in values):
+            return None
+        ref = layout.key_resolver()(key)
+        return (ref.expr, values) if ref.takes_in or not ref.is_json_path else None
+    raw = expr if filter is None else filter if isinstance(filter, str) else None
+    match = _RAW_EQUALITY.fullmatch(raw) if raw is not None else None
+    if match is None:
+        return None
+    key, double, single, number = match.groups()
+    columns = {layout.pk_field, layout.text_field, *layout.scalar_fields}
+    if key not in columns and not (layout.dynamic and key not in layout.reserved_keys
+                                   and layout.key_resolver()(key).takes_in):
+        return None
+    if number is not None:
+        return key, [int(number)]
+    return key, [double if double is not None else single]
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
 def delete_plan(
     state: CollectionState,
     ids: Sequence[Any] | None,
@@ -299,6 +350,11 @@ def delete_plan(
         return True
     if keys is not None and condition is None:
         yield Delete(ids=keys, partition_name=partition_name, timeout=timeout)
+        return True
+    equality = equality_of(layout, filter, expr) if keys is None else None
+    if equality is not None:  # concurrent deletes on one key share one `key in [...]`
+        field, values = equality
+        yield Delete(ids=values, field=field, partition_name=partition_name, timeout=timeout)
         return True
     if keys is not None:  # pymilvus refuses ids= together with filter=
         condition = combine_and(ids_expr(layout.pk_field, keys), condition)

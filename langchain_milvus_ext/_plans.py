@@ -100,26 +100,31 @@ class Search:
 
 @dataclass(frozen=True)
 class Delete:
-    """Delete rows by primary key (`ids`) or by a boolean expression (`expr`): one of them."""
+    """Delete rows whose `field` has one of the values `ids` (by default the primary key), or
+    the rows matching a boolean expression (`expr`): one of them.
 
-    ids: list[PrimaryKey] | None = None
+    Deletes by values of one field share one `field in [...]`; expressions are ORed.
+    """
+
+    ids: list[Any] | None = None
     expr: str | None = None
     partition_name: str | None = None
     timeout: float | None = None
+    field: str | None = None
 
     @property
     def key(self) -> DeleteKey:
         """Deletes with equal keys may share one RPC."""
-        return (self.ids is not None, self.partition_name, self.timeout)
+        return (self.ids is not None, self.field, self.partition_name, self.timeout)
 
     @property
-    def items(self) -> list[PrimaryKey] | list[str]:
-        """What this delete contributes to a shared one: its ids, or its one expression."""
+    def items(self) -> list[Any]:
+        """What this delete contributes to a shared one: its values, or its one expression."""
         return self.ids if self.ids is not None else [self.expr or ""]
 
 
-DeleteKey = tuple[bool, str | None, float | None]
-"""(by ids, partition name, timeout)."""
+DeleteKey = tuple[bool, str | None, str | None, float | None]
+"""(by values, the field of the values (None: the primary key), partition name, timeout)."""
 
 
 @dataclass(frozen=True)
@@ -322,19 +327,20 @@ def layout_plan(state: CollectionState) -> PlanOf[CollectionLayout]:
 def delete_batch_plan(
     state: CollectionState, key: DeleteKey, items: Sequence[PrimaryKey] | Sequence[str]
 ) -> Plan:
-    """One delete RPC for several deletes: all their ids, or their expressions ORed.
+    """One delete RPC for several deletes: one `field in [...]` of all their values (ids), or
+    their expressions ORed.
 
     Deleting is idempotent, so one delete of the union removes exactly what the separate
     deletes would have removed.
     """
-    by_ids, partition_name, timeout = key
+    by_values, field, partition_name, timeout = key
     layout = yield from state.describe_plan()
     unique = list(dict.fromkeys(items))
     if not layout.exists or not unique:
         return None
     kwargs: dict[str, Any] = {"collection_name": state.name, "timeout": timeout}
-    if by_ids:  # not `delete(ids=...)`: pymilvus pastes string ids between quotes unescaped
-        kwargs["filter"] = ids_expr(layout.pk_field, unique)
+    if by_values:  # not `delete(ids=...)`: pymilvus pastes string ids between quotes unescaped
+        kwargs["filter"] = ids_expr(field or layout.pk_field, unique)
     else:
         kwargs["filter"] = unique[0] if len(unique) == 1 else " or ".join(
             f"({expr})" for expr in unique)

@@ -256,9 +256,9 @@ def test_delete_by_filter_only() -> None:
 
 def test_delete_batch_ors_expressions_and_dedupes_ids() -> None:
     driver = FakeDriver({"delete": None})
-    driver.run(delete_batch_plan(existing_state(), (False, None, 2.0), ["a == 1", "b == 2",
-                                                                         "a == 1"]))
-    driver.run(delete_batch_plan(existing_state(), (True, "p", None), ["x", "y", "x"]))
+    driver.run(delete_batch_plan(existing_state(), (False, None, None, 2.0),
+                                 ["a == 1", "b == 2", "a == 1"]))
+    driver.run(delete_batch_plan(existing_state(), (True, None, "p", None), ["x", "y", "x"]))
     assert driver.steps == [
         Call("delete", {"collection_name": "docs", "timeout": 2.0,
                         "filter": "(a == 1) or (b == 2)"}),
@@ -270,10 +270,47 @@ def test_delete_batch_ors_expressions_and_dedupes_ids() -> None:
 def test_delete_batch_by_ids_escapes_them_in_its_own_expression() -> None:
     # pymilvus's delete(ids=...) pastes string ids between quotes without escaping them.
     driver = FakeDriver({"delete": None})
-    driver.run(delete_batch_plan(existing_state(), (True, None, None), ['x\\"y', "it's\n"]))
+    driver.run(delete_batch_plan(existing_state(), (True, None, None, None), ['x\\"y', "it's\n"]))
     [call] = driver.steps
     assert call.kwargs["filter"] == 'pk in ["x\\\\\\"y", "it\'s\\n"]'
     assert "ids" not in call.kwargs
+
+
+def test_equality_deletes_become_values_of_one_field() -> None:
+    dynamic = existing_state(metadata_field=None, dynamic=True)
+    driver = FakeDriver({"delete": None})
+    driver.run(delete_plan(dynamic, None, filter={"id": "doc_1"}))
+    driver.run(delete_plan(dynamic, None, filter={"id": {"$in": ["a", 2]}}, timeout=1.0))
+    driver.run(delete_plan(dynamic, None, expr="id == 'doc_2'"))
+    driver.run(delete_plan(dynamic, None, expr='pk == "x"'))
+    assert driver.steps == [
+        Delete(ids=["doc_1"], field="id"), Delete(ids=["a", 2], field="id", timeout=1.0),
+        Delete(ids=["doc_2"], field="id"), Delete(ids=["x"], field="pk"),
+    ]
+    driver.run(delete_batch_plan(dynamic, driver.steps[0].key, ["doc_1", "doc_2", "doc_1"]))
+    assert driver.steps[-1] == Call("delete", {"collection_name": "docs", "timeout": None,
+                                               "filter": 'id in ["doc_1", "doc_2"]'})
+
+
+@pytest.mark.parametrize(("filter", "expr"), [
+    ({"id": 1.5}, None), ({"id": True}, None), ({"a": 1, "b": 2}, None),
+    ({"id": {"$ne": 1}}, None), ({"a.b": 1}, None), ({"like": "x"}, None),
+    (None, "id == 'a' or id == 'b'"), (None, 'id == "a\\"b"'), (None, "id > 3"),
+    (None, "vector == 'x'"),
+])
+def test_other_conditions_stay_expressions(filter: Any, expr: str | None) -> None:
+    driver = FakeDriver()
+    driver.run(delete_plan(existing_state(metadata_field=None, dynamic=True), None,
+                           filter=filter, expr=expr))
+    [step] = driver.steps
+    assert isinstance(step, Delete) and step.ids is None and step.expr
+
+
+def test_json_metadata_paths_stay_expressions() -> None:
+    # Milvus Lite refuses `metadata["id"] in [...]`, so these are ORed instead.
+    driver = FakeDriver()
+    driver.run(delete_plan(existing_state(), None, filter={"id": "a"}))
+    assert driver.steps == [Delete(expr='metadata["id"] == "a"')]
 
 
 def test_delete_everything_is_refused() -> None:
