@@ -222,3 +222,21 @@ async def test_async_with_many_sources_and_progress(store: MilvusVectorStore) ->
     assert result.num_stale_deleted == 100
     assert len(await store.aget_pks("pk != ''")) == 100
     await store.aclose()
+
+
+@pytest.mark.parametrize("layout", [{"metadata_field": "metadata"},
+                                    {"enable_dynamic_field": False}],
+                         ids=["json-field", "columns"])
+def test_incremental_on_other_layouts(tmp_path: Path, layout: dict[str, object]) -> None:
+    """Skipping and stale deletion filter on `source` in every metadata layout."""
+    with MilvusVectorStore(DeterministicFakeEmbedding(size=16), consistency_level="Strong",
+                           connection_args={"uri": str(tmp_path / "l.db")},
+                           **layout) as s:  # type: ignore[arg-type]
+        kwargs = {"chunk_size": CHUNK, "chunk_overlap": 0, "progress": False}
+        first = ingest_documents(s, _corpus(), **kwargs)  # type: ignore[arg-type]
+        again = ingest_documents(s, _corpus(), **kwargs)  # type: ignore[arg-type]
+        edited = ingest_documents(s, _corpus(**{"a.md": _text("a.md", 2)}),
+                                  **kwargs)  # type: ignore[arg-type]
+        assert (first.num_embedded, again.num_embedded, again.num_skipped) == (12, 0, 12)
+        assert (edited.num_embedded, edited.num_skipped, edited.num_stale_deleted) == (0, 11, 1)
+        assert _count(s) == 11
