@@ -10,7 +10,7 @@ the texts it embeds, so these tests check what a per-token-priced model would bi
 - removing a paragraph: 0 requests, 1 chunk deleted.
 
 Each paragraph is one chunk (chunk_size=100, no overlap). Run sync and async, on a Milvus Lite
-file and on a `milvus-lite server`.
+file, a `milvus-lite server` and Milvus 2.3.5 standalone.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def stub() -> Iterator[EmbeddingStub]:
 
 
 @pytest.fixture(params=[pytest.param("lite", marks=pytest.mark.lite),
-                        pytest.param("lite_server_uri", marks=pytest.mark.server)])
+                        pytest.param("lite_server_uri", marks=pytest.mark.server),
+                        pytest.param("milvus235_uri", marks=pytest.mark.server)])
 def store(request: pytest.FixtureRequest, tmp_path: Path,
           stub: EmbeddingStub) -> Iterator[MilvusVectorStore]:
     if request.param == "lite":
