@@ -57,6 +57,7 @@ class CoalescerStats:
     items: int = 0  #: items sent to ``batch_fn``
     max_batch_seen: int = 0  #: largest batch sent
     max_in_flight_seen: int = 0  #: most ``batch_fn`` calls running at once
+    splits: int = 0  #: failed batches split in two to isolate the callers that caused them
 
 
 class BatchError(Exception):
@@ -114,7 +115,14 @@ class Coalescer(Generic[K, T, R]):
     batch is split over several batches; small calls share one. Queued calls hold only
     references to the callers' items; the heavy work happens in ``batch_fn``, of which at most
     ``max_in_flight`` run at once, each in its own task: cancelling a caller never cancels a
-    batch (its results are dropped, and its items not yet sent are skipped). Example::
+    batch (its results are dropped, and its items not yet sent are skipped).
+
+    Coalescing never changes what a caller sees: when a batch of several callers fails with an
+    error ``split_on`` says is about the input (one caller's bad item, say), the batch is split
+    in two by callers and each half retried, down to single callers (bisection), so only the
+    callers whose own items fail get an error, raised by a batch of their items alone; the
+    others get their results. ``batch_fn`` must tolerate a retry of items of a batch that
+    failed that way (it was rejected as a whole, or re-doing it is idempotent). Example::
 
         coalescer = Coalescer(embed_batch, CoalescerLimits(max_batch_items=256))
         vectors = await asyncio.gather(*(coalescer.submit("model", [t]) for t in texts))  # 1 call
@@ -123,6 +131,9 @@ class Coalescer(Generic[K, T, R]):
         batch_fn: ``async (key, items) -> results``, one result per item, in order.
         limits: Batch and concurrency bounds.
         size_of: Estimated bytes of one item, for ``max_batch_bytes``.
+        split_on: Whether a failed batch's error is about its input (then it is split, see
+            above); never true for errors that may fail a batch of any callers (connection
+            lost, timeout). None: failed batches are not split.
     """
 
     def __init__(
@@ -130,8 +141,10 @@ class Coalescer(Generic[K, T, R]):
         batch_fn: BatchFn[K, T, R],
         limits: CoalescerLimits = _DEFAULT_LIMITS,
         size_of: Callable[[T], int] = _unit_size,
+        split_on: Callable[[BaseException], bool] | None = None,
     ) -> None:
         self._batch_fn, self._limits, self._size_of = batch_fn, limits, size_of
+        self._split_on = split_on
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open: dict[K, _Open[T, R]] = {}
         self._ready: deque[tuple[K, list[_Seg[T, R]]]] = deque()
@@ -259,22 +272,35 @@ class Coalescer(Generic[K, T, R]):
             self._pump()  # only does something if we exit early (cancelled)
 
     async def _execute(self, key: K, segments: list[_Seg[T, R]]) -> None:
+        try:
+            await self._run(key, segments)
+        finally:
+            self._running -= 1
+
+    async def _run(self, key: K, segments: list[_Seg[T, R]]) -> None:
+        """One ``batch_fn`` call; on an input error with several callers, bisect by caller."""
         items: list[T] = [x for call, start, stop in segments for x in call.items[start:stop]]
         n = len(items)
         self.stats.batches, self.stats.items = self.stats.batches + 1, self.stats.items + n
         self.stats.max_batch_seen = max(self.stats.max_batch_seen, n)
         try:
             results = await self._batch_fn(key, items)
-            if len(results) != n:
-                raise ValueError(f"batch_fn returned {len(results)} results for {n} items")
-        except (Exception, asyncio.CancelledError) as exc:  # delivered: never "not retrieved"
+        except asyncio.CancelledError as exc:  # delivered: never "not retrieved"
             self._settle(segments, exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-        else:
-            self._settle(segments, results)
-        finally:
-            self._running -= 1
+            raise
+        except Exception as exc:
+            # A call has at most one segment per batch; cancelled callers need no settling.
+            live = [seg for seg in segments if not seg[0].future.done()]
+            if len(live) > 1 and self._split_on is not None and self._split_on(exc):
+                self.stats.splits += 1
+                half = len(live) // 2
+                await self._run(key, live[:half])
+                await self._run(key, live[half:])
+                return
+            self._settle(segments, exc)
+        else:  # a wrong count is never split: the batch ran, and may have written its items
+            self._settle(segments, results if len(results) == n else ValueError(
+                f"batch_fn returned {len(results)} results for {n} items"))
 
     def _settle(self, segments: list[_Seg[T, R]], outcome: list[R] | BaseException) -> None:
         offset = 0

@@ -24,6 +24,7 @@ from pymilvus import AsyncMilvusClient
 from langchain_milvus_ext._clients import ClientRegistry, PerLoop
 from langchain_milvus_ext._coalescer import BatchError, Coalescer, CoalescerLimits
 from langchain_milvus_ext._errors import WriteError, connection_failure
+from langchain_milvus_ext._filters import is_self_contained
 from langchain_milvus_ext._plans import (
     Call,
     CollectionState,
@@ -47,7 +48,7 @@ from langchain_milvus_ext._plans import (
     store_rows_plan,
     write_batch_plan,
 )
-from langchain_milvus_ext._retry import RetryPolicy
+from langchain_milvus_ext._retry import Attempts, RetryPolicy, is_input_error, server_error
 from langchain_milvus_ext._rows import PrimaryKey, Row, estimate_row_bytes
 
 
@@ -79,11 +80,13 @@ class DriverStats:
     retries: int = 0
 
 
-def _failure(error: Exception, method: str, attempt: int, options: DriverOptions,
-             clients: ClientRegistry) -> Exception | None:
-    """None to retry `error`; otherwise the exception to raise (clearer for connection errors)."""
-    if options.retry.should_retry(method, error, attempt):
-        return None
+_clock = time.monotonic  # module-level so that tests can run the retry loops on a fake clock
+_sleep = time.sleep
+_asleep = asyncio.sleep
+
+
+def _final(error: Exception, clients: ClientRegistry) -> Exception:
+    """The exception to raise for a call that failed for good (clearer for connection errors)."""
     return connection_failure(error, clients.connection_args) or error
 
 
@@ -158,21 +161,23 @@ class SyncDriver:
             return stop.value  # type: ignore[no-any-return]
 
     def call(self, step: Call) -> Any:
-        """One client call, retried while it fails transiently."""
-        attempt = 1
+        """One client call, retried while it fails transiently, within its timeout."""
+        attempts = Attempts(self.options.retry, step.method, step.kwargs.get("timeout"), _clock())
         while True:
             self.stats.calls[step.method] += 1
             try:
-                return _client_call(self.clients, self.state, step)
-            except Exception as error:
-                failure = _failure(error, step.method, attempt, self.options, self.clients)
-                if failure is error:
-                    raise
-                if failure is not None:
-                    raise failure from error
+                kwargs = attempts.kwargs(step.kwargs, _clock())
+                return _client_call(self.clients, self.state, replace(step, kwargs=kwargs))
+            except Exception as caught:
+                error = server_error(caught)
+                wait = attempts.retry_after(error, _clock())
+                if wait is None:
+                    final = _final(error, self.clients)
+                    if final is caught:
+                        raise
+                    raise final from (None if final is error else error)
             self.stats.retries += 1
-            time.sleep(self.options.retry.backoff(attempt))
-            attempt += 1
+            _sleep(wait)
 
     def _execute(self, step: Step) -> Any:
         if isinstance(step, Call):
@@ -249,7 +254,15 @@ def _done(fn: Callable[[Plan], list[PrimaryKey]], plan: Plan) -> Future[list[Pri
     return future
 
 
-_WriteItem = tuple[Row, str | None, list[float] | None]
+@dataclass(eq=False, slots=True)
+class _WriteItem:
+    """One row of a caller's write, as it waits in the write coalescer."""
+
+    row: Row
+    text: str | None
+    vector: Sequence[float] | None  # given, or embedded by the first batch that held the row
+
+
 _WriteBatchKey = tuple[WriteKey, bool]
 _MAX_DELETE_BYTES = 64 * 1024
 
@@ -261,17 +274,30 @@ class _LoopSession:
         self.client: AsyncMilvusClient = driver.clients.new_async_client()
         self.describing: asyncio.Future[Any] | None = None  # the one layout read in flight
         limits = driver.options.limits
-        # Batches run on this session's client, even while aclose() drains them.
+        # Batches run on this session's client, even while aclose() drains them. A batch the
+        # server rejects for its content is bisected down to the callers whose input it was
+        # (`split_on`). That re-sends the other callers' items, which is safe: deletes and
+        # upserts are idempotent, and an input error is raised by validation before anything
+        # is written: pymilvus 3.0.2's `insert`/`upsert` send all rows as one request, built
+        # (and checked: DataNotMatchException) before sending; the Milvus proxy validates the
+        # whole Insert/Upsert/Delete request (PreExecute) before any row reaches the log. So
+        # even a rejected auto_id insert wrote nothing and its re-sent halves are not
+        # duplicates (tests/integration/test_isolation.py checks it on Lite, milvus-lite
+        # server and Milvus 2.3.5). Connection errors and timeouts are never split: their
+        # rows may or may not be written.
         self.writes: Coalescer[_WriteBatchKey, _WriteItem, PrimaryKey] = Coalescer(
             partial(driver.write_batch, self), limits,
-            size_of=lambda item: estimate_row_bytes(item[0]) + 8 * len(item[2] or ()))
+            size_of=lambda item: estimate_row_bytes(item.row) + 8 * len(item.vector or ()),
+            split_on=is_input_error)
+        # Not split: what the server can reject in a search (filter, params) is in the key,
+        # shared by every caller of the batch, so halves would only fail again.
         self.searches: Coalescer[SearchKey, SearchItem, SearchResult] = Coalescer(
             partial(driver.search_batch, self), limits)
         # Deleted ids or expressions are ORed into one expression: keep it short.
         self.deletes: Coalescer[DeleteKey, PrimaryKey | str, None] = Coalescer(
             partial(driver.delete_batch, self),
             replace(limits, max_batch_bytes=min(limits.max_batch_bytes, _MAX_DELETE_BYTES)),
-            size_of=lambda item: 8 + len(str(item)))
+            size_of=lambda item: 8 + len(str(item)), split_on=is_input_error)
 
 
 _VIA_SYNC_CLIENT = frozenset({"delete", "create_collection"})
@@ -319,23 +345,26 @@ class AsyncDriver:
             return stop.value  # type: ignore[no-any-return]
 
     async def call(self, step: Call, session: _LoopSession) -> Any:
-        """One client call, retried while it fails transiently."""
-        attempt = 1
+        """One client call, retried while it fails transiently, within its timeout."""
+        attempts = Attempts(self.options.retry, step.method, step.kwargs.get("timeout"), _clock())
         while True:
             self.stats.calls[step.method] += 1
             try:
+                kwargs = attempts.kwargs(step.kwargs, _clock())
                 if step.method in _VIA_SYNC_CLIENT:
-                    return await asyncio.to_thread(_client_call, self.clients, self.state, step)
-                return await getattr(session.client, step.method)(**step.kwargs)
-            except Exception as error:
-                failure = _failure(error, step.method, attempt, self.options, self.clients)
-                if failure is error:
-                    raise
-                if failure is not None:
-                    raise failure from error
+                    return await asyncio.to_thread(
+                        _client_call, self.clients, self.state, replace(step, kwargs=kwargs))
+                return await getattr(session.client, step.method)(**kwargs)
+            except Exception as caught:
+                error = server_error(caught)
+                wait = attempts.retry_after(error, _clock())
+                if wait is None:
+                    final = _final(error, self.clients)
+                    if final is caught:
+                        raise
+                    raise final from (None if final is error else error)
             self.stats.retries += 1
-            await asyncio.sleep(self.options.retry.backoff(attempt))
-            attempt += 1
+            await _asleep(wait)
 
     async def _execute(self, step: Step, session: _LoopSession, coalesce: bool) -> Any:
         if isinstance(step, Call):
@@ -353,7 +382,9 @@ class AsyncDriver:
                 return await self.search_batch(session, step.key, step.items)
             if not isinstance(step, Delete):
                 raise TypeError(f"unknown plan step {step!r}")
-            if coalesce:
+            # An expression that is not one closed group could OR with another caller's into
+            # a different, valid one: it goes alone, and the server judges it as written.
+            if coalesce and (step.expr is None or is_self_contained(step.expr)):
                 return await session.deletes.submit(step.key, step.items)
             return await self.delete_batch(session, step.key, step.items)
         except BatchError as error:  # a read or delete failed: the server's own error
@@ -379,9 +410,9 @@ class AsyncDriver:
     async def _write(self, write: Write, session: _LoopSession, coalesce: bool) -> Any:
         pk = self.state.planned.pk_field
         if coalesce:
-            items: list[_WriteItem] = [
-                (row, write.texts[i] if write.texts is not None else None,
-                 write.vectors[i] if write.vectors is not None else None)
+            items = [
+                _WriteItem(row, write.texts[i] if write.texts is not None else None,
+                           write.vectors[i] if write.vectors is not None else None)
                 for i, row in enumerate(write.rows)
             ]
             try:
@@ -413,15 +444,19 @@ class AsyncDriver:
 
     async def write_batch(self, session: _LoopSession, key: _WriteBatchKey,
                           items: list[_WriteItem]) -> list[PrimaryKey]:
-        """One coalesced write batch: one embedding request, one upsert."""
-        write_key, embed = key
-        write = Write(
-            rows=[row for row, _, _ in items],
-            texts=[text or "" for _, text, _ in items] if embed else None,
-            vectors=None if embed else [vector or [] for _, _, vector in items],
-            key=write_key,
-        )
-        plan = write_batch_plan(self.state, write)
+        """One coalesced write batch: one embedding request, one upsert.
+
+        Vectors are kept on the items: a batch split to isolate a bad caller's rows (see
+        `_LoopSession`) embeds no text twice.
+        """
+        missing = [item for item in items if item.vector is None]
+        if missing:
+            plan = embed_plan([item.text or "" for item in missing], "documents")
+            vectors = await self._drive(plan, session, coalesce=False)
+            for item, vector in zip(missing, vectors, strict=True):
+                item.vector = vector
+        plan = store_rows_plan(self.state, [item.row for item in items],
+                               [item.vector or [] for item in items], key[0])
         return list(await self._drive(plan, session, coalesce=False))
 
     async def search_batch(self, session: _LoopSession, key: SearchKey,

@@ -64,10 +64,13 @@ class FieldRef:
     Attributes:
         expr: The reference text, e.g. `category` or `metadata["a"]["b"]`.
         is_json_path: True when the reference is a path into a JSON field (or the dynamic field).
+        takes_in: Whether `ref in [...]` parses: scalar fields and top-level dynamic-field keys
+            (`year in [1, 2]`); Milvus Lite refuses it on a bracketed JSON path.
     """
 
     expr: str
     is_json_path: bool
+    takes_in: bool = False
 
 
 KeyResolver = Callable[[str], FieldRef]
@@ -178,13 +181,54 @@ def combine_and(*exprs: str | None) -> str | None:
     Returns:
         `None` if nothing is left, the expression itself if only one is left, otherwise
         `(a) and (b) and ...`.
+
+    Raises:
+        ValueError: If several are left and one is not a closed group (`is_self_contained`):
+            it could escape its parentheses, e.g. ``x) or (y`` would undo the others.
     """
     kept = [e.strip() for e in exprs if e is not None and e.strip()]
     if not kept:
         return None
     if len(kept) == 1:
         return kept[0]
+    for expr in kept:
+        if not is_self_contained(expr):
+            raise ValueError(
+                f"expr {_short(expr)} is not one closed expression (unbalanced brackets or "
+                "quotes); it cannot be combined with the other conditions"
+            )
     return " and ".join(f"({e})" for e in kept)
+
+
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+
+
+def is_self_contained(expr: str) -> bool:
+    """Whether `expr`, parenthesised, stays one group when joined to other expressions.
+
+    True when its string literals are closed and its brackets balanced outside them. A raw
+    expression failing this is malformed on its own, but `(a') or ('b)`-style text could
+    join with a neighbour into a valid expression that means something else, so it must be
+    sent alone (the server then rejects it), never merged.
+    """
+    stack: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for ch in expr:
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            stack.append(ch)
+        elif ch in _CLOSING and (not stack or stack.pop() != _CLOSING[ch]):
+            return False
+    return quote is None and not stack
 
 
 def ids_expr(pk_field: str, ids: Sequence[str | int]) -> str:
@@ -324,7 +368,7 @@ def _compile_membership(key: str, ref: FieldRef, op: str, arg: Any) -> str:
         )
     literals = [_scalar(key, op, item) for item in arg]
     negate = op == "$nin"
-    if not ref.is_json_path:
+    if not ref.is_json_path or (ref.takes_in and literals):
         return f"{ref.expr} {'not in' if negate else 'in'} [{', '.join(literals)}]"
     if not literals:
         # Always true / always false without bare `true` / `false` (rejected by Milvus 2.3).

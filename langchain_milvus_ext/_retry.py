@@ -1,19 +1,39 @@
 """Which failures are worth another try, and how long to wait before it. Pure, no I/O.
 
-pymilvus already retries some gRPC failures inside one call; this policy sits above it and
-retries whole calls that failed transiently (server unavailable, deadline exceeded, rate
-limited), with bounded exponential backoff and full jitter. Permanent failures (bad schema,
-bad filter, bad input, authentication) are raised at once. Only idempotent calls are retried:
-every write with ids is an upsert, so writing the same rows twice leaves the same rows.
+This policy retries whole calls that failed transiently (server unavailable, deadline
+exceeded, rate limited), with bounded exponential backoff and full jitter. Permanent failures
+(bad schema, bad filter, bad input, authentication) are raised at once. Only idempotent calls
+are retried: every write with ids is an upsert, so writing the same rows twice leaves the same
+rows.
+
+One layer retries, this one. pymilvus's `retry_on_rpc_failure` decorator would otherwise retry
+inside each of our tries (up to 75 times without a timeout; until the timeout is spent with
+one, each of its tries given the full timeout again), so that a call with timeout=5 could take
+three times that plus backoff, and an auto_id insert we never retry could be sent twice. We
+keep ours because it knows what pymilvus does not: which calls are idempotent, the caller's
+deadline, and server statuses that are transient. `Attempts` turns pymilvus's off for every
+try (`retry_times=0`, `retry_on_rate_limit=False`) and makes `timeout` a deadline for the
+whole call: each try is given the time that remains, and no try or wait starts that could not
+end before the deadline. (With a timeout, pymilvus's decorator still loops on gRPC transport
+errors until the timeout it was given is spent; since that is our remaining time, it cannot
+push the call past the deadline, except for a sync gRPC try it started just before it.)
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
-from pymilvus.exceptions import ErrorCode, MilvusException, MilvusUnavailableException
+from pymilvus.exceptions import (
+    DataNotMatchException,
+    ErrorCode,
+    MilvusException,
+    MilvusUnavailableException,
+    ParamError,
+)
 
 _TRANSIENT_GRPC = {
     grpc.StatusCode.UNAVAILABLE,
@@ -57,6 +77,76 @@ class RetryPolicy:
         return attempt < self.attempts and method not in NOT_RETRIED and is_transient(error)
 
 
+_PYMILVUS_SINGLE_TRY = {"retry_times": 0, "retry_on_rate_limit": False}
+_NO_PYMILVUS_KNOBS = frozenset({"create_collection"})  # its kwargs become schema options
+_MIN_TRY = 0.01  # seconds: a try given less than this is not started
+
+
+class Attempts:
+    """The tries of one client call under a policy, bounded by the call's deadline. Pure.
+
+    Example (a driver's loop; `clock` is monotonic)::
+
+        attempts = Attempts(policy, "upsert", timeout, clock())
+        while True:
+            try:
+                return client.upsert(**attempts.kwargs(kwargs, clock()))
+            except Exception as error:
+                wait = attempts.retry_after(error, clock())
+                if wait is None:
+                    raise
+            sleep(wait)
+
+    Args:
+        policy: Tries, backoff, what is transient.
+        method: The client method (some are never retried).
+        timeout: Seconds the whole call may take, retries and waits included; None: no bound
+            but the policy's number of tries.
+        now: The clock's reading when the call starts.
+    """
+
+    def __init__(self, policy: RetryPolicy, method: str, timeout: float | None,
+                 now: float) -> None:
+        self.policy, self.method, self.attempt = policy, method, 1
+        self.deadline = None if timeout is None else now + timeout
+
+    def kwargs(self, kwargs: dict[str, Any], now: float) -> dict[str, Any]:
+        """The client call's keyword arguments for the next try, started at `now`."""
+        out = dict(kwargs)
+        if self.method not in _NO_PYMILVUS_KNOBS:
+            out.update(_PYMILVUS_SINGLE_TRY)
+        if self.deadline is not None and "timeout" in out:
+            out["timeout"] = max(self.deadline - now, 0.0)
+        return out
+
+    def retry_after(self, error: BaseException, now: float,
+                    rng: random.Random | None = None) -> float | None:
+        """Seconds to wait before the next try after `error` at `now`; None: give up."""
+        if not self.policy.should_retry(self.method, error, self.attempt):
+            return None
+        wait = self.policy.backoff(self.attempt, rng)
+        if self.deadline is not None and now + wait + _MIN_TRY >= self.deadline:
+            return None  # the retry would start too late to do anything before the deadline
+        self.attempt += 1
+        return wait
+
+
+def server_error(error: Exception) -> Exception:
+    """The server's own error from a pymilvus call made with `retry_times=0`.
+
+    Told to make one try, pymilvus wraps every server error as ``[method] Retry run out of 0
+    retry times, message=...`` (its ``__cause__`` is the server's error); callers should see
+    the server's error as pymilvus raises it by default. Transport failures keep the wrapper:
+    it is the `MilvusException` (with the gRPC code) pymilvus raises for them by default too.
+    """
+    cause = error.__cause__
+    if (isinstance(error, MilvusException) and isinstance(cause, MilvusException)
+            and cause is not error and "Retry run out of 0 retry times" in str(error.message)):
+        server: Exception = cause
+        return server
+    return error
+
+
 def is_transient(error: BaseException) -> bool:
     """True for failures that may pass on a later try."""
     if isinstance(error, MilvusUnavailableException):
@@ -72,4 +162,38 @@ def is_transient(error: BaseException) -> bool:
         if any(word in text for word in _PERMANENT_WORDS):
             return False
         return any(word in text for word in _TRANSIENT_WORDS)
+    return False
+
+
+_NOT_INPUT = re.compile(  # whole words: a field named 'author' is not about authentication
+    r"time ?out|deadline|connect|unavailable|refused|\bclosed\b|\b(un)?auth(entic\w*|oriz\w*)?\b"
+    r"|permission|password|credential")
+_INPUT_WORDS = ("invalid", "illegal", "cannot parse", "parse", "expr plan",
+                "unexpected character", "unexpected token", "syntax", "must be", "expect",
+                "not match", "mismatch", "inconsistent", "out of range", "exceed", "not valid",
+                "unsupported", "not support", "surrogate")
+_INPUT_CODES = {5, 6, 1100}  # IllegalArgument / Milvus Lite's parse errors, ParameterInvalid
+
+
+def is_input_error(error: BaseException) -> bool:
+    """True when `error` rejects the request's content (a bad filter, a bad value).
+
+    Such a failure of a coalesced batch is caused by some caller's input, so the batch may be
+    split to find that caller; a failure that can hit any batch (connection lost, timeout,
+    rate limit, authentication, an unexplained server error) is never one. Input errors are
+    found by validation before anything is written: pymilvus raises `DataNotMatchException` /
+    `ParamError` before sending, and Milvus checks a whole request before writing any of it.
+    """
+    if is_transient(error) or isinstance(error, (ConnectionError, TimeoutError)):
+        return False
+    if isinstance(error, (DataNotMatchException, ParamError)):
+        return True
+    if isinstance(error, MilvusException):
+        text = str(error.message).lower()
+        if _NOT_INPUT.search(text):
+            return False
+        return (error.is_input_error or error.code in _INPUT_CODES
+                or any(word in text for word in _INPUT_WORDS))
+    # Not our own ValueErrors inside a batch (a vector of the wrong dimension, say): they are
+    # about the embedding model's output, and a split would only repeat them.
     return False

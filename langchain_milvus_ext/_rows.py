@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import reprlib
 import uuid
 from collections import Counter
@@ -80,13 +81,7 @@ def _one_id(raw: Any, layout: CollectionLayout, where: str) -> PrimaryKey:
         raise ValueError(f"{where}: expected a string id, got {type(raw).__name__} {raw!r}")
     if not raw:
         raise ValueError(f"{where}: ids must be non-empty strings")
-    try:
-        size = len(raw.encode("utf-8"))
-    except UnicodeEncodeError as error:  # lone surrogates: no Milvus string can hold them
-        raise ValueError(
-            f"{where}: id {reprlib.repr(raw)} is not valid UTF-8 ({error.reason} at "
-            f"position {error.start})"
-        ) from None
+    size = len(utf8(raw, where))  # lone surrogates: no Milvus string can hold them
     if size > layout.pk_max_length:
         raise ValueError(
             f"{where}: id is {size} bytes, over the primary key's "
@@ -173,7 +168,7 @@ def build_rows(
     for position, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"texts[{position}] is {type(text).__name__}, expected str")
-        size = len(text.encode("utf-8"))
+        size = len(utf8(text, f"texts[{position}]"))
         if size > layout.text_max_length:
             raise ValueError(
                 f"texts[{position}] is {size} bytes, over the text field's max_length of "
@@ -205,6 +200,8 @@ def _metadata_columns(metadata: Any, layout: CollectionLayout, position: int) ->
         encoded = _STRICT_JSON.encode(metadata)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where} is not JSON-serialisable: {error}") from error
+    if _SUSPECT.search(encoded):  # rare: find the value pymilvus would reject, and say where
+        _check_json_value(metadata, where)
     columns: Row = {}
     if layout.metadata_field:
         if len(encoded.encode("utf-8")) > JSON_MAX_BYTES:
@@ -235,49 +232,86 @@ def _metadata_columns(metadata: Any, layout: CollectionLayout, position: int) ->
     return columns
 
 
-_INT_RANGES = {
-    DataType.INT8: 8, DataType.INT16: 16, DataType.INT32: 32, DataType.INT64: 64,
-}
-
-
 def _column_value(
     metadata: dict[str, Any], name: str, dtype: DataType, layout: CollectionLayout, where: str
 ) -> Any:
-    """The value of scalar column `name`, checked against its type before anything is sent."""
-    if name not in metadata or metadata[name] is None:
+    """The value of scalar column `name`: present (unless nullable), of the column's type and
+    within its limits, checked before anything is sent."""
+    value = metadata.get(name)
+    if value is None:
         if layout.column_args.get(name, {}).get("nullable"):
             return None
         raise ValueError(f"{where} lacks the key {name!r}, a column of this collection")
-    value = metadata[name]
-    problem = None
+    _field_value(value, dtype, name, where)
+    at = f"{where}[{name!r}]"
     if dtype == DataType.VARCHAR:
-        if not isinstance(value, str):
-            problem = "a string"
-        else:
-            limit = int(layout.column_args.get(name, {}).get("max_length", 65_535))
-            if len(value.encode("utf-8")) > limit:
-                raise ValueError(f"{where}[{name!r}] is over the column's max_length of {limit}")
-    elif dtype in _INT_RANGES:
-        bits = _INT_RANGES[dtype]
-        if isinstance(value, bool) or not isinstance(value, int):
-            problem = "an integer"
-        elif not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-            problem = f"an integer in the {dtype.name} range"
-    elif dtype == DataType.BOOL:
-        if not isinstance(value, bool):
-            problem = "a bool"
-    elif dtype in (DataType.FLOAT, DataType.DOUBLE):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problem = "a number"
-        elif not math.isfinite(value):
-            problem = "a finite number"
-    elif dtype == DataType.ARRAY and not isinstance(value, list):
-        problem = "a list"
-    if problem:
+        limit = int(layout.column_args.get(name, {}).get("max_length", 65_535))
+        if len(utf8(value, at)) > limit:
+            raise ValueError(f"{at} is over the column's max_length of {limit} bytes")
+    elif dtype in (DataType.FLOAT, DataType.DOUBLE) and not math.isfinite(value):
+        raise ValueError(f"{at}: {value!r} is not a finite number")
+    return value
+
+
+def utf8(text: str, where: str) -> bytes:
+    """`text` encoded as UTF-8, or a ValueError naming `where` (lone surrogates can't be)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = text[error.start]
         raise ValueError(
-            f"{where}[{name!r}] is {type(value).__name__} {value!r}; the collection's column "
-            f"{name!r} ({dtype.name}) needs {problem}"
-        )
+            f"{where}: contains a lone surrogate {bad!r} at position {error.start}, which is "
+            "not valid UTF-8 (Milvus stores UTF-8 text only)"
+        ) from None
+
+
+_INT64 = range(-(2**63), 2**63)
+# Lone surrogates show as \udXXX escapes in ASCII JSON (so do pairs: false alarms are fine),
+# integers outside int64 as runs of 19+ digits; only then is metadata walked value by value.
+_SUSPECT = re.compile(r"\\ud[89a-f]|\d{19}")
+
+
+def _check_json_value(value: Any, where: str) -> None:
+    """Raise ValueError at the first string or integer that pymilvus's JSON encoder refuses."""
+    if isinstance(value, str):
+        utf8(value, where)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if value not in _INT64:
+            raise ValueError(f"{where}: {value} is outside the int64 range Milvus JSON holds")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                utf8(key, f"{where}: key {key!r}")
+            _check_json_value(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_json_value(item, f"{where}[{index}]")
+
+
+_INT_BITS = {DataType.INT8: 8, DataType.INT16: 16, DataType.INT32: 32, DataType.INT64: 64}
+_FIELD_TYPES: dict[DataType, tuple[type, ...]] = {
+    DataType.VARCHAR: (str,), DataType.BOOL: (bool,), DataType.FLOAT: (int, float),
+    DataType.DOUBLE: (int, float), DataType.ARRAY: (list,),
+    **{dtype: (int,) for dtype in _INT_BITS},
+}
+
+
+def _field_value(value: Any, dtype: DataType, name: str, where: str) -> Any:
+    """`value` if the scalar field `name` of type `dtype` can hold it, else a ValueError.
+
+    None passes (the field may be nullable; the server decides).
+    """
+    types = _FIELD_TYPES.get(dtype)
+    if value is None or types is None:
+        return value
+    at = f"{where}[{name!r}]"
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ValueError(f"{at}: the collection's {dtype.name} field {name!r} cannot hold "
+                         f"{type(value).__name__} {shown}")
+    bits = _INT_BITS.get(dtype)
+    if bits is not None and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise ValueError(f"{at}: {value} is outside the {dtype.name} range of field {name!r}")
     return value
 
 

@@ -33,6 +33,16 @@ _VECTOR_TYPES = {
 }
 
 
+_EXPRESSION_WORDS = frozenset({
+    "and", "or", "not", "in", "like", "exists", "true", "false", "is", "null", "between",
+    "json_contains", "json_contains_all", "json_contains_any", "array_contains",
+    "array_contains_all", "array_contains_any", "array_length", "text_match", "phrase_match",
+    "random_sample", "elementfilter", "exp", "pow", "sqrt",
+})
+"""Words of Milvus's expression grammar: a dynamic key with such a name is addressed as
+`$meta["key"]`, never by its bare name."""
+
+
 @dataclass(frozen=True)
 class CollectionLayout:
     """How documents map onto one Milvus collection.
@@ -126,6 +136,10 @@ class CollectionLayout:
             if self.dynamic:
                 if head in self.reserved_keys:
                     raise ValueError(f"filter key {key!r} names a reserved field")
+                if len(parts) == 1 and head.lower() not in _EXPRESSION_WORDS:
+                    # A top-level dynamic key by name, as raw expressions write it: it also
+                    # takes `in [...]`, which `$meta["key"]` does not on Milvus Lite.
+                    return FieldRef(head, is_json_path=True, takes_in=True)
                 return FieldRef(json_path_ref("$meta", parts), is_json_path=True)
             if self.infer_columns and not self.exists and len(parts) == 1:
                 return FieldRef(head, is_json_path=False)  # no collection yet: matches nothing

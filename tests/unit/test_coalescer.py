@@ -420,3 +420,108 @@ def test_works_on_each_event_loop(loop_name: str) -> None:
         await c.aclose()
 
     _run_on(loop_name, scenario)
+
+
+# --------------------------------------------------------------------------- caller isolation
+
+
+class BadInput(ValueError):
+    """What a batch_fn raises when the server rejects one item of the batch."""
+
+
+class Picky:
+    """A batch_fn that rejects a whole batch holding any negative item, naming the batch."""
+
+    def __init__(self, error: type[Exception] = BadInput) -> None:
+        self.calls: list[list[int]] = []
+        self._error = error
+
+    async def __call__(self, key: str, items: list[int]) -> list[int]:
+        self.calls.append(list(items))
+        if any(x < 0 for x in items):
+            raise self._error(f"rejected batch {items}")
+        return [x * 2 for x in items]
+
+
+def _isolating(fn: Picky, **limits: Any) -> Coalescer[str, int, int]:
+    return Coalescer(fn, CoalescerLimits(**limits), split_on=lambda e: isinstance(e, BadInput))
+
+
+@pytest.mark.parametrize("poison", [0, 5, 20])
+async def test_one_bad_caller_fails_alone_and_its_error_names_only_its_input(
+        poison: int) -> None:
+    fn = Picky()
+    c = _isolating(fn)
+    values = [100 + i for i in range(21)]
+    values[poison] = -1
+    outcomes = await asyncio.gather(*(c.submit("k", [v]) for v in values),
+                                    return_exceptions=True)
+    for i, outcome in enumerate(outcomes):
+        if i == poison:
+            assert isinstance(outcome, BatchError) and outcome.failed_indices == [0]
+            assert "[-1]" in str(outcome.errors[0])  # a batch of the bad caller alone
+            assert not any(str(v) in str(outcome) for v in values if v != -1)
+        else:
+            assert outcome == [2 * values[i]]
+    # every good item written exactly once; bisection costs ~2 log2(n) more calls
+    written = [x for call in fn.calls if -1 not in call for x in call]
+    assert sorted(written) == sorted(v for v in values if v != -1)
+    assert len(fn.calls) <= 1 + 2 * math.ceil(math.log2(21))
+    assert c.stats.splits >= 1
+
+
+async def test_several_bad_callers_each_fail_alone() -> None:
+    fn = Picky()
+    c = _isolating(fn)
+    rng = random.Random(7)
+    values = [rng.choice([-1, 1]) * (i + 1) for i in range(40)]
+    outcomes = await asyncio.gather(*(c.submit("k", [v]) for v in values),
+                                    return_exceptions=True)
+    for v, outcome in zip(values, outcomes, strict=True):
+        if v < 0:
+            assert isinstance(outcome, BatchError) and f"[{v}]" in str(outcome.errors[0])
+        else:
+            assert outcome == [2 * v]
+
+
+async def test_a_bad_item_fails_its_whole_call_but_not_the_others() -> None:
+    fn = Picky()
+    c = _isolating(fn)
+    a, b = await asyncio.gather(c.submit("k", [1, -2, 3]), c.submit("k", [4]),
+                                return_exceptions=True)
+    assert isinstance(a, BatchError) and a.failed_indices == [0, 1, 2]
+    assert "4" not in str(a)
+    assert b == [8]
+
+
+@pytest.mark.parametrize("error", [ConnectionError, TimeoutError, RuntimeError])
+async def test_failures_not_about_input_are_not_split(error: type[Exception]) -> None:
+    fn = Picky(error)
+    c = _isolating(fn)
+    outcomes = await asyncio.gather(*(c.submit("k", [v]) for v in [1, -1, 2]),
+                                    return_exceptions=True)
+    assert all(isinstance(o, BatchError) for o in outcomes)
+    assert len(fn.calls) == 1 and c.stats.splits == 0
+
+
+async def test_without_split_on_a_failed_batch_is_not_split() -> None:
+    fn = Picky()
+    c: Coalescer[str, int, int] = Coalescer(fn)
+    outcomes = await asyncio.gather(*(c.submit("k", [v]) for v in [1, -1, 2]),
+                                    return_exceptions=True)
+    assert all(isinstance(o, BatchError) for o in outcomes) and len(fn.calls) == 1
+
+
+async def test_a_wrong_result_count_is_never_split() -> None:
+    # The batch ran (rows may be written): re-sending halves could write them twice.
+    calls: list[list[int]] = []
+
+    async def short(key: str, items: list[int]) -> list[int]:
+        calls.append(list(items))
+        return [0] * (len(items) - 1)
+
+    c: Coalescer[str, int, int] = Coalescer(short, split_on=lambda e: True)
+    outcomes = await asyncio.gather(*(c.submit("k", [v]) for v in range(5)),
+                                    return_exceptions=True)
+    assert all(isinstance(o, BatchError) for o in outcomes)
+    assert len(calls) == 1 and c.stats.splits == 0

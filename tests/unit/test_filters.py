@@ -12,6 +12,7 @@ from langchain_milvus_ext._filters import (
     combine_and,
     compile_filter,
     ids_expr,
+    is_self_contained,
     json_path_ref,
     render_literal,
     validate_key,
@@ -352,3 +353,26 @@ def test_bad_values(filter: dict[str, Any], needles: list[str]) -> None:
         c(filter)
     for needle in needles:
         assert needle in str(exc.value)
+
+
+@pytest.mark.parametrize("expr", [
+    "pk == 'a'", "(a > 1) and (b in [1, 2])", "s == 'it\\'s (odd'", 's == "])}"',
+    "json_contains(m['k'], 1)", "",
+])
+def test_self_contained_expressions(expr: str) -> None:
+    assert is_self_contained(expr)
+
+
+@pytest.mark.parametrize("expr", [
+    "pk == 'x') or (pk != 'x'", "a > 1)", "(a > 1", "s == 'open", "a in [1, 2)", "a in (1]",
+    's == "x\\"',
+])
+def test_expressions_that_could_merge_into_another_meaning_are_not(expr: str) -> None:
+    assert not is_self_contained(expr)
+
+
+def test_combine_and_refuses_an_expression_that_would_escape_its_parentheses() -> None:
+    # Alone the server rejects it; ANDed it would read "(a) and (x == 1) or (pk != '')".
+    with pytest.raises(ValueError, match=r"not one closed expression"):
+        combine_and("pk in ['a']", "x == 1) or (pk != ''")
+    assert combine_and(None, "x == 1) or (y") == "x == 1) or (y"  # alone: the server judges

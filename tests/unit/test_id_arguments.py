@@ -128,5 +128,6 @@ async def test_every_async_method_refuses_bare_string_ids_without_io(
 
 
 def test_an_id_with_a_lone_surrogate_is_refused_naming_its_position() -> None:
-    with pytest.raises(ValueError, match=r"^ids\[1\]: id 'x\\udc80' is not valid UTF-8"):
+    with pytest.raises(ValueError, match=r"^ids\[1\]: contains a lone surrogate '\\udc80' at "
+                       r"position 1, which is not valid UTF-8"):
         normalize_ids(["ok", "x\udc80"], STR_PK)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import random
@@ -12,7 +13,13 @@ import grpc
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pymilvus.exceptions import ErrorCode, MilvusException, MilvusUnavailableException
+from pymilvus.exceptions import (
+    DataNotMatchException,
+    ErrorCode,
+    MilvusException,
+    MilvusUnavailableException,
+    ParamError,
+)
 
 from langchain_milvus_ext._clients import lite_file_locked
 from langchain_milvus_ext._errors import (
@@ -21,7 +28,7 @@ from langchain_milvus_ext._errors import (
     connection_failure,
     redact_text,
 )
-from langchain_milvus_ext._retry import NOT_RETRIED, RetryPolicy, is_transient
+from langchain_milvus_ext._retry import NOT_RETRIED, RetryPolicy, is_input_error, is_transient
 
 URI = "http://milvus.example:19530"
 
@@ -317,3 +324,41 @@ def test_lite_file_locked_probes_the_lock_of_the_data_directory(tmp_path: Path) 
     finally:
         os.close(fd)
     assert not lite_file_locked(str(data))
+
+
+# --------------------------------------------------------------------------- is_input_error
+
+
+@pytest.mark.parametrize("error", [
+    MilvusException(6, "unexpected character '=' at column 7"),  # Milvus Lite, a bad filter
+    MilvusException(1100, "invalid parameter[expected=valid expr]"),
+    MilvusException(1, "cannot parse expression: pk == = 1"),
+    MilvusException(65535, "anything", is_input_error=True),
+    MilvusException(6, "VARCHAR field 'author' value length 600 exceeds max_length=512"),
+    MilvusException(6, "unexpected token ')' at column 10"),
+    MilvusException(65535, "failed to create expr plan, expr = pk == = 1"),  # Milvus 2.3.5
+    DataNotMatchException(message="str is not valid UTF-8: surrogates not allowed"),
+    ParamError(message="wrong type"),
+])
+def test_errors_about_the_request_are_input_errors(error: BaseException) -> None:
+    assert is_input_error(error)
+
+
+@pytest.mark.parametrize("error", [
+    MilvusUnavailableException(message="server unavailable"),
+    FakeRpcError(grpc.StatusCode.UNAVAILABLE, "connection refused"),
+    FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "invalid deadline"),
+    MilvusException(ErrorCode.RATE_LIMIT, "rate limit exceeded"),
+    MilvusException(1, "[delete] Retry timeout: 5s, invalid"),
+    MilvusException(1, "fail connecting to server on localhost:19530"),
+    MilvusException(1, "invalid token: authentication failed"),
+    MilvusException(1, "invalid: unauthenticated"),
+    MilvusException(1, "internal error"),
+    MilvusConnectionError("cannot use Milvus at http://x: invalid token"),
+    TimeoutError("timed out"),
+    asyncio.TimeoutError(),
+    RuntimeError("invalid"),
+    ValueError("embeddings[3] has dimension 7"),  # the model's output: splitting won't help
+])
+def test_transport_and_unknown_failures_are_not_input_errors(error: BaseException) -> None:
+    assert not is_input_error(error)

@@ -390,3 +390,63 @@ def test_estimate_counts_large_metadata_values() -> None:
     """The estimate feeds max_batch_bytes, so a 60 kB metadata value must not weigh ~100 B."""
     payload = "x" * 60_000
     assert estimate_row_bytes({"metadata": {"a": payload}}) >= len(payload)
+
+
+# ------------------------------------------------------------------ values pymilvus rejects
+
+
+@pytest.mark.parametrize("layout", [STR_PK, DYNAMIC], ids=["json", "dynamic"])
+@pytest.mark.parametrize(
+    ("meta", "where"),
+    [
+        ({"author": "x\ud800"}, r"metadatas\[1\]\['author'\]: .*surrogate"),
+        ({"a": {"b": ["ok", "\udfff"]}}, r"metadatas\[1\]\['a'\]\['b'\]\[1\]: .*surrogate"),
+        ({"a": {"k\ud83d": 1}}, r"metadatas\[1\]\['a'\]: key .*surrogate"),
+        ({"n": 2**63}, r"metadatas\[1\]\['n'\]: .*outside the int64 range"),
+        ({"n": [1, {"m": -(2**63) - 1}]}, r"metadatas\[1\]\['n'\]\[1\]\['m'\]: .*int64"),
+    ],
+)
+def test_values_pymilvus_rejects_are_caught_and_located(
+    meta: dict[str, Any], where: str, layout: CollectionLayout
+) -> None:
+    with pytest.raises(ValueError, match=where):
+        build_rows(["a", "b"], [{}, meta], ["i", "j"], layout)
+
+
+def test_edge_values_that_pymilvus_accepts_pass() -> None:
+    meta = {"lo": -(2**63), "hi": 2**63 - 1, "emoji": "😀 \U0010ffff", "t": True, "k😀": 1}
+    assert build_rows(["a"], [meta], ["i"], STR_PK)[0]["metadata"] == meta
+
+
+@pytest.mark.parametrize(
+    ("layout", "meta", "where"),
+    [
+        (PARTITIONED, {"tenant": 7}, r"metadatas\[0\]\['tenant'\]: .*VARCHAR.*int"),
+        (COLUMNS, {"source": "s", "page": "3"}, r"metadatas\[0\]\['page'\]: .*INT64.*str"),
+        (COLUMNS, {"source": "s", "page": True}, r"metadatas\[0\]\['page'\]: .*INT64.*bool"),
+        (COLUMNS, {"source": "s", "page": 1.5}, r"metadatas\[0\]\['page'\]: .*INT64.*float"),
+        (COLUMNS, {"source": ["s"], "page": 1}, r"metadatas\[0\]\['source'\]: .*VARCHAR"),
+    ],
+)
+def test_scalar_field_values_must_have_the_field_type(
+    layout: CollectionLayout, meta: dict[str, Any], where: str
+) -> None:
+    with pytest.raises(ValueError, match=where):
+        build_rows(["a"], [meta], ["i"], layout)
+
+
+def test_scalar_field_ranges_and_numeric_widening() -> None:
+    layout = replace(COLUMNS, scalar_fields={"b": DataType.INT8, "f": DataType.FLOAT,
+                                             "ok": DataType.BOOL})
+    assert build_rows(["a"], [{"b": -128, "f": 2, "ok": False}], ["i"], layout)[0]["f"] == 2
+    with pytest.raises(ValueError, match=r"metadatas\[0\]\['b'\]: 128 is outside the INT8"):
+        build_rows(["a"], [{"b": 128, "f": 1, "ok": True}], ["i"], layout)
+    with pytest.raises(ValueError, match=r"metadatas\[0\]\['ok'\]: .*BOOL.*int"):
+        build_rows(["a"], [{"b": 1, "f": 1, "ok": 1}], ["i"], layout)  # every column present
+
+
+def test_texts_and_ids_with_lone_surrogates_are_named() -> None:
+    with pytest.raises(ValueError, match=r"texts\[1\]: .*surrogate"):
+        build_rows(["a", "b\ud800"], None, None, STR_PK)
+    with pytest.raises(ValueError, match=r"ids\[0\]: .*surrogate"):
+        normalize_ids(["x\udc00"], STR_PK)

@@ -321,8 +321,10 @@ def test_scalar_column_wins_over_json_metadata() -> None:
 
 def test_keys_resolve_into_the_dynamic_field() -> None:
     resolve = planned(enable_dynamic_field=True, metadata_field=None).key_resolver()
-    assert resolve("genre") == FieldRef('$meta["genre"]', is_json_path=True)
+    assert resolve("genre") == FieldRef("genre", is_json_path=True, takes_in=True)
     assert resolve("a.b") == FieldRef('$meta["a"]["b"]', is_json_path=True)
+    for word in ("like", "IN", "exists", "array_contains", "true"):  # grammar words: by path
+        assert resolve(word) == FieldRef(f'$meta["{word}"]', is_json_path=True)
     for reserved in ("pk", "text", "vector"):
         with pytest.raises(ValueError, match="reserved"):
             resolve(reserved)
