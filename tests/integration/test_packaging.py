@@ -5,7 +5,7 @@ the tests directory, which must stay out of the distributions). Then:
 
 - `twine check --strict` passes for both files, and the build printed no license deprecation
   warning (the license is an SPDX string);
-- the wheel holds `py.typed` and the LICENSE, and no test file;
+- the wheel and the sdist hold `py.typed` and the LICENSE, and no test file;
 - a fresh virtualenv gets the wheel with its base dependencies only (pip may use the
   registry and its cache), and a script there imports the installed package (not the
   checkout), checks that no extra came along, and runs a tiny add/search on a Milvus Lite
@@ -87,6 +87,7 @@ def test_build_check_and_install_into_fresh_venv(tmp_path: Path) -> None:
     members = tarfile.open(sdist).getnames()
     assert any(m.endswith("/langchain_milvus_ext/py.typed") for m in members)
     assert any(m.endswith("/LICENSE") for m in members)
+    assert not [m for m in members if "/tests/" in m or Path(m).name.startswith("test_")]
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
