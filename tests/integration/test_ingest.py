@@ -240,3 +240,14 @@ def test_incremental_on_other_layouts(tmp_path: Path, layout: dict[str, object])
         assert (first.num_embedded, again.num_embedded, again.num_skipped) == (12, 0, 12)
         assert (edited.num_embedded, edited.num_skipped, edited.num_stale_deleted) == (0, 11, 1)
         assert _count(s) == 11
+
+
+def test_changes_is_a_pure_diff() -> None:
+    plan = plan_ingest(_corpus(), chunk_size=CHUNK, chunk_overlap=0)
+    stored = [*plan.ids[:5], "gone-1", "gone-0"]
+    new, stale = plan.changes(stored)
+    assert [c.id for c in new] == plan.ids[5:]
+    assert stale == ["gone-0", "gone-1"]
+    assert plan.changes(plan.ids) == ([], [])
+    assert list(plan.source_filters(group=2)) == [
+        {"source": {"$in": ["a.md", "b.md"]}}, {"source": "c.md"}]
