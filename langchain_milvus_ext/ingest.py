@@ -1,17 +1,26 @@
-"""Idempotent ingestion: split documents into chunks with deterministic ids and write them.
+"""Incremental ingestion: split documents into chunks, embed only what changed.
 
-Every chunk gets an id derived from its *source* and its position in that source, so
-ingesting the same source again replaces its chunks instead of duplicating them (the store's
-add is an upsert by id), and chunks left over from a longer earlier version of a source are
-deleted.
+Every chunk gets a content hash (`chunk_hash` in its metadata: SHA-256 of its text and
+metadata) and an id derived from its *source*, that hash and its *occurrence* (how many
+earlier chunks of the same source have the same hash, so that repeated boilerplate gets
+distinct ids). The id does not depend on the chunk's position, so:
+
+- re-ingesting an unchanged source embeds and writes nothing;
+- editing one paragraph embeds only the chunk(s) that contain it;
+- inserting a paragraph near the top embeds the new chunk and leaves the chunks after it
+  untouched;
+- chunks of an ingested source that are no longer produced are deleted.
+
+Which chunks exist is asked from the store (one primary-key query per group of sources),
+not from a local record, so several machines or a wiped cache cannot make it re-embed or
+duplicate. Since a chunk's position is not part of it, no position is stored either (a
+`chunk_index` would change, and force a rewrite, whenever a paragraph is inserted above).
 
 The source of a document is `metadata["source"]` (what LangChain loaders set); without it,
-the document's `id`; without that, `"sha256:"` and the hash of its text. Chunks of documents
-sharing a source (e.g. the pages of one PDF) are numbered in order across those documents, so
-always ingest *all* the documents of a source together.
-
-Each chunk keeps its document's metadata plus `source` and `chunk_index` (overwriting keys of
-those names), which is what stale-chunk deletion filters on.
+the document's `id`; without that, `"sha256:"` and the hash of its text. Every row whose
+`source` is an ingested source belongs to that source: rows of it that the new chunks do not
+include are deleted. So always ingest *all* the documents of a source (e.g. every page of a
+PDF) together.
 
 Needs the `ingest` extra (`langchain-text-splitters`, `tqdm`) and a store with
 `auto_id=False` (the default).
@@ -22,7 +31,7 @@ Example:
     from langchain_milvus_ext.ingest import ingest_documents
 
     result = ingest_documents(store, loader.load(), chunk_size=800, chunk_overlap=100)
-    print(result.num_chunks, result.num_stale_deleted)
+    print(result.num_embedded, result.num_skipped, result.num_stale_deleted)
     ```
 """
 
@@ -30,8 +39,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,41 +54,53 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHUNK_ID_NAMESPACE",
+    "HASH_KEY",
+    "SOURCE_KEY",
     "IngestPlan",
     "IngestResult",
     "aingest_documents",
+    "chunk_hash",
     "chunk_id",
     "ingest_documents",
     "plan_ingest",
+    "source_filter",
     "source_of",
-    "stale_filter",
 ]
 
 CHUNK_ID_NAMESPACE = uuid.UUID("5f1c3a0e-9b7d-5c2e-8a41-6d0b7e3f9c12")
-"""uuid5 namespace of chunk ids (fixed forever: changing it would duplicate every chunk)."""
+"""uuid5 namespace of chunk ids (fixed forever: changing it would re-embed every chunk)."""
 
 SOURCE_KEY = "source"
-INDEX_KEY = "chunk_index"
-_STALE_GROUP = 64
-"""Sources checked for stale chunks per query (one `$or` filter per group)."""
+"""Metadata key holding a chunk's source."""
+HASH_KEY = "chunk_hash"
+"""Metadata key holding a chunk's content hash."""
+_SOURCE_GROUP = 64
+"""Sources per existing-chunk query (one `$in` filter per group)."""
+_DELETE_GROUP = 1000
+"""Ids per delete call."""
 
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What an ingestion wrote.
+    """What an ingestion did.
 
     Attributes:
-        ids: Ids of the chunks written, in chunk order.
-        num_chunks: Number of chunks written.
+        ids: Ids of all the chunks of the ingested documents, in chunk order (embedded now
+            or already stored).
+        num_chunks: Number of chunks of the ingested documents.
         num_sources: Number of distinct sources ingested.
-        num_stale_deleted: Chunks deleted because their source now has fewer chunks
+        num_stale_deleted: Chunks deleted because their source no longer produces them
             (None when unknown).
+        num_embedded: Chunks embedded and written by this call (new or changed).
+        num_skipped: Chunks already stored unchanged, so neither embedded nor written.
     """
 
     ids: list[str]
     num_chunks: int
     num_sources: int
     num_stale_deleted: int | None = None
+    num_embedded: int = 0
+    num_skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,7 +108,7 @@ class IngestPlan:
     """The pure part of an ingestion: chunks with their ids, and chunk counts per source.
 
     Attributes:
-        chunks: The chunks, each with its `id` set and `source` / `chunk_index` metadata.
+        chunks: The chunks, each with its `id` set and `source` / `chunk_hash` metadata.
         chunk_counts: Number of chunks of each source, in first-seen order.
     """
 
@@ -98,18 +120,26 @@ class IngestPlan:
         """The chunk ids, in chunk order."""
         return [str(chunk.id) for chunk in self.chunks]
 
-    def batches(self, batch_size: int) -> Iterator[list[Document]]:
-        """The chunks in consecutive batches of at most `batch_size`."""
-        _check_positive("batch_size", batch_size)
-        for start in range(0, len(self.chunks), batch_size):
-            yield self.chunks[start:start + batch_size]
+    def source_filters(self, group: int = _SOURCE_GROUP) -> Iterator[dict[str, Any]]:
+        """Filters matching the stored chunks of these sources, `group` sources at a time."""
+        sources = list(self.chunk_counts)
+        for start in range(0, len(sources), group):
+            yield source_filter(sources[start:start + group])
 
-    def stale_filters(self, group: int = _STALE_GROUP) -> Iterator[dict[str, Any]]:
-        """Filters matching the chunks of these sources beyond their new chunk counts."""
-        clauses = [stale_filter(src, n) for src, n in self.chunk_counts.items()]
-        for start in range(0, len(clauses), group):
-            part = clauses[start:start + group]
-            yield part[0] if len(part) == 1 else {"$or": part}
+    def changes(self, stored_ids: Iterable[str]) -> tuple[list[Document], list[str]]:
+        """Split against the ids stored for these sources (pure).
+
+        Args:
+            stored_ids: Ids of the rows whose `source` is one of this plan's sources.
+
+        Returns:
+            The chunks to embed and write (not stored yet), and the stored ids to delete
+            (not among this plan's chunks), sorted.
+        """
+        stored = set(stored_ids)
+        planned = set(self.ids)
+        new = [chunk for chunk in self.chunks if chunk.id not in stored]
+        return new, sorted(stored - planned)
 
 
 def source_of(document: Document) -> str:
@@ -122,14 +152,32 @@ def source_of(document: Document) -> str:
     return "sha256:" + hashlib.sha256(document.page_content.encode("utf-8")).hexdigest()
 
 
-def chunk_id(source: str, index: int) -> str:
-    """The deterministic id of chunk `index` of `source` (a uuid5 string)."""
-    return str(uuid.uuid5(CHUNK_ID_NAMESPACE, f"{source}\x1f{index}"))
+def chunk_hash(text: str, metadata: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a chunk's text and metadata, the `chunk_hash` key excluded.
+
+    Metadata is part of it so that a chunk whose metadata changed is written again.
+    """
+    meta = {k: v for k, v in metadata.items() if k != HASH_KEY}
+    payload = json.dumps([text, meta], sort_keys=True, ensure_ascii=False, default=repr)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def stale_filter(source: str, num_chunks: int) -> dict[str, Any]:
-    """The filter of a source's chunks numbered `num_chunks` and above."""
-    return {SOURCE_KEY: source, INDEX_KEY: {"$gte": num_chunks}}
+def chunk_id(source: str, content_hash: str, occurrence: int = 0) -> str:
+    """The id of a chunk (a uuid5 string): from its source, hash and occurrence.
+
+    Args:
+        source: The chunk's source.
+        content_hash: Its `chunk_hash`.
+        occurrence: How many earlier chunks of the same source have the same hash.
+    """
+    return str(uuid.uuid5(CHUNK_ID_NAMESPACE, f"{source}\x1f{content_hash}\x1f{occurrence}"))
+
+
+def source_filter(sources: Sequence[str]) -> dict[str, Any]:
+    """The filter matching every stored chunk of these sources."""
+    if len(sources) == 1:
+        return {SOURCE_KEY: sources[0]}
+    return {SOURCE_KEY: {"$in": list(sources)}}
 
 
 def default_splitter(chunk_size: int = 1000, chunk_overlap: int = 200) -> TextSplitter:
@@ -154,7 +202,7 @@ def plan_ingest(
     chunk_overlap: int = 200,
     splitter: TextSplitter | None = None,
 ) -> IngestPlan:
-    """Split documents and give each chunk its deterministic id (pure, no I/O).
+    """Split documents and give each chunk its hash and id (pure, no I/O).
 
     Args:
         documents: The documents; all documents of a source must be in this call.
@@ -171,19 +219,67 @@ def plan_ingest(
     splitter = splitter or default_splitter(chunk_size, chunk_overlap)
     chunks: list[Document] = []
     counts: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}
     for position, document in enumerate(documents):
         if not isinstance(document, Document):
             raise ValueError(
                 f"documents[{position}] is {type(document).__name__}, expected a Document")
         source = source_of(document)
-        index = counts.setdefault(source, 0)
+        counts.setdefault(source, 0)
         for piece in splitter.split_documents([document]):
-            metadata = {**piece.metadata, SOURCE_KEY: source, INDEX_KEY: index}
-            chunks.append(Document(page_content=piece.page_content, metadata=metadata,
-                                   id=chunk_id(source, index)))
-            index += 1
-        counts[source] = index
+            metadata = {**piece.metadata, SOURCE_KEY: source}
+            digest = chunk_hash(piece.page_content, metadata)
+            occurrence = seen.get((source, digest), 0)
+            seen[(source, digest)] = occurrence + 1
+            chunks.append(Document(page_content=piece.page_content,
+                                   metadata={**metadata, HASH_KEY: digest},
+                                   id=chunk_id(source, digest, occurrence)))
+            counts[source] += 1
     return IngestPlan(chunks=chunks, chunk_counts=counts)
+
+
+# ---------------------------------------------------------------- the steps, and two drivers
+
+
+@dataclass(frozen=True)
+class _StoredIds:
+    """Ask for the ids of the stored rows matching `condition`."""
+
+    condition: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Write:
+    """Embed and write these batches of chunks (answers nothing)."""
+
+    batches: list[list[Document]]
+
+
+@dataclass(frozen=True)
+class _Delete:
+    """Delete these ids (answers nothing)."""
+
+    ids: list[str]
+
+
+_Step = _StoredIds | _Write | _Delete
+_Steps = Generator[_Step, Any, IngestResult]
+
+
+def _ingest_steps(plan: IngestPlan, batch_size: int, force: bool) -> _Steps:
+    """The ingestion as steps: find stored ids, write what is new, delete what is gone."""
+    stored: list[str] = []
+    for condition in plan.source_filters():
+        stored.extend(str(pk) for pk in (yield _StoredIds(condition)))
+    new, stale = plan.changes(stored)
+    if force:
+        new = list(plan.chunks)
+    yield _Write([new[i:i + batch_size] for i in range(0, len(new), batch_size)])
+    for start in range(0, len(stale), _DELETE_GROUP):
+        yield _Delete(stale[start:start + _DELETE_GROUP])
+    return IngestResult(plan.ids, len(plan.chunks), len(plan.chunk_counts),
+                        num_stale_deleted=len(stale), num_embedded=len(new),
+                        num_skipped=len(plan.chunks) - len(new))
 
 
 def ingest_documents(
@@ -195,8 +291,9 @@ def ingest_documents(
     batch_size: int = 256,
     progress: bool = True,
     splitter: TextSplitter | None = None,
+    force: bool = False,
 ) -> IngestResult:
-    """Split, write in batches (replacing earlier versions), then delete stale chunks.
+    """Split, embed and write the new or changed chunks, then delete the vanished ones.
 
     Args:
         store: The vector store (`auto_id=False`).
@@ -204,29 +301,38 @@ def ingest_documents(
         chunk_size: Characters per chunk of the default `RecursiveCharacterTextSplitter`.
         chunk_overlap: Characters of overlap of the default splitter.
         batch_size: Chunks per `add_documents` call.
-        progress: Show a tqdm progress bar.
+        progress: Show a tqdm progress bar of the chunks written.
         splitter: A LangChain `TextSplitter` to use instead of the default one.
+        force: Embed and write every chunk, stored or not (e.g. after changing the
+            embedding model in place).
 
     Returns:
-        The ids written and counts.
+        The chunk ids and the counts: embedded, skipped (already stored), stale deleted.
 
     Raises:
         ValueError: bad arguments or an `auto_id` store, before anything is written.
         WriteError: a batch failed (earlier batches stay written; stale chunks are kept).
     """
-    plan = _plan_for(store, documents, chunk_size, chunk_overlap, batch_size, splitter)
-    ids: list[str] = []
-    with _progress_bar(len(plan.chunks), progress) as bar:
-        for batch in plan.batches(batch_size):
-            ids.extend(store.add_documents(batch, ids=[str(d.id) for d in batch]))
-            bar.update(len(batch))
-    deleted = 0
-    for condition in plan.stale_filters():
-        stale = store.get_pks(condition)
-        if stale:
-            store.delete(ids=[str(pk) for pk in stale])
-            deleted += len(stale)
-    return IngestResult(ids, len(plan.chunks), len(plan.chunk_counts), deleted)
+    steps = _ingest_steps(
+        _plan_for(store, documents, chunk_size, chunk_overlap, batch_size, splitter),
+        batch_size, force)
+    answer: Any = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration as done:
+            result: IngestResult = done.value
+            return result
+        answer = None
+        if isinstance(step, _StoredIds):
+            answer = store.get_pks(step.condition)
+        elif isinstance(step, _Write):
+            with _progress_bar(sum(map(len, step.batches)), progress) as bar:
+                for batch in step.batches:
+                    store.add_documents(batch, ids=[str(d.id) for d in batch])
+                    bar.update(len(batch))
+        else:
+            store.delete(ids=step.ids)
 
 
 async def aingest_documents(
@@ -238,36 +344,46 @@ async def aingest_documents(
     batch_size: int = 256,
     progress: bool = True,
     splitter: TextSplitter | None = None,
+    force: bool = False,
 ) -> IngestResult:
-    """Async `ingest_documents`: batches are written concurrently.
+    """Async `ingest_documents`: the batches to write are written concurrently.
 
     All batches are submitted at once; the store bounds concurrency itself (its coalescer
     caps batches in flight, and a new collection is created once). Every batch runs to
     completion even if another fails; then the first failure is raised and stale chunks
-    are kept.
+    are kept. Arguments and result are those of `ingest_documents`.
     """
-    plan = _plan_for(store, documents, chunk_size, chunk_overlap, batch_size, splitter)
-    batches = list(plan.batches(batch_size))
-    ids: list[str] = []
-    with _progress_bar(len(plan.chunks), progress) as bar:
+    steps = _ingest_steps(
+        _plan_for(store, documents, chunk_size, chunk_overlap, batch_size, splitter),
+        batch_size, force)
+    answer: Any = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration as done:
+            result: IngestResult = done.value
+            return result
+        answer = None
+        if isinstance(step, _StoredIds):
+            answer = await store.aget_pks(step.condition)
+        elif isinstance(step, _Write):
+            await _awrite(store, step.batches, progress)
+        else:
+            await store.adelete(ids=step.ids)
 
-        async def write(batch: list[Document]) -> list[str]:
-            written = await store.aadd_documents(batch, ids=[str(d.id) for d in batch])
+
+async def _awrite(store: MilvusVectorStore, batches: list[list[Document]],
+                  progress: bool) -> None:
+    with _progress_bar(sum(map(len, batches)), progress) as bar:
+
+        async def write(batch: list[Document]) -> None:
+            await store.aadd_documents(batch, ids=[str(d.id) for d in batch])
             bar.update(len(batch))
-            return written
 
         outcomes = await asyncio.gather(*(write(b) for b in batches), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-        ids.extend(outcome)
-    deleted = 0
-    for condition in plan.stale_filters():
-        stale = await store.aget_pks(condition)
-        if stale:
-            await store.adelete(ids=[str(pk) for pk in stale])
-            deleted += len(stale)
-    return IngestResult(ids, len(plan.chunks), len(plan.chunk_counts), deleted)
 
 
 def _plan_for(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 from .config import CONTENDERS, WORKLOADS
@@ -80,12 +81,16 @@ def write_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
     ax.set_ylabel("throughput (operations/s, log scale)")
     ax.margins(y=0.15)
     env = results.environment
-    ax.set_title(
-        f"Throughput at N={n} concurrent single operations\n"
+    subtitle = (
         f"{env.get('target', '')} | {env.get('index', '')} | {env.get('embeddings', '')} | "
         f"prefill {results.config.get('prefill')}, k={results.config.get('k')}, "
-        f"{results.query_set} queries",
-        fontsize=10,
+        f"{results.query_set} queries"
+    )
+    chars_per_line = int(fig.get_figwidth() * 11)  # about 11 characters per inch at size 9
+    ax.set_title(
+        f"Throughput at N={n} concurrent single operations\n"
+        + textwrap.fill(subtitle, chars_per_line, break_on_hyphens=False),
+        fontsize=9,
     )
     ax.grid(axis="y", which="major", alpha=0.3)
     ax.legend(

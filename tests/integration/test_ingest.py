@@ -1,4 +1,9 @@
-"""Idempotent ingestion (`ingest_documents` / `aingest_documents`) on embedded Milvus Lite."""
+"""Incremental ingestion (`ingest_documents` / `aingest_documents`) on embedded Milvus Lite.
+
+Chunk ids come from source + content hash + occurrence (not position), so the tests that
+check which ids survive a change compare against the plan's ids rather than `chunk_id(source,
+index)`; the embedding-request counts are in test_ingest_incremental.py.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from langchain_text_splitters import CharacterTextSplitter
 from langchain_milvus_ext import MilvusVectorStore
 from langchain_milvus_ext.ingest import (
     aingest_documents,
+    chunk_hash,
     chunk_id,
     ingest_documents,
     plan_ingest,
@@ -56,7 +62,7 @@ def _count(store: MilvusVectorStore) -> int:
 
 def _source_texts(store: MilvusVectorStore, source: str) -> list[str]:
     docs = store.search_by_metadata({"source": source}, limit=1000)
-    return [d.page_content for d in sorted(docs, key=lambda d: d.metadata["chunk_index"])]
+    return sorted(d.page_content for d in docs)  # no position is stored; texts sort in order
 
 
 def test_plan_is_pure_and_deterministic() -> None:
@@ -66,8 +72,11 @@ def test_plan_is_pure_and_deterministic() -> None:
     assert first.ids == second.ids
     assert first.chunk_counts == {"a.md": 3, "b.md": 4, "c.md": 5}
     assert len(set(first.ids)) == 12
-    assert first.ids[0] == chunk_id("a.md", 0)
-    assert [c.metadata["chunk_index"] for c in first.chunks[:3]] == [0, 1, 2]
+    head = first.chunks[0]
+    meta = {"source": "a.md", "lang": "en"}
+    assert head.metadata["chunk_hash"] == chunk_hash(head.page_content, meta)
+    assert first.ids[0] == chunk_id("a.md", head.metadata["chunk_hash"], 0)
+    assert "chunk_index" not in head.metadata
     assert all(c.metadata["lang"] == "en" for c in first.chunks)
     assert docs[0].metadata == {"source": "a.md", "lang": "en"}  # inputs untouched
 
@@ -87,7 +96,8 @@ def test_pages_of_one_source_are_numbered_across_documents() -> None:
              for i in range(3)]
     plan = plan_ingest(pages, chunk_size=CHUNK, chunk_overlap=0)
     assert plan.chunk_counts == {"f.pdf": 6}
-    assert [c.metadata["chunk_index"] for c in plan.chunks] == list(range(6))
+    assert [c.page_content.split()[1] for c in plan.chunks] == [
+        "page0", "page0", "page1", "page1", "page2", "page2"]
     assert len(set(plan.ids)) == 6
 
 
@@ -123,13 +133,18 @@ def test_reingest_replaces_and_shrinks(store: MilvusVectorStore) -> None:
 
     shrunk = ingest_documents(store, _corpus(**{"c.md": _text("c.md", 2, "v3")}),
                               chunk_size=CHUNK, chunk_overlap=0, progress=False)
-    assert shrunk.num_stale_deleted == 3
+    # v3 changes every paragraph of c.md (its 5 v1 chunks go, 2 new ones come) and b.md is
+    # back to v1 (4 v2 chunks go, 4 come): position-based ids deleted only the 3 chunks of
+    # c.md beyond its new length and rewrote everything else.
+    assert (shrunk.num_stale_deleted, shrunk.num_embedded, shrunk.num_skipped) == (9, 6, 3)
     assert _count(store) == 9
     assert len(_source_texts(store, "c.md")) == 2
-    assert store.get_pks({"source": "c.md", "chunk_index": {"$gte": 2}}) == []
-    assert store.get_by_ids([chunk_id("c.md", 4)]) == []
-    got = store.get_by_ids([chunk_id("c.md", 1)])
-    assert got[0].metadata == {"source": "c.md", "lang": "en", "chunk_index": 1}
+    assert sorted(store.get_pks({"source": "c.md"})) == sorted(shrunk.ids[-2:])
+    assert store.get_by_ids(first.ids[-5:]) == []
+    got = store.get_by_ids([shrunk.ids[-1]])
+    assert got[0].metadata == {"source": "c.md", "lang": "en",
+                               "chunk_hash": chunk_hash(got[0].page_content,
+                                                     {"source": "c.md", "lang": "en"})}
 
 
 def test_ingest_with_progress_bar(store: MilvusVectorStore,
@@ -179,15 +194,18 @@ async def test_async_reingest_replaces_and_shrinks(store: MilvusVectorStore) -> 
 
     await aingest_documents(store, _corpus(**{"b.md": _text("b.md", 4, "v2")}),
                             **kwargs)  # type: ignore[arg-type]
-    docs = await store.aget_by_ids([chunk_id("b.md", i) for i in range(4)])
+    b_ids = plan_ingest(_corpus(**{"b.md": _text("b.md", 4, "v2")}), chunk_size=CHUNK,
+                        chunk_overlap=0).ids[3:7]
+    docs = await store.aget_by_ids(b_ids)
     assert len(docs) == 4 and all(" v2 " in d.page_content for d in docs)
     assert len(await store.aget_pks("pk != ''")) == 12
 
     shrunk = await aingest_documents(store, _corpus(**{"c.md": _text("c.md", 1, "v3")}),
                                      **kwargs)  # type: ignore[arg-type]
-    assert shrunk.num_stale_deleted == 4
+    # c.md's 5 v1 chunks and b.md's 4 v2 chunks changed (by position: 4 deleted, c.md's tail)
+    assert (shrunk.num_stale_deleted, shrunk.num_embedded) == (9, 5)
     assert len(await store.aget_pks("pk != ''")) == 8
-    assert await store.aget_pks({"source": "c.md"}) == [chunk_id("c.md", 0)]
+    assert await store.aget_pks({"source": "c.md"}) == [shrunk.ids[-1]]
     await store.aclose()
 
 
@@ -204,3 +222,32 @@ async def test_async_with_many_sources_and_progress(store: MilvusVectorStore) ->
     assert result.num_stale_deleted == 100
     assert len(await store.aget_pks("pk != ''")) == 100
     await store.aclose()
+
+
+@pytest.mark.parametrize("layout", [{"metadata_field": "metadata"},
+                                    {"enable_dynamic_field": False}],
+                         ids=["json-field", "columns"])
+def test_incremental_on_other_layouts(tmp_path: Path, layout: dict[str, object]) -> None:
+    """Skipping and stale deletion filter on `source` in every metadata layout."""
+    with MilvusVectorStore(DeterministicFakeEmbedding(size=16), consistency_level="Strong",
+                           connection_args={"uri": str(tmp_path / "l.db")},
+                           **layout) as s:  # type: ignore[arg-type]
+        kwargs = {"chunk_size": CHUNK, "chunk_overlap": 0, "progress": False}
+        first = ingest_documents(s, _corpus(), **kwargs)  # type: ignore[arg-type]
+        again = ingest_documents(s, _corpus(), **kwargs)  # type: ignore[arg-type]
+        edited = ingest_documents(s, _corpus(**{"a.md": _text("a.md", 2)}),
+                                  **kwargs)  # type: ignore[arg-type]
+        assert (first.num_embedded, again.num_embedded, again.num_skipped) == (12, 0, 12)
+        assert (edited.num_embedded, edited.num_skipped, edited.num_stale_deleted) == (0, 11, 1)
+        assert _count(s) == 11
+
+
+def test_changes_is_a_pure_diff() -> None:
+    plan = plan_ingest(_corpus(), chunk_size=CHUNK, chunk_overlap=0)
+    stored = [*plan.ids[:5], "gone-1", "gone-0"]
+    new, stale = plan.changes(stored)
+    assert [c.id for c in new] == plan.ids[5:]
+    assert stale == ["gone-0", "gone-1"]
+    assert plan.changes(plan.ids) == ([], [])
+    assert list(plan.source_filters(group=2)) == [
+        {"source": {"$in": ["a.md", "b.md"]}}, {"source": "c.md"}]
