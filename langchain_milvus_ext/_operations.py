@@ -342,6 +342,13 @@ def delete_plan(
     if ids is None and not filter and not expr:
         raise ValueError("delete needs ids, a filter or an expr (refusing to delete everything)")
     layout = yield from layout_plan(state)
+    equality = equality_of(layout, filter, expr) if ids is None else None
+    if equality is not None:  # concurrent deletes on one key share one `key in [...]`
+        if layout.exists:
+            field, values = equality
+            yield Delete(ids=values, field=field, partition_name=partition_name,
+                         timeout=timeout)
+        return True
     condition = filter_expr(layout, filter, expr)
     if ids is None and condition is None:
         raise ValueError("delete needs ids, a filter or an expr (refusing to delete everything)")
@@ -350,11 +357,6 @@ def delete_plan(
         return True
     if keys is not None and condition is None:
         yield Delete(ids=keys, partition_name=partition_name, timeout=timeout)
-        return True
-    equality = equality_of(layout, filter, expr) if keys is None else None
-    if equality is not None:  # concurrent deletes on one key share one `key in [...]`
-        field, values = equality
-        yield Delete(ids=values, field=field, partition_name=partition_name, timeout=timeout)
         return True
     if keys is not None:  # pymilvus refuses ids= together with filter=
         condition = combine_and(ids_expr(layout.pk_field, keys), condition)
