@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 __all__ = ["BatchError", "BatchFn", "Coalescer", "CoalescerLimits", "CoalescerStats"]
+
+logger = logging.getLogger("langchain_milvus_ext")
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
@@ -94,6 +98,7 @@ class _Call(Generic[T, R]):  # one submit(): its items, its future, the state of
     pending: int = 0  # batches holding some of our items that have not settled yet
     failed: list[range] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
+    since: float = field(default_factory=time.monotonic)  # when it was submitted
 
 
 _Seg = tuple[_Call[T, R], int, int]  # (call, start, stop): a slice of the call's items
@@ -134,6 +139,10 @@ class Coalescer(Generic[K, T, R]):
         split_on: Whether a failed batch's error is about its input (then it is split, see
             above); never true for errors that may fail a batch of any callers (connection
             lost, timeout). None: failed batches are not split.
+        name: The operation, for the DEBUG log line of each batch (logger
+            `langchain_milvus_ext`).
+        totals: Counters shared by several coalescers (e.g. of every event loop), to which
+            this one also adds its batches, items and splits.
     """
 
     def __init__(
@@ -142,8 +151,11 @@ class Coalescer(Generic[K, T, R]):
         limits: CoalescerLimits = _DEFAULT_LIMITS,
         size_of: Callable[[T], int] = _unit_size,
         split_on: Callable[[BaseException], bool] | None = None,
+        name: str = "batch",
+        totals: CoalescerStats | None = None,
     ) -> None:
         self._batch_fn, self._limits, self._size_of = batch_fn, limits, size_of
+        self.name, self._totals = name, totals
         self._split_on = split_on
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open: dict[K, _Open[T, R]] = {}
@@ -281,8 +293,11 @@ class Coalescer(Generic[K, T, R]):
         """One ``batch_fn`` call; on an input error with several callers, bisect by caller."""
         items: list[T] = [x for call, start, stop in segments for x in call.items[start:stop]]
         n = len(items)
-        self.stats.batches, self.stats.items = self.stats.batches + 1, self.stats.items + n
-        self.stats.max_batch_seen = max(self.stats.max_batch_seen, n)
+        for stats in (self.stats, self._totals):
+            if stats is not None:
+                stats.batches, stats.items = stats.batches + 1, stats.items + n
+                stats.max_batch_seen = max(stats.max_batch_seen, n)
+        started = time.monotonic()
         try:
             results = await self._batch_fn(key, items)
         except asyncio.CancelledError as exc:  # delivered: never "not retrieved"
@@ -291,16 +306,28 @@ class Coalescer(Generic[K, T, R]):
         except Exception as exc:
             # A call has at most one segment per batch; cancelled callers need no settling.
             live = [seg for seg in segments if not seg[0].future.done()]
+            self._log(segments, n, started, f"failed ({type(exc).__name__})")
             if len(live) > 1 and self._split_on is not None and self._split_on(exc):
                 self.stats.splits += 1
+                if self._totals is not None:
+                    self._totals.splits += 1
                 half = len(live) // 2
                 await self._run(key, live[:half])
                 await self._run(key, live[half:])
                 return
             self._settle(segments, exc)
         else:  # a wrong count is never split: the batch ran, and may have written its items
+            self._log(segments, n, started, "ok")
             self._settle(segments, results if len(results) == n else ValueError(
                 f"batch_fn returned {len(results)} results for {n} items"))
+
+    def _log(self, segments: list[_Seg[T, R]], n: int, started: float, outcome: str) -> None:
+        """One DEBUG line per batch: sizes and times only, never items (they are user data)."""
+        if logger.isEnabledFor(logging.DEBUG):
+            queued = max(started - call.since for call, _, _ in segments)
+            logger.debug("%s batch %s: %d callers, %d items, queued %.1f ms, ran %.1f ms",
+                         self.name, outcome, len(segments), n, queued * 1e3,
+                         (time.monotonic() - started) * 1e3)
 
     def _settle(self, segments: list[_Seg[T, R]], outcome: list[R] | BaseException) -> None:
         offset = 0

@@ -22,7 +22,13 @@ from langchain_core.embeddings import Embeddings
 from pymilvus import AsyncMilvusClient
 
 from langchain_milvus_ext._clients import ClientRegistry, PerLoop
-from langchain_milvus_ext._coalescer import BatchError, Coalescer, CoalescerLimits
+from langchain_milvus_ext._coalescer import (
+    BatchError,
+    Coalescer,
+    CoalescerLimits,
+    CoalescerStats,
+    logger,
+)
 from langchain_milvus_ext._errors import WriteError, connection_failure
 from langchain_milvus_ext._filters import is_self_contained
 from langchain_milvus_ext._plans import (
@@ -74,10 +80,17 @@ class DriverOptions:
 
 @dataclass
 class DriverStats:
-    """Counters for tests and the benchmark: client calls made, retries, by method."""
+    """Counters for tests, the benchmark and `store.stats()`: client calls by method, retries
+    and embedding requests."""
 
     calls: Counter[str] = field(default_factory=Counter)
     retries: int = 0
+    embedding_requests: int = 0
+
+
+def _log_retry(method: str, error: Exception, wait: float) -> None:
+    """One DEBUG line per retry: the call and the error's type, never its arguments."""
+    logger.debug("retrying %s in %.2f s after %s", method, wait, type(error).__name__)
 
 
 _clock = time.monotonic  # module-level so that tests can run the retry loops on a fake clock
@@ -177,6 +190,7 @@ class SyncDriver:
                         raise
                     raise final from (None if final is error else error)
             self.stats.retries += 1
+            _log_retry(step.method, error, wait)
             _sleep(wait)
 
     def _execute(self, step: Step) -> Any:
@@ -201,7 +215,9 @@ class SyncDriver:
         """
         model = _model(self.embeddings, step)
         if _one_request(step, self.options):
+            self.stats.embedding_requests += 1
             return list(model.embed_documents(step.texts))
+        self.stats.embedding_requests += len(step.texts)
         return [model.embed_query(t) for t in step.texts]
 
     def _writer(self) -> ThreadPoolExecutor:
@@ -288,16 +304,18 @@ class _LoopSession:
         self.writes: Coalescer[_WriteBatchKey, _WriteItem, PrimaryKey] = Coalescer(
             partial(driver.write_batch, self), limits,
             size_of=lambda item: estimate_row_bytes(item.row) + 8 * len(item.vector or ()),
-            split_on=is_input_error)
+            split_on=is_input_error, name="write", totals=driver.batches["write"])
         # Not split: what the server can reject in a search (filter, params) is in the key,
         # shared by every caller of the batch, so halves would only fail again.
         self.searches: Coalescer[SearchKey, SearchItem, SearchResult] = Coalescer(
-            partial(driver.search_batch, self), limits)
+            partial(driver.search_batch, self), limits, name="search",
+            totals=driver.batches["search"])
         # Deleted ids or expressions are ORed into one expression: keep it short.
         self.deletes: Coalescer[DeleteKey, PrimaryKey | str, None] = Coalescer(
             partial(driver.delete_batch, self),
             replace(limits, max_batch_bytes=min(limits.max_batch_bytes, _MAX_DELETE_BYTES)),
-            size_of=lambda item: 8 + len(str(item)), split_on=is_input_error)
+            size_of=lambda item: 8 + len(str(item)), split_on=is_input_error, name="delete",
+            totals=driver.batches["delete"])
 
 
 _VIA_SYNC_CLIENT = frozenset({"delete", "create_collection"})
@@ -314,6 +332,8 @@ class AsyncDriver:
         self.state, self.clients, self.embeddings, self.options = (
             state, clients, embeddings, options)
         self.stats = DriverStats()
+        self.batches = {name: CoalescerStats() for name in ("write", "search", "delete")}
+        """Coalesced batches of every loop, by operation (for `store.stats()`)."""
         self.sessions: PerLoop[_LoopSession] = PerLoop(lambda: _LoopSession(self))
 
     async def run(self, plan: PlanOf[R]) -> R:
@@ -364,6 +384,7 @@ class AsyncDriver:
                         raise
                     raise final from (None if final is error else error)
             self.stats.retries += 1
+            _log_retry(step.method, error, wait)
             await _asleep(wait)
 
     async def _execute(self, step: Step, session: _LoopSession, coalesce: bool) -> Any:
@@ -404,7 +425,9 @@ class AsyncDriver:
         """
         model = _model(self.embeddings, step)
         if _one_request(step, self.options):
+            self.stats.embedding_requests += 1
             return list(await model.aembed_documents(step.texts))
+        self.stats.embedding_requests += len(step.texts)
         return list(await asyncio.gather(*(model.aembed_query(t) for t in step.texts)))
 
     async def _write(self, write: Write, session: _LoopSession, coalesce: bool) -> Any:

@@ -315,6 +315,30 @@ class MilvusVectorStore(SearchMethods):
         """Whether the store was closed (`close()`, `aclose()` or the end of a `with` block)."""
         return self._clients.is_closed
 
+    def stats(self) -> dict[str, Any]:
+        """Counters of this store since it was created (sync and async, every event loop).
+
+        Returns:
+            `embedding_requests` (requests sent to the embedding models), `retries`,
+            `calls` (client calls by method), and `batches`: per coalesced operation
+            (`write`, `search`, `delete`), the batches sent, the items in them, and the
+            failed batches split to isolate a caller's bad input.
+
+        Example:
+            ```python
+            await asyncio.gather(*(store.aadd_texts([t]) for t in texts))
+            store.stats()["batches"]["write"]  # {'batches': 1, 'items': 100, 'splits': 0}
+            ```
+        """
+        sync, async_ = self._sync.stats, self._async.stats
+        return {
+            "embedding_requests": sync.embedding_requests + async_.embedding_requests,
+            "retries": sync.retries + async_.retries,
+            "calls": dict(sync.calls + async_.calls),
+            "batches": {name: {"batches": b.batches, "items": b.items, "splits": b.splits}
+                        for name, b in self._async.batches.items()},
+        }
+
     def close(self) -> None:
         """Close the store: release the clients; async sessions of running loops are dropped.
 
