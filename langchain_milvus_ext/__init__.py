@@ -8,7 +8,7 @@ Example:
 
 from importlib import metadata
 
-from langchain_milvus_ext._coalescer import BatchError, CoalescerLimits
+from langchain_milvus_ext._coalescer import CoalescerLimits
 from langchain_milvus_ext._errors import MilvusConnectionError, StoreClosedError, WriteError
 from langchain_milvus_ext._filters import compile_filter
 from langchain_milvus_ext._retry import RetryPolicy
@@ -22,7 +22,6 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a sourc
     __version__ = "0.0.0"
 
 __all__ = [
-    "BatchError",
     "CoalescerLimits",
     "IngestResult",
     "Milvus",

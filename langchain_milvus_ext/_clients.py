@@ -22,13 +22,6 @@ from langchain_milvus_ext._errors import MilvusConnectionError, StoreClosedError
 S = TypeVar("S")
 C = TypeVar("C")
 
-_SECRET_KEYS = ("token", "password")
-
-
-def redact(connection_args: Mapping[str, Any]) -> dict[str, Any]:
-    """Connection arguments safe to show in messages: credentials replaced by '***'."""
-    return {k: ("***" if k in _SECRET_KEYS and v else v) for k, v in connection_args.items()}
-
 
 class PerLoop(Generic[S]):
     """One value per running event loop, created on first use in that loop.

@@ -355,11 +355,6 @@ def check_query_vector(vector: Sequence[float], layout: CollectionLayout) -> lis
     return values
 
 
-def row_ids(rows: Sequence[Row], layout: CollectionLayout) -> list[PrimaryKey]:
-    """The primary keys already present in rows (empty when the server assigns them)."""
-    return [row[layout.pk_field] for row in rows if layout.pk_field in row]
-
-
 def estimate_row_bytes(row: Row) -> int:
     """A cheap size estimate of one row for batch byte limits."""
     size = 64

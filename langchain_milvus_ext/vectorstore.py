@@ -151,7 +151,7 @@ class MilvusVectorStore(SearchMethods):
         sparse_field: Name of that sparse field.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         embedding_function: Embeddings,
         collection_name: str = "LangChainCollection",
