@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from functools import partial
 from importlib import metadata
 from typing import Any
 
@@ -29,8 +30,7 @@ from .data import describe_queries, make_embeddings
 from .results import BenchmarkResults, CaseResult
 
 logger = logging.getLogger(__name__)
-PACKAGES = ("langchain-milvus-ext", "langchain-milvus", "langchain-core", "pymilvus",
-            "milvus-lite")  # fmt: skip
+PACKAGES = ("langchain-milvus-ext", "langchain-milvus", "langchain-core", "pymilvus", "milvus-lite")
 
 
 def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
@@ -57,29 +57,25 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
         config=config.to_dict(),
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    jobs: list[tuple[str, int, Contender]] = [
-        (w, n, c) for w in config.workloads if w != "service" for n in config.n for c in contenders
-    ]
-    service_contenders = [c for c in contenders if c.mode == "async"] if service else []
     with milvus_target(config) as (uri, target):
         ctx = BenchContext(config, uri, config.token, make_embeddings(config))
         results.environment = environment(ctx, target, contenders)
-        progress = _Progress(config.progress, len(jobs) + len(service_contenders))
-        try:
-            for workload, n, contender in jobs:
-                progress.step(f"{workload} N={n} {contender.name}")
-                results.cases.append(run_case(ctx, contender, workload, n))
-                if progress.done(results.cases[-1:]) and config.fail_fast:
-                    break
-            else:
-                for contender in service_contenders:
-                    from .service import run_service  # starlette, uvicorn, httpx: only here
+        jobs: list[tuple[str, Callable[[], list[CaseResult]]]] = [
+            (f"{w} N={n} {c.name}", partial(run_case, ctx, c, w, n))
+            for w in config.workloads if w != "service" for n in config.n for c in contenders
+        ]  # fmt: skip
+        if service:
+            from .service import run_service  # starlette, uvicorn, httpx: only here
 
-                    progress.step(f"service {contender.name}")
-                    results.cases += run_service(ctx, contender)
-                    if progress.done(results.cases[-len(config.service_concurrency) :]):
-                        if config.fail_fast:
-                            break
+            jobs += [(f"service {c.name}", partial(run_service, ctx, c))
+                     for c in contenders if c.mode == "async"]  # fmt: skip
+        progress = _Progress(config.progress, len(jobs))
+        try:
+            for description, job in jobs:
+                progress.step(description)
+                results.cases += (new := job())
+                if progress.done(new) and config.fail_fast:
+                    break
         finally:
             progress.close()
             ctx.close()
@@ -130,15 +126,14 @@ def repeat_case(
     return result
 
 
-def run_case(ctx: BenchContext, contender: Contender, workload: str, n: int) -> CaseResult:
+def run_case(ctx: BenchContext, contender: Contender, workload: str, n: int) -> list[CaseResult]:
     """Run and check one case's repetitions (fresh collections; dropped afterwards)."""
     name = ctx.collection_name(contender.name, workload, n)
-    return repeat_case(
-        ctx,
-        CaseResult(workload=workload, n=n, contender=contender.name),
-        name,
-        lambda fresh: run_repetition(ctx, contender, workload, n, name, fresh=fresh),
-    )
+
+    def one(fresh: bool) -> tuple[Timed, int]:
+        return run_repetition(ctx, contender, workload, n, name, fresh=fresh)
+
+    return [repeat_case(ctx, CaseResult(workload, n, contender.name), name, one)]
 
 
 def environment(ctx: BenchContext, target: str, contenders: list[Contender]) -> dict[str, Any]:

@@ -493,7 +493,8 @@ def test_contenders_in_report_order() -> None:
     assert ours.delete_kwargs is not None and lcm.delete_kwargs is not None
     assert ours.delete_kwargs("doc_1") == {"filter": {"id": "doc_1"}}
     assert lcm.delete_kwargs("doc_1") == {"expr": "id == 'doc_1'"}
-    assert chosen[2].factory is None and "MilvusVectorStore" in ours.implementation
+    assert chosen[2].store_class is None and "MilvusVectorStore" in ours.implementation
+    assert (ours.auto_id, lcm.auto_id) == (False, True)
 
 
 def test_timing_helpers() -> None:
