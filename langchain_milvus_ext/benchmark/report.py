@@ -39,15 +39,11 @@ def fmt_rate(value: float | None) -> str:
 
 
 def fmt_ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+    return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
 def fmt_ratio(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}x" if value >= 9.95 else f"{value:.2f}x"
+    return "-" if value is None else f"{value:.1f}x" if value >= 9.95 else f"{value:.2f}x"
 
 
 def fmt_percent(value: float | None) -> str:
@@ -132,36 +128,31 @@ def format_table(
     return "\n\n".join(tables)
 
 
-def title(results: BenchmarkResults) -> str:
+def _header_and_footer(results: BenchmarkResults) -> tuple[str, list[str]]:
     env, cfg = results.environment, results.config
-    return (
+    title = (
         "Milvus vector-store benchmark "
         f"(target: {env.get('target', '?')}, index: {env.get('index', '?')}, "
         f"embeddings: {env.get('embeddings', '?')}, prefill: {cfg.get('prefill')}, "
         f"k: {cfg.get('k')}, queries: {describe_queries(results.query_set)})"
     )
-
-
-def _footer(results: BenchmarkResults) -> list[str]:
-    env = results.environment
     lines = [NOTE]
-    impls = env.get("contenders")
-    if isinstance(impls, dict):
+    if isinstance(impls := env.get("contenders"), dict):
         lines.append("Contenders: " + "; ".join(f"{k} = {v}" for k, v in impls.items()))
     if env.get("versions") or env.get("machine"):
         versions = ", ".join(f"{k} {v}" for k, v in dict(env.get("versions", {})).items())
         lines.append(f"Versions: {versions}. Machine: {env.get('machine', '?')}")
     lines += [f"FAILED {case.label}: {case.error}" for case in results.failures]
-    lines.append(f"Total run time: {results.wall_time_s:.1f} s")
-    return lines
+    return title, [*lines, f"Total run time: {results.wall_time_s:.1f} s"]
 
 
 def format_report(results: BenchmarkResults) -> str:
     """Title, tables, notes on contenders, versions and failures (plain text)."""
-    return "\n".join([title(results), "", format_table(results), "", *_footer(results)])
+    title, footer = _header_and_footer(results)
+    return "\n".join([title, "", format_table(results), "", *footer])
 
 
 def format_markdown(results: BenchmarkResults) -> str:
     """The same report as GitHub markdown (what ``--markdown PATH`` writes)."""
-    body = format_table(results, render_markdown)
-    return "\n\n".join([f"**{title(results)}**", body, *_footer(results)]) + "\n"
+    title, footer = _header_and_footer(results)
+    return "\n\n".join([f"**{title}**", format_table(results, render_markdown), *footer]) + "\n"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import CONTENDERS, WORKLOADS
+from .config import CEILING, CONTENDERS, LCM_ASYNC, OURS_SYNC, WORKLOADS
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -99,11 +99,9 @@ class CaseResult:
         if total_s == median or self.latency is None:
             self.latency = LatencyStats.from_seconds(latencies_s)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseResult:
+        """Inverse of ``dataclasses.asdict`` (keys it does not know, such as ratios, ignored)."""
         values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         latency = values.pop("latency", None)
         return cls(**values, latency=LatencyStats(**latency) if latency else None)
@@ -167,32 +165,20 @@ class BenchmarkResults:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict, with the ratios (from medians) added to each case."""
-        cases = []
-        for case in self.ordered_cases():
-            entry = case.to_dict()
-            entry["speedup_vs_langchain_milvus_async"] = self.ratio(case, "langchain-milvus-async")
-            entry["speedup_vs_ours_sync"] = self.ratio(case, "ours-sync")
-            entry["fraction_of_ceiling"] = self.ratio(case, "ceiling")
-            cases.append(entry)
-        return {"config": self.config, "environment": self.environment, "cases": cases,
-                "started_at": self.started_at, "wall_time_s": self.wall_time_s}  # fmt: skip
+        ratios = {"speedup_vs_langchain_milvus_async": LCM_ASYNC,
+                  "speedup_vs_ours_sync": OURS_SYNC, "fraction_of_ceiling": CEILING}  # fmt: skip
+        cases = [{**asdict(c), **{k: self.ratio(c, base) for k, base in ratios.items()}}
+                 for c in self.ordered_cases()]  # fmt: skip
+        return {**asdict(self), "cases": cases}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchmarkResults:
-        return cls(
-            config=dict(data.get("config", {})),
-            environment=dict(data.get("environment", {})),
-            cases=[CaseResult.from_dict(c) for c in data.get("cases", [])],
-            started_at=str(data.get("started_at", "")),
-            wall_time_s=float(data.get("wall_time_s", 0.0)),
-        )
-
-    @classmethod
     def from_json(cls, text: str) -> BenchmarkResults:
-        return cls.from_dict(json.loads(text))
+        """Inverse of :meth:`to_json`."""
+        data = {k: v for k, v in json.loads(text).items() if k in cls.__dataclass_fields__}
+        return cls(**{**data, "cases": [CaseResult.from_dict(c) for c in data.get("cases", [])]})
 
 
 def _index(order: Sequence[str], value: str) -> int:

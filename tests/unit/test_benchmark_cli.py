@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -597,7 +598,7 @@ def test_repetitions_report_median_and_spread() -> None:
     assert case.total_s == 2.0 and case.throughput == pytest.approx(50.0)
     assert (case.throughput_min, case.throughput_max) == (pytest.approx(25.0), 100.0)
     assert case.latency is not None and case.latency.p50_ms == pytest.approx(20.0)  # the median's
-    again = CaseResult.from_dict(json.loads(json.dumps(case.to_dict())))
+    again = CaseResult.from_dict(json.loads(json.dumps(dataclasses.asdict(case))))
     assert again == case
 
 
