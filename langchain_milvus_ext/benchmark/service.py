@@ -1,14 +1,12 @@
 """The service workload: the way most users meet concurrency, a web app's independent requests.
 
-A small Starlette app, served by uvicorn on a free loopback port in a thread of this process,
-runs one ``asimilarity_search`` per ``GET /search?q=...``. An httpx client sends
+A small Starlette app, served by uvicorn on a free loopback port in a thread of this process
+(where an in-process Milvus Lite file can be reached), runs one ``asimilarity_search`` per
+``GET /search?q=...``. An httpx client in a separate process (its own core and GIL) sends
 ``service_requests`` requests from a fixed number of concurrent clients; each level of
 ``service_concurrency`` is a case (requests/s, p50/p99 latency per request). The same app serves
 our store and langchain-milvus, on a collection pre-filled (untimed) like the search workload's.
-
-Client, app and an in-process Milvus Lite share one process and GIL; the HTTP overhead is the
-same for both stores. starlette, uvicorn and httpx come from the ``benchmark`` extra and are
-imported only here.
+starlette, uvicorn and httpx come from the ``benchmark`` extra and are imported only here.
 """
 
 from __future__ import annotations
@@ -16,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ def run_service(ctx: BenchContext, contender: Contender) -> list[CaseResult]:
                 clients = case.concurrency or 1
 
                 def one(fresh: bool, clients: int = clients) -> tuple[Timed, int]:
-                    return asyncio.run(load(ctx, url, queries, clients)), rows
+                    return load(url, queries, clients), rows
 
                 repeat_case(ctx, case, name, one, drop=False)
     except Exception as exc:  # the app did not start: every level fails, named
@@ -72,8 +73,12 @@ def serve(ctx: BenchContext, contender: Contender, name: str) -> Iterator[tuple[
             return JSONResponse([{"id": d.id, "page_content": d.page_content,
                                   "metadata": d.metadata} for d in docs])  # fmt: skip
 
+        async def reset(request: Request) -> JSONResponse:  # after the warm-up round
+            ctx.embeddings.reset()
+            return JSONResponse(None)
+
         port = free_port()
-        app = Starlette(routes=[Route("/search", search)])
+        app = Starlette(routes=[Route("/search", search), Route("/reset", reset, methods=["POST"])])
         server = uvicorn.Server(uvicorn.Config(
             app, host="127.0.0.1", port=port, loop="asyncio", lifespan="off",
             log_level="warning", access_log=False,
@@ -90,16 +95,29 @@ def serve(ctx: BenchContext, contender: Contender, name: str) -> Iterator[tuple[
         close_store(store)
 
 
-async def load(ctx: BenchContext, url: str, queries: list[str], clients: int) -> Timed:
-    """Send one request per query from ``clients`` concurrent clients, after a warm-up round.
+def load(url: str, queries: list[str], clients: int) -> Timed:
+    """Run :func:`_load` in a separate Python process (so the load's CPU is not the app's)."""
+    done = subprocess.run(
+        [sys.executable, "-m", __name__, url, str(clients)],
+        input=json.dumps(queries), capture_output=True, text=True, timeout=3600, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"the HTTP load failed: {done.stderr[-2000:]}")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    outputs = [[Document(**d) for d in out] for out in data["outputs"]]
+    return Timed(data["total_s"], data["latencies"], outputs)
+
+
+async def _load(url: str, queries: list[str], clients: int) -> dict[str, Any]:
+    """One request per query from ``clients`` concurrent clients, after a warm-up round.
 
     The warm-up (one request per client, untimed) opens the connections and the store's
-    async client in the app's loop; the embedding counters are reset after it.
+    async client in the app's loop; then the app resets the embedding counters.
     """
     import httpx
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=300.0) as client:
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=600.0) as client:
 
         async def run(indexes: Iterator[int], outputs: list[Any], latencies: list[float]) -> None:
             for i in indexes:  # shared by the clients: each request is sent once
@@ -107,7 +125,7 @@ async def load(ctx: BenchContext, url: str, queries: list[str], clients: int) ->
                 response = await client.get("/search", params={"q": queries[i]})
                 response.raise_for_status()
                 latencies[i] = time.perf_counter() - t0
-                outputs[i] = [Document(**d) for d in response.json()]
+                outputs[i] = response.json()
 
         async def round_(count: int) -> tuple[list[Any], list[float]]:
             outputs, latencies = [None] * count, [0.0] * count
@@ -116,8 +134,14 @@ async def load(ctx: BenchContext, url: str, queries: list[str], clients: int) ->
             return outputs, latencies
 
         await round_(min(clients, len(queries)))
-        ctx.embeddings.reset()
+        (await client.post("/reset")).raise_for_status()
         gc.collect()
         start = time.perf_counter()
         outputs, latencies = await round_(len(queries))
-        return Timed(time.perf_counter() - start, latencies, outputs)
+        total_s = time.perf_counter() - start
+    return {"total_s": total_s, "latencies": latencies, "outputs": outputs}
+
+
+if __name__ == "__main__":  # the load process: URL and clients as arguments, queries on stdin
+    result = asyncio.run(_load(sys.argv[1], json.load(sys.stdin), int(sys.argv[2])))
+    print(json.dumps(result))
