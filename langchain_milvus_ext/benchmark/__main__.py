@@ -46,11 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, default, meta in cli_fields():
         options = {k: v for k, v in meta.items() if k != "help"}
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
-        help_text = f"{meta['help']} [{shown}]"
-        if isinstance(default, bool):
+        help_text = meta["help"] if default is None else f"{meta['help']} [{shown}]"
+        if isinstance(default, bool):  # --flag, or --no-flag for a setting on by default
             flag = f"--no-{name}" if default else f"--{name}"
-            action = "store_false" if default else "store_true"
-            s.add_argument(flag.replace("_", "-"), dest=name, action=action, help=meta["help"])
+            s.add_argument(flag.replace("_", "-"), dest=name, action=f"store_{not default}".lower(),
+                           help=f"no {meta['help']}" if default else meta["help"])  # fmt: skip
             continue
         if isinstance(default, tuple):
             options.update(nargs="+", type=type(default[0]))

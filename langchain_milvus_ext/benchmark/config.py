@@ -63,9 +63,11 @@ class BenchmarkConfig:
     n: tuple[int, ...] = _opt((100, 1000), "operations per case", metavar="N")
     prefill: int = _opt(1000, "documents pre-loaded for every workload but add", metavar="DOCS")
     workloads: tuple[str, ...] = _opt(
-        ("add", "search", "delete"), "workloads to run", choices=WORKLOADS, metavar="W"
+        ("add", "search", "delete"), "some of %(choices)s", choices=WORKLOADS, metavar="W"
     )
-    contenders: tuple[str, ...] = _opt(CONTENDERS, "contenders", choices=CONTENDERS, metavar="C")
+    contenders: tuple[str, ...] = _opt(
+        CONTENDERS, "some of %(choices)s", choices=CONTENDERS, metavar="C"
+    )
     repeat: int = _opt(3, "timed repetitions per case (median and min-max reported)")
     case_budget_s: float = _opt(
         10.0, "seconds of timed work after which a case repeats no more (0: no limit)", metavar="S"
