@@ -139,9 +139,10 @@ def _header_and_footer(results: BenchmarkResults) -> tuple[str, list[str]]:
     lines = [NOTE]
     if isinstance(impls := env.get("contenders"), dict):
         lines.append("Contenders: " + "; ".join(f"{k} = {v}" for k, v in impls.items()))
-    if env.get("versions") or env.get("machine"):
-        versions = ", ".join(f"{k} {v}" for k, v in dict(env.get("versions", {})).items())
-        lines.append(f"Versions: {versions}. Machine: {env.get('machine', '?')}")
+    if isinstance(versions := env.get("versions"), dict):
+        lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    if isinstance(m := env.get("machine"), dict):
+        lines.append(f"Machine: {m.get('cores')} cores, {m.get('memory_gib')} GiB, {m.get('cpu')}")
     lines += [f"FAILED {case.label}: {case.error}" for case in results.failures]
     return title, [*lines, f"Total run time: {results.wall_time_s:.1f} s"]
 

@@ -169,16 +169,16 @@ def environment(ctx: BenchContext, target: str, contenders: list[Contender]) -> 
     }
 
 
-def machine() -> str:
-    """Cores, memory and CPU model of this machine, e.g. ``2 cores, 7.8 GiB, AMD EPYC ...``."""
-    parts = [f"{os.cpu_count()} cores"]
+def machine() -> dict[str, Any]:
+    """This machine: ``{"cores": 2, "memory_gib": 7.8, "cpu": "AMD EPYC ..."}``."""
+    info: dict[str, Any] = {"cores": os.cpu_count(), "memory_gib": None,
+                            "cpu": platform.processor() or platform.machine()}  # fmt: skip
     with contextlib.suppress(ValueError, OSError, AttributeError):
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        parts.append(f"{memory / 2**30:.1f} GiB")
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
-        model = next((line.split(":", 1)[1].strip() for line in fh if "model name" in line), "")
-        parts.append(model)
-    return ", ".join(p for p in parts if p) or platform.processor()
+        info["memory_gib"] = round(memory / 2**30, 1)
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo", encoding="utf-8") as fh:
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
+    return info
 
 
 # -- where it runs ------------------------------------------------------------------------

@@ -37,7 +37,8 @@ def test_tiny_run_all_contenders(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert results.failures == []
     versions = results.environment["versions"]
     assert {"langchain-milvus-ext", "pymilvus", "milvus-lite", "server"} <= set(versions)
-    assert "cores" in results.environment["machine"]
+    machine = results.environment["machine"]
+    assert machine["cores"] >= 1 and machine["memory_gib"] > 0 and machine["cpu"]
     for workload in STORE_WORKLOADS:
         for contender in CONTENDERS:
             case = results.get(workload, N, contender)

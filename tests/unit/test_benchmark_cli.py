@@ -683,7 +683,7 @@ def service_results() -> BenchmarkResults:
         ]
     results.cases += [_case("add", 100, "ours-async", 900.0)]
     results.environment["versions"] = {"pymilvus": "3.0.2"}
-    results.environment["machine"] = "2 cores"
+    results.environment["machine"] = {"cores": 2, "memory_gib": 7.8, "cpu": "AMD EPYC"}
     return results
 
 
@@ -700,7 +700,7 @@ def test_service_table(tmp_path: Path) -> None:
     assert rows[-1].split()[:4] == ["16", "200", "langchain-milvus-async", "45.0"]
     assert "13.3x" in [r for r in rows if "ours-async" in r][-1]
     report = format_report(results)
-    assert "Versions: pymilvus 3.0.2. Machine: 2 cores" in report
+    assert "Versions: pymilvus 3.0.2\nMachine: 2 cores, 7.8 GiB, AMD EPYC" in report
 
 
 def test_charts_scaling_and_service(tmp_path: Path) -> None:
