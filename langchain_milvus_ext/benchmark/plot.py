@@ -36,7 +36,7 @@ def _contenders(cases: list[CaseResult]) -> list[str]:
 
 def _subtitle(results: BenchmarkResults) -> str:
     env, cfg = results.environment, results.config
-    return (f"{env.get('target', '')} | {env.get('index', '')} | {env.get('embeddings', '')} | "
+    return (f"{env.get('target', '')} | {env.get('index', '')}\n{env.get('embeddings', '')} | "
             f"prefill {cfg.get('prefill')}, k={cfg.get('k')}, {results.query_set} queries, "
             f"median of up to {cfg.get('repeat', 1)} runs")  # fmt: skip
 
@@ -110,47 +110,66 @@ def write_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
     return _save(fig, path)
 
 
+Panel = tuple[str, str, Callable[[CaseResult], bool], Callable[[CaseResult], float] | None]
+"""``(title, y label, which cases, y value)``; no y value = median throughput with its spread."""
+
+
 def _lines(
     results: BenchmarkResults,
     path: str | os.PathLike[str],
-    panels: list[tuple[str, Callable[[CaseResult], bool]]],
+    panels: list[Panel],
     x: Callable[[CaseResult], float],
-    labels: tuple[str, str],
+    xlabel: str,
     title: str,
 ) -> Path:
-    """One log-log panel per ``(title, case filter)``: a line per contender."""
-    fig, axes = _figure(len(panels), 4.2 * len(panels) + 1)
-    for ax, (panel, keep) in zip(axes, panels, strict=True):
+    """One log-log panel per :data:`Panel`: a line per contender."""
+    fig, axes = _figure(len(panels), max(8.0, 4.2 * len(panels) + 1))
+    for ax, (panel, ylabel, keep, y) in zip(axes, panels, strict=True):
         for contender in CONTENDERS:
             cases = sorted((c for c in results.cases if c.ok and c.contender == contender
                             and keep(c)), key=x)  # fmt: skip
             if cases:
-                ax.errorbar([x(c) for c in cases], [c.throughput for c in cases],
-                            yerr=_errors(cases), marker="o", capsize=2, label=contender,
-                            color=COLORS.get(contender))  # fmt: skip
-        ax.set(xscale="log", yscale="log", title=panel, xlabel=labels[0], ylabel=labels[1])
+                ax.errorbar([x(c) for c in cases], [(y or _rate)(c) for c in cases],
+                            yerr=None if y else _errors(cases), marker="o", capsize=2,
+                            label=contender, color=COLORS.get(contender))  # fmt: skip
+        ax.set(xscale="log", yscale="log", title=panel, xlabel=xlabel, ylabel=ylabel)
         ax.grid(which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{title}\n{_subtitle(results)}", fontsize=9)
     return _save(fig, path)
 
 
+def _rate(case: CaseResult) -> float:
+    return case.throughput or 0.0
+
+
+def _p99(case: CaseResult) -> float:
+    return case.latency.p99_ms if case.latency else 0.0
+
+
 def write_scaling_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
     """ops/s against N, log-log, one panel per store workload, a line per contender."""
     ok = _ok(results, service=False)
     workloads = [w for w in STORE_WORKLOADS if any(c.workload == w for c in ok)]
-    panels: list[tuple[str, Callable[[CaseResult], bool]]] = [
-        (w, lambda c, w=w: c.workload == w) for w in workloads  # type: ignore[misc]
+    panels: list[Panel] = [
+        (w, "ops/s", lambda c, w=w: c.workload == w, None)  # type: ignore[misc]
+        for w in workloads
     ]
-    return _lines(results, path, panels, lambda c: c.n, ("N (operations)", "ops/s"),
+    return _lines(results, path, panels, lambda c: c.n, "N (operations)",
                   "How throughput grows with the work")  # fmt: skip
 
 
 def write_service_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
-    """The service workload: requests/s against concurrent clients, log-log, a line each."""
-    panels = [("service: one asimilarity_search per request", lambda c: c.workload == "service")]
-    return _lines(results, path, panels, lambda c: c.concurrency or 1,
-                  ("concurrent HTTP clients", "requests/s"), "ASGI service")  # fmt: skip
+    """The service workload against concurrent clients, log-log: requests/s and p99 latency."""
+
+    def service(c: CaseResult) -> bool:
+        return c.workload == "service"
+
+    panels: list[Panel] = [("requests/s", "requests/s", service, None),
+                           ("p99 latency", "ms", service, _p99)]  # fmt: skip
+    title = "ASGI service: one asimilarity_search per request"
+    return _lines(results, path, panels, lambda c: c.concurrency or 1, "concurrent HTTP clients",
+                  title)  # fmt: skip
 
 
 def write_plots(results: BenchmarkResults, path: str | os.PathLike[str]) -> list[Path]:
