@@ -18,11 +18,12 @@ SERVICE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 _LEFT = {"workload", "contender", "check"}
 NOTE = (
-    "ops/s = N / median total s over the repetitions (min-max: their spread); ratios are of "
-    "medians. Latency per call: sync loops time each call; async gathers time each call from "
-    "the moment all N were submitted; the ceiling is one batched call, so every operation's "
-    "latency is the batch's. Service: one HTTP request = one asimilarity_search."
+    "ops/s = N / median total s over the reps (min-max: their spread; a cell stops repeating "
+    "once its reps took --case-budget-s); ratios are of medians. Latency per call: sync loops "
+    "time each call; async gathers time each call from the moment all N were submitted; the "
+    "ceiling is one batched call, so every operation's latency is the batch's."
 )
+SERVICE_NOTE = "Service: one HTTP request = one asimilarity_search; latency per request."
 
 
 def fmt_seconds(value: float | None) -> str:
@@ -136,7 +137,7 @@ def _header_and_footer(results: BenchmarkResults) -> tuple[str, list[str]]:
         f"embeddings: {env.get('embeddings', '?')}, prefill: {cfg.get('prefill')}, "
         f"k: {cfg.get('k')}, queries: {describe_queries(results.query_set)})"
     )
-    lines = [NOTE]
+    lines = [NOTE, *([SERVICE_NOTE] if any(c.workload == "service" for c in results.cases) else [])]
     if isinstance(impls := env.get("contenders"), dict):
         lines.append("Contenders: " + "; ".join(f"{k} = {v}" for k, v in impls.items()))
     if isinstance(versions := env.get("versions"), dict):
