@@ -1,33 +1,167 @@
-"""Correctness checks run after each timed workload; a failure fails the case loudly."""
+"""What every case shares (target, embeddings, documents, a checker client), and the
+correctness checks after each timed repetition: row counts, k known results, recall against
+brute force, deleted ids gone. A failed check fails the case loudly."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+import numpy as np
 from langchain_core.documents import Document
+from pymilvus import MilvusClient
 
-from .context import BenchContext
-from .data import UPDATED_PREFIX, doc_key, key_from_content
+from .config import BenchmarkConfig
+from .data import UPDATED_PREFIX, CountingEmbeddings, doc_key, key_from_content, make_documents
+from .data import query_text as _query_text
+
+_UNSAFE = re.compile(r"[^0-9A-Za-z_]")
+KEY_CHUNK = 100
+TEXT_FIELD = "text"
+"""The scalar field holding ``page_content`` in every contender's collection."""
 
 
 class CheckFailure(AssertionError):
     """A contender returned or stored wrong data."""
 
 
-@dataclass(frozen=True)
-class CollectionView:
-    """How the checker reads a contender's collection."""
+def key_filter(keys: Sequence[str]) -> str:
+    """``id in ["doc_0", ...]``: a scalar field of langchain-milvus's and the ceiling's
+    collections, a dynamic-field key of ours; the checker reads every contender's rows so."""
+    return f"id in {json.dumps(list(keys))}"
 
-    name: str
-    key_filter: Callable[[Sequence[str]], str]
-    text_field: str = "text"
+
+def milvus_client(uri: str, token: str | None) -> Any:
+    """A ``pymilvus.MilvusClient`` for ``uri``."""
+    return MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
+
+
+@dataclass
+class BenchContext:
+    """What every case needs; the checker client is separate from the contenders' clients.
+
+    The checker reads with ``consistency_level="Strong"`` so counts see every acknowledged
+    write, whatever consistency level the contender wrote with.
+    """
+
+    config: BenchmarkConfig
+    uri: str
+    token: str | None
+    embeddings: CountingEmbeddings
+    _checker: Any = field(default=None, init=False, repr=False)
+    _query_vectors: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def checker(self) -> Any:
+        """A ``pymilvus.MilvusClient`` used only for set-up and correctness checks."""
+        self._checker = self._checker or milvus_client(self.uri, self.token)
+        return self._checker
+
+    def close(self) -> None:
+        if self._checker is not None:
+            self._checker, checker = None, self._checker
+            checker.close()
+
+    @cached_property
+    def prefill_docs(self) -> list[Document]:
+        return make_documents(self.config.prefill, self.config.seed)
+
+    @cached_property
+    def add_docs(self) -> list[Document]:
+        return make_documents(max(self.config.n), self.config.seed)
+
+    @cached_property
+    def prefill_by_key(self) -> dict[str, Document]:
+        return {str(d.metadata["id"]): d for d in self.prefill_docs}
+
+    def query(self, i: int) -> str:
+        return _query_text(i, distinct=self.config.distinct_queries)
+
+    def queries(self, n: int) -> list[str]:
+        """The first ``n`` query texts, duplicates included (the same list for everyone)."""
+        return [self.query(i) for i in range(n)]
+
+    @cached_property
+    def dim(self) -> int:
+        """The embedding size (probed once, untimed, when the configuration leaves it open)."""
+        dim = self.config.effective_dim
+        return dim if dim is not None else len(self.embeddings.inner.embed_query("probe"))
+
+    @property
+    def store_index_params(self) -> dict[str, Any] | None:
+        """``index_params`` given to every store (``None`` = each store's own default)."""
+        if self.config.metric == "native":
+            return None
+        return {"index_type": "AUTOINDEX", "metric_type": self.config.metric, "params": {}}
+
+    @property
+    def ceiling_metric(self) -> str:
+        """The ceiling's metric: the forced one, else pymilvus's default (COSINE)."""
+        return "COSINE" if self.config.metric == "native" else self.config.metric
+
+    def collection_name(self, contender: str, workload: str, n: int) -> str:
+        """A valid Milvus collection name for one case."""
+        return _UNSAFE.sub("_", f"{self.config.collection_prefix}_{workload}_{n}_{contender}")
+
+    def count(self, collection: str, expr: str = "") -> int:
+        """Rows matching ``expr`` (all rows when empty), read with Strong consistency."""
+        rows = self.checker.query(
+            collection, filter=expr, output_fields=["count(*)"], consistency_level="Strong"
+        )
+        return int(rows[0]["count(*)"])
+
+    def count_keys(self, collection: str, keys: Sequence[str]) -> int:
+        """Rows whose metadata ``id`` is one of ``keys`` (queried in chunks of 100 keys)."""
+        return sum(
+            self.count(collection, key_filter(keys[i : i + KEY_CHUNK]))
+            for i in range(0, len(keys), KEY_CHUNK)
+        )
+
+    def drop(self, collection: str) -> None:
+        if not self.config.keep_collections and self.checker.has_collection(collection):
+            self.checker.drop_collection(collection)
+
+    def metric(self, collection: str) -> str | None:
+        """The metric of the collection's dense vector index (``L2``, ``IP`` or ``COSINE``)."""
+        metrics = [str(self.checker.describe_index(collection, i).get("metric_type", "")).upper()
+                   for i in self.checker.list_indexes(collection)]  # fmt: skip
+        return next((m for m in metrics if m in {"L2", "IP", "COSINE"}), None)
+
+    @cached_property
+    def _reference_docs(self) -> np.ndarray | None:
+        """The pre-filled documents' vectors, or ``None`` when the embeddings are remote."""
+        if not self.embeddings.inner_is_local:
+            return None  # do not pay a remote model to embed the reference set
+        texts = [d.page_content for d in self.prefill_docs]
+        return np.asarray(self.embeddings.inner.embed_documents(texts))
+
+    def exact_top_k(self, query: str, metric: str) -> list[str] | None:
+        """Brute-force top-k metadata ids of ``query`` in the pre-filled documents.
+
+        ``None`` when the embeddings are remote (recall is then not checked).
+        """
+        docs = self._reference_docs
+        if docs is None:
+            return None
+        q = self._query_vectors.get(query)
+        if q is None:  # from the uncounted inner model, once per text
+            q = self._query_vectors[query] = np.asarray(self.embeddings.inner.embed_query(query))
+        if metric == "L2":
+            order = np.argsort(((docs - q) ** 2).sum(axis=1))
+        elif metric == "IP":
+            order = np.argsort(-(docs @ q))
+        else:
+            order = np.argsort(-(docs @ q) / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q)))
+        return [str(self.prefill_docs[int(i)].metadata["id"]) for i in order[: self.config.k]]
 
 
 @dataclass
 class CheckReport:
-    """What the checks saw."""
+    """What the checks saw: rows left, recall@k (searches), the checks passed."""
 
     rows_after: int | None = None
     recall: float | None = None
@@ -44,94 +178,87 @@ def doc_identifier(doc: Document) -> Any:
     return doc.id if doc.id is not None else doc.metadata.get("pk")
 
 
-def check_count(ctx: BenchContext, view: CollectionView, expected: int, what: str) -> int:
-    rows = ctx.count(view.name)
+def check_case(
+    ctx: BenchContext, collection: str, workload: str, n: int, outputs: Sequence[Any],
+    rows_before: int,
+) -> CheckReport:  # fmt: skip
+    """Check one timed repetition's results and the collection it left behind.
+
+    Raises:
+        CheckFailure: Wrong results, row counts, recall, or rows left that should be gone.
+    """
+    expect(len(outputs) == n, f"{len(outputs)} results for {n} operations")
+    report = CheckReport(rows_after=rows_before)
+    keys = [doc_key(i) for i in range(n)]
+    if workload == "add":
+        for i, out in enumerate(outputs):
+            ok = isinstance(out, list) and len(out) == 1 and out[0] is not None
+            expect(ok, f"add #{i} returned {out!r}, expected a list with one id")
+        ids = {str(out[0]) for out in outputs}
+        expect(len(ids) == n, f"add returned {n - len(ids)} duplicate ids")
+        report.rows_after = _count(ctx, collection, rows_before + n, "after add")
+        stored = ctx.count_keys(collection, keys)
+        expect(stored == n, f"after add: {stored} rows carry the added metadata ids, expected {n}")
+        report.passed += [f"{n} distinct ids", f"row count {report.rows_after} = {rows_before}+{n}"]
+    elif workload in ("search", "mmr", "service"):
+        _check_search(ctx, collection, outputs, report, mmr=workload == "mmr")
+    elif workload == "delete":
+        failed = [i for i, out in enumerate(outputs) if out is False]
+        expect(not failed, f"{len(failed)} deletes reported failure (first: #{failed[:1]})")
+        report.rows_after = _count(ctx, collection, rows_before - n, "after delete")
+        left = ctx.count_keys(collection, keys)
+        expect(left == 0, f"after delete: {left} deleted metadata ids still present")
+        report.passed.append(f"row count {report.rows_after} = {rows_before} - {n}")
+    elif workload == "upsert":
+        report.rows_after = _count(ctx, collection, rows_before, "after upsert (no new rows)")
+        updated = ctx.count(collection, f'{TEXT_FIELD} like "{UPDATED_PREFIX}%"')
+        expect(updated == n, f"after upsert: {updated} rows carry the new content, expected {n}")
+        same = ctx.count_keys(collection, keys)
+        expect(same == n, f"after upsert: {same} rows for the {n} upserted metadata ids")
+        report.passed.append(f"{n} rows replaced in place, row count {report.rows_after}")
+    else:
+        raise ValueError(f"unknown workload {workload!r}")
+    return report
+
+
+def _count(ctx: BenchContext, collection: str, expected: int, what: str) -> int:
+    rows = ctx.count(collection)
     expect(rows == expected, f"{what}: collection has {rows} rows, expected {expected}")
     return rows
 
 
-def check_case(
-    ctx: BenchContext,
-    view: CollectionView,
-    workload: str,
-    n: int,
-    outputs: Sequence[Any],
-    rows_before: int,
-) -> CheckReport:
-    """Dispatch to the workload's checks. Raises :class:`CheckFailure`."""
-    expect(len(outputs) == n, f"{len(outputs)} results for {n} operations")
-    if workload == "add":
-        return _check_add(ctx, view, n, outputs, rows_before)
-    if workload in ("search", "mmr"):
-        return _check_search(ctx, view, n, outputs, rows_before, mmr=workload == "mmr")
-    if workload == "delete":
-        return _check_delete(ctx, view, n, outputs, rows_before)
-    if workload == "upsert":
-        return _check_upsert(ctx, view, n, rows_before)
-    raise ValueError(f"unknown workload {workload!r}")
-
-
-def _check_add(
-    ctx: BenchContext, view: CollectionView, n: int, outputs: Sequence[Any], rows_before: int
-) -> CheckReport:
-    report = CheckReport()
-    ids: list[Any] = []
-    for i, out in enumerate(outputs):
-        expect(
-            isinstance(out, list) and len(out) == 1 and out[0] is not None,
-            f"add #{i} returned {out!r}, expected a list with one id",
-        )
-        ids.append(out[0])
-    expect(len({str(x) for x in ids}) == n, f"add returned {n - len(set(ids))} duplicate ids")
-    report.passed.append(f"{n} distinct ids returned")
-    report.rows_after = check_count(ctx, view, rows_before + n, "after add")
-    keys = [doc_key(i) for i in range(n)]
-    stored = ctx.count_keys(view.name, view.key_filter, keys)
-    expect(stored == n, f"after add: {stored} rows carry the added metadata ids, expected {n}")
-    report.passed.append(f"row count {report.rows_after} = {rows_before} + {n}")
-    return report
-
-
 def _check_search(
-    ctx: BenchContext,
-    view: CollectionView,
-    n: int,
-    outputs: Sequence[Any],
-    rows_before: int,
-    *,
-    mmr: bool,
-) -> CheckReport:
-    report = CheckReport(rows_after=rows_before)
-    k = ctx.config.k
-    what = "mmr" if mmr else "search"
+    ctx: BenchContext, collection: str, outputs: Sequence[Any], report: CheckReport, *, mmr: bool
+) -> None:
+    k, what = ctx.config.k, "mmr" if mmr else "search"
     returned: list[list[str]] = []
     for i, docs in enumerate(outputs):
         expect(isinstance(docs, list), f"{what} #{i} returned {type(docs).__name__}, not a list")
         expect(len(docs) == k, f"{what} #{i} returned {len(docs)} documents, expected k={k}")
-        keys = []
         for doc in docs:
             expect(isinstance(doc, Document), f"{what} #{i} returned a {type(doc).__name__}")
             _check_document(ctx, doc, f"{what} #{i}")
-            keys.append(str(doc.metadata["id"]))
+        keys = [str(doc.metadata["id"]) for doc in docs]
         expect(len(set(keys)) == len(keys), f"{what} #{i} returned duplicates {keys}")
         returned.append(keys)
-    report.passed.append(f"{n} x {k} known documents with ids")
-    if not mmr:
-        report.recall = _recall(ctx, view, returned)
-        if report.recall is not None:
-            expect(
-                report.recall >= ctx.config.min_recall,
-                f"mean recall@{k} {report.recall:.3f} < {ctx.config.min_recall} "
-                "(results are not the nearest neighbours)",
-            )
-            report.passed.append(f"recall@{k} {report.recall:.3f}")
-    return report
+    report.passed.append(f"{len(outputs)} x {k} known documents with ids")
+    metric = None if mmr else ctx.metric(collection)
+    truths = [ctx.exact_top_k(ctx.query(i), metric) for i in range(len(returned))] if metric else []
+    if truths and all(t is not None for t in truths):
+        hits = sum(len(set(t or ()).intersection(r)) for t, r in zip(truths, returned, strict=True))
+        report.recall = hits / (len(returned) * k)
+        expect(
+            report.recall >= ctx.config.min_recall,
+            f"mean recall@{k} {report.recall:.3f} < {ctx.config.min_recall} "
+            "(results are not the nearest neighbours)",
+        )
+        report.passed.append(f"recall@{k} {report.recall:.3f}")
 
 
 def _check_document(ctx: BenchContext, doc: Document, what: str) -> None:
     key = key_from_content(doc.page_content)
-    meta_key = doc.metadata.get("id")
     expect(key is not None, f"{what}: unknown page_content {doc.page_content[:60]!r}")
+    meta_key = doc.metadata.get("id")
     expect(meta_key == key, f"{what}: page_content of {key} carries metadata id {meta_key!r}")
     original = ctx.prefill_by_key.get(str(key))
     expect(original is not None, f"{what}: {key} was never written")
@@ -145,41 +272,3 @@ def _check_document(ctx: BenchContext, doc: Document, what: str) -> None:
         f"{what}: {key} metadata {doc.metadata!r} != {original.metadata!r}",
     )
     expect(doc_identifier(doc) is not None, f"{what}: {key} came back without an id")
-
-
-def _recall(ctx: BenchContext, view: CollectionView, returned: list[list[str]]) -> float | None:
-    metric = ctx.metric(view.name)
-    if metric is None:
-        return None
-    hits = 0
-    for i, keys in enumerate(returned):
-        truth = ctx.exact_top_k(ctx.query(i), metric)
-        if truth is None:
-            return None
-        hits += len(set(truth).intersection(keys))
-    return hits / (len(returned) * ctx.config.k)
-
-
-def _check_delete(
-    ctx: BenchContext, view: CollectionView, n: int, outputs: Sequence[Any], rows_before: int
-) -> CheckReport:
-    report = CheckReport()
-    failed = [i for i, out in enumerate(outputs) if out is False]
-    expect(not failed, f"{len(failed)} deletes reported failure (first: #{failed[:1]})")
-    report.rows_after = check_count(ctx, view, rows_before - n, "after delete")
-    left = ctx.count_keys(view.name, view.key_filter, [doc_key(i) for i in range(n)])
-    expect(left == 0, f"after delete: {left} deleted metadata ids still present")
-    report.passed.append(f"row count {report.rows_after} = {rows_before} - {n}")
-    return report
-
-
-def _check_upsert(ctx: BenchContext, view: CollectionView, n: int, rows_before: int) -> CheckReport:
-    report = CheckReport()
-    report.rows_after = check_count(ctx, view, rows_before, "after upsert (no new rows)")
-    updated = ctx.count(view.name, f'{view.text_field} like "{UPDATED_PREFIX}%"')
-    expect(updated == n, f"after upsert: {updated} rows carry the new content, expected {n}")
-    keys = [doc_key(i) for i in range(n)]
-    same_keys = ctx.count_keys(view.name, view.key_filter, keys)
-    expect(same_keys == n, f"after upsert: {same_keys} rows for the {n} upserted metadata ids")
-    report.passed.append(f"{n} rows replaced in place, row count {report.rows_after}")
-    return report

@@ -1,73 +1,202 @@
-"""Benchmark configuration: names of workloads and contenders, and the run settings."""
+"""Benchmark configuration: workload and contender names, the run settings and their CLI flags.
+
+Every setting is a field of :class:`BenchmarkConfig`; its ``metadata`` holds the CLI help, so
+the parser in ``__main__`` is derived from the dataclass, never restated.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
-WORKLOADS: tuple[str, ...] = ("add", "search", "mmr", "delete", "upsert")
-"""Every workload, in the order they run and are reported."""
+STORE_WORKLOADS: tuple[str, ...] = ("add", "search", "mmr", "delete", "upsert")
+"""The tutorial's workloads: N concurrent single calls (or a sync loop) per case."""
+WORKLOADS: tuple[str, ...] = (*STORE_WORKLOADS, "service")
+"""Every workload, in report order. ``service`` = one search per HTTP request to an ASGI app."""
 
-OURS_SYNC = "ours-sync"
-OURS_ASYNC = "ours-async"
-LCM_SYNC = "langchain-milvus-sync"
-LCM_ASYNC = "langchain-milvus-async"
+OURS_SYNC, OURS_ASYNC = "ours-sync", "ours-async"
+LCM_SYNC, LCM_ASYNC = "langchain-milvus-sync", "langchain-milvus-async"
 CEILING = "ceiling"
-
 CONTENDERS: tuple[str, ...] = (OURS_SYNC, OURS_ASYNC, LCM_SYNC, LCM_ASYNC, CEILING)
-"""Every contender, in report order."""
-
-PREFILLED_WORKLOADS: frozenset[str] = frozenset({"search", "mmr", "delete", "upsert"})
-"""Workloads that run on a collection pre-filled with ``prefill`` documents."""
-
-OURS_IMPLS: tuple[str, ...] = ("auto", "ext", "langchain-milvus")
-"""How the ``ours-*`` contenders are built: ``ext`` = ``langchain_milvus_ext.MilvusVectorStore``
-(fail if missing); ``auto`` = that, or mark them unavailable; ``langchain-milvus`` = a stand-in
-built from ``langchain_milvus.Milvus`` (for developing the benchmark itself)."""
+"""Every contender, in report order (the service workload runs the two async ones)."""
 
 EMBEDDINGS: tuple[str, ...] = ("fake", "openai")
-
 TARGETS: tuple[str, ...] = ("lite", "lite-server")
-"""Without ``uri``: a Milvus Lite file served in-process (``lite``), or a Milvus Lite server
-started as a separate process on a free loopback port (``lite-server``)."""
-
 METRICS: tuple[str, ...] = ("COSINE", "L2", "IP", "native")
-"""Index metric forced on every contender (AUTOINDEX), or ``native``: each store's default
-(langchain-milvus L2, ours COSINE; the ceiling then uses pymilvus's default, COSINE)."""
-
 QUERY_SETS: tuple[str, ...] = ("tutorial", "distinct")
-"""Query texts of the search and MMR workloads: ``tutorial`` = the published tutorial's
-``"test document {i % 50}"`` (50 distinct texts, whatever N); ``distinct`` =
-``"test document {i}"``, every query different. Our async store searches equal concurrent
-queries once, so only ``distinct`` makes every one of the N queries a separate search."""
-
-DEFAULT_N: tuple[int, ...] = (10, 100, 1000)
-DEFAULT_PREFILL = 1000
-QUICK_N: tuple[int, ...] = (10, 100)
-QUICK_PREFILL = 200
 DEFAULT_FAKE_DIM = 128
 DEFAULT_PLOT_PATH = "benchmark-results/benchmark.png"
+INSTALL_EXTRA = "pip install 'langchain-milvus-ext[benchmark]'"
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"n": (10, 100), "prefill": 200, "repeat": 1},
+    "full": {"n": (10, 100, 1000), "workloads": STORE_WORKLOADS},
+}
+"""``--quick`` and ``--full``: values for the settings not given explicitly."""
 
 
 class ConfigError(ValueError):
     """The benchmark configuration is invalid."""
 
 
-INSTALL_EXTRA = "pip install 'langchain-milvus-ext[benchmark]'"
+def _opt(default: Any, help: str, **cli: Any) -> Any:
+    """A config field whose CLI flag is derived from its name; ``cli`` goes to argparse."""
+    return field(default=default, metadata={"help": help, **cli})
 
 
-def require_extra(*, progress: bool, plot: bool) -> None:
-    """Check that the modules of the `benchmark` extra this run uses can be imported.
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """Settings of one benchmark run.
+
+    Each field is one CLI flag (``--field-name``) and is documented once, by the ``help`` in
+    its metadata (what ``--help`` prints). ``repeat`` timed repetitions run per case, each
+    after a warm-up call; a case stops repeating early when one more repetition (at the mean
+    so far) would take its timed total past ``case_budget_s``, so the default run stays near
+    3 minutes on 2 cores (slow cells such as 1,000 sync Lite calls run once). ``min_recall``
+    is the least mean recall@k of searches against brute force; ``collection_prefix`` names
+    the collections the benchmark creates and drops.
+
+    Example:
+        >>> BenchmarkConfig(n=(5,), prefill=20).validate()
+    """
+
+    n: tuple[int, ...] = _opt((100, 1000), "operations per case", metavar="N")
+    prefill: int = _opt(1000, "documents pre-loaded for every workload but add", metavar="DOCS")
+    workloads: tuple[str, ...] = _opt(
+        ("add", "search", "delete"), "some of %(choices)s", choices=WORKLOADS, metavar="W"
+    )
+    contenders: tuple[str, ...] = _opt(
+        CONTENDERS, "some of %(choices)s", choices=CONTENDERS, metavar="C"
+    )
+    repeat: int = _opt(3, "timed repetitions per case (median and min-max reported)")
+    case_budget_s: float = _opt(
+        10.0, "seconds of timed work after which a case repeats no more (0: no limit)", metavar="S"
+    )
+    k: int = _opt(3, "results per search")
+    fetch_k: int = _opt(20, "MMR candidates")
+    lambda_mult: float = _opt(0.5, "MMR diversity")
+    metric: str = _opt(
+        "COSINE", "AUTOINDEX metric forced on every contender; native = each store's own",
+        choices=METRICS,
+    )
+    queries: str = _opt(
+        "tutorial",
+        'search/mmr query texts: tutorial = "test document {i %% 50}" (50 distinct, searched '
+        'once each by our async store); distinct = "test document {i}"',
+        choices=QUERY_SETS,
+    )
+    service_concurrency: tuple[int, ...] = _opt(
+        (1, 16, 128), "concurrent HTTP clients of the service workload", metavar="C"
+    )
+    service_requests: int = _opt(500, "requests per service case")
+    embeddings: str = _opt("fake", "fake = DeterministicFakeEmbedding", choices=EMBEDDINGS)
+    dim: int | None = _opt(None, "embedding size (default: 128 fake, the model's)", type=int)
+    embed_latency_ms: float = _opt(0.0, "simulated latency per embedding request", metavar="MS")
+    openai_model: str = _opt("text-embedding-3-small", "OpenAI embedding model")
+    openai_base_url: str | None = _opt(None, "OpenAI-compatible embedding server", type=str)
+    uri: str | None = _opt(None, "Milvus URI (default: Milvus Lite in a temp dir)", type=str)
+    target: str = _opt("lite", "without --uri: Lite in-process or a lite server", choices=TARGETS)
+    token: str | None = _opt(None, "Milvus token", type=str)
+    seed: int = _opt(42, "document RNG seed")
+    keep_collections: bool = _opt(False, "do not drop each case's collection")
+    fail_fast: bool = _opt(False, "stop at the first failed case")
+    progress: bool = _opt(True, "progress bar on stderr")
+    min_recall: float = field(default=0.9)
+    collection_prefix: str = field(default="lcmx_bench")
+
+    @property
+    def effective_dim(self) -> int | None:
+        """The embedding size actually requested (``None``: the OpenAI model's default)."""
+        if self.dim is not None:
+            return self.dim
+        return DEFAULT_FAKE_DIM if self.embeddings == "fake" else None
+
+    @property
+    def distinct_queries(self) -> bool:
+        """``True`` when every search / MMR query text is different."""
+        return self.queries == "distinct"
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` if the settings cannot produce a meaningful run."""
+        if not self.n or min(self.n) < 1:
+            raise ConfigError(f"--n needs positive integers, got {list(self.n)}")
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            chosen = value if isinstance(value, tuple) else (value,)
+            if choices and (not chosen or set(chosen) - set(choices)):
+                raise ConfigError(f"unknown --{_flag(f.name)} {value!r}; choose from {choices}")
+            if isinstance(value, tuple) and len(set(value)) != len(value):
+                raise ConfigError(f"duplicate values in --{_flag(f.name)} {list(value)}")
+        if self.case_budget_s < 0:
+            raise ConfigError("--case-budget-s must be >= 0")
+        if self.repeat < 1 or self.service_requests < 1 or min(self.service_concurrency) < 1:
+            raise ConfigError("--repeat, --service-requests and --service-concurrency must be >= 1")
+        if self.k < 1 or self.fetch_k < self.k:
+            raise ConfigError(f"need 1 <= k <= fetch_k, got k={self.k} fetch_k={self.fetch_k}")
+        if self.embed_latency_ms < 0:
+            raise ConfigError("--embed-latency-ms must be >= 0")
+        if self.dim is not None and self.dim < 2:
+            raise ConfigError("--dim must be >= 2")
+        if {"search", "mmr", "service"} & set(self.workloads) and self.prefill < self.fetch_k:
+            raise ConfigError(f"--prefill must be >= fetch_k ({self.fetch_k}) for searches")
+        if set(self.workloads) - {"add"} and self.prefill < 1:
+            raise ConfigError("--prefill must be >= 1")
+        for_ids = sorted({"delete", "upsert"}.intersection(self.workloads))
+        if for_ids and self.prefill < max(self.n):
+            raise ConfigError(
+                f"--prefill ({self.prefill}) must be >= the largest N ({max(self.n)}) for "
+                f"{'/'.join(for_ids)}: each operation targets a distinct existing document"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-compatible values (the token is masked)."""
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if data["token"]:
+            data["token"] = "***"
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchmarkConfig:
+        """Inverse of :meth:`to_dict` (a masked token stays masked; unknown keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in data.items() if k in known}  # fmt: skip
+        return cls(**values)
+
+    @classmethod
+    def with_preset(cls, preset: str | None, **given: Any) -> BenchmarkConfig:
+        """The defaults, overridden by a :data:`PRESETS` entry, overridden by ``given``."""
+        return replace(cls(), **{**PRESETS.get(preset or "", {}), **given})
+
+
+def cli_fields() -> list[tuple[str, Any, dict[str, Any]]]:
+    """``(name, default, argparse options)`` of every setting that is a CLI flag."""
+    out = []
+    for f in fields(BenchmarkConfig):
+        if "help" in f.metadata and f.default is not MISSING:
+            out.append((f.name, f.default, dict(f.metadata)))
+    return out
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def require_extra(*, progress: bool, plot: bool, service: bool = False) -> None:
+    """Check that the modules of the ``benchmark`` extra this run uses can be imported.
 
     Args:
         progress: The run shows a progress bar (needs tqdm).
         plot: The run writes a chart (needs matplotlib).
+        service: The run has the service workload (needs starlette, uvicorn, httpx).
 
     Raises:
         ConfigError: A module is missing; the message says what to install.
     """
-    wanted = [name for name, used in (("tqdm", progress), ("matplotlib", plot)) if used]
-    missing = [name for name in wanted if not _importable(name)]
+    wanted = {"tqdm": progress, "matplotlib": plot, "starlette": service, "uvicorn": service,
+              "httpx": service}  # fmt: skip
+    missing = [name for name, used in wanted.items() if used and not _importable(name)]
     if missing:
         hint = " (or run with --no-progress)" if missing == ["tqdm"] else ""
         raise ConfigError(
@@ -82,140 +211,3 @@ def _importable(name: str) -> bool:
     except ImportError:
         return False
     return True
-
-
-@dataclass(frozen=True)
-class BenchmarkConfig:
-    """Settings of one benchmark run.
-
-    Args:
-        n: Numbers of concurrent single operations per workload (one case per value).
-        prefill: Documents loaded (untimed) before the search, mmr, delete and upsert workloads.
-        workloads: Subset of :data:`WORKLOADS`.
-        contenders: Subset of :data:`CONTENDERS`.
-        k: Results per search / MMR call.
-        fetch_k: MMR candidate count.
-        lambda_mult: MMR diversity parameter.
-        metric: One of :data:`METRICS`; the same AUTOINDEX metric for every contender by default.
-        embeddings: ``"fake"`` (``DeterministicFakeEmbedding``) or ``"openai"``.
-        dim: Embedding size; ``None`` = 128 for fake, the model's default for OpenAI.
-        embed_latency_ms: Simulated latency added to every embedding request.
-        openai_model: OpenAI embedding model name.
-        openai_base_url: Base URL of an OpenAI-compatible embedding server.
-        uri: Milvus URI; ``None`` = Milvus Lite in a temporary directory (see ``target``).
-        target: One of :data:`TARGETS`; used when ``uri`` is ``None``.
-        token: Milvus token.
-        seed: Seed of the document RNG.
-        ours_impl: One of :data:`OURS_IMPLS`.
-        collection_prefix: Prefix of the collections the benchmark creates (and drops).
-        keep_collections: Leave each case's collection in place after it ran.
-        fail_fast: Stop at the first failed case instead of recording it and going on.
-        min_recall: Minimum mean recall@k of the search workload (fake embeddings only).
-        queries: One of :data:`QUERY_SETS`, the query texts of the search and MMR workloads:
-            ``"tutorial"`` = the tutorial's ``"test document {i % 50}"`` (50 distinct texts);
-            ``"distinct"`` = ``"test document {i}"``, every query different.
-        progress: Show a tqdm progress bar on stderr.
-
-    Example:
-        >>> BenchmarkConfig(n=(5,), prefill=20).validate()
-    """
-
-    n: tuple[int, ...] = DEFAULT_N
-    prefill: int = DEFAULT_PREFILL
-    workloads: tuple[str, ...] = WORKLOADS
-    contenders: tuple[str, ...] = CONTENDERS
-    k: int = 3
-    fetch_k: int = 20
-    lambda_mult: float = 0.5
-    metric: str = "COSINE"
-    embeddings: str = "fake"
-    dim: int | None = None
-    embed_latency_ms: float = 0.0
-    openai_model: str = "text-embedding-3-small"
-    openai_base_url: str | None = None
-    uri: str | None = None
-    target: str = "lite"
-    token: str | None = None
-    seed: int = 42
-    ours_impl: str = "auto"
-    collection_prefix: str = "lcmx_bench"
-    keep_collections: bool = False
-    fail_fast: bool = False
-    min_recall: float = 0.9
-    queries: str = "tutorial"
-    progress: bool = True
-
-    @property
-    def effective_dim(self) -> int | None:
-        """The embedding size actually requested (``None``: the OpenAI model's default)."""
-        if self.dim is not None:
-            return self.dim
-        return DEFAULT_FAKE_DIM if self.embeddings == "fake" else None
-
-    @property
-    def distinct_queries(self) -> bool:
-        """``True`` when every search / MMR query text is different (``queries="distinct"``)."""
-        return self.queries == "distinct"
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` if the settings cannot produce a meaningful run."""
-        if not self.n or any(v < 1 for v in self.n):
-            raise ConfigError(f"--n needs positive integers, got {list(self.n)}")
-        _check_subset("workload", self.workloads, WORKLOADS)
-        _check_subset("contender", self.contenders, CONTENDERS)
-        if self.embeddings not in EMBEDDINGS:
-            raise ConfigError(f"unknown embeddings {self.embeddings!r}; choose from {EMBEDDINGS}")
-        if self.target not in TARGETS:
-            raise ConfigError(f"unknown target {self.target!r}; choose from {TARGETS}")
-        if self.metric not in METRICS:
-            raise ConfigError(f"unknown metric {self.metric!r}; choose from {METRICS}")
-        if self.queries not in QUERY_SETS:
-            raise ConfigError(f"unknown --queries {self.queries!r}; choose from {QUERY_SETS}")
-        if self.ours_impl not in OURS_IMPLS:
-            raise ConfigError(f"unknown --ours-impl {self.ours_impl!r}; choose from {OURS_IMPLS}")
-        if self.k < 1 or self.fetch_k < self.k:
-            raise ConfigError(f"need 1 <= k <= fetch_k, got k={self.k} fetch_k={self.fetch_k}")
-        if self.embed_latency_ms < 0:
-            raise ConfigError("--embed-latency-ms must be >= 0")
-        if self.dim is not None and self.dim < 2:
-            raise ConfigError("--dim must be >= 2")
-        if {"search", "mmr"}.intersection(self.workloads) and self.prefill < self.fetch_k:
-            raise ConfigError(f"--prefill must be >= fetch_k ({self.fetch_k}) for search/mmr")
-        if PREFILLED_WORKLOADS.intersection(self.workloads) and self.prefill < 1:
-            raise ConfigError("--prefill must be >= 1")
-        for_ids = {"delete", "upsert"}.intersection(self.workloads)
-        if for_ids and self.prefill < max(self.n):
-            raise ConfigError(
-                f"--prefill ({self.prefill}) must be >= the largest N ({max(self.n)}) for "
-                f"{'/'.join(sorted(for_ids))}: each operation targets a distinct existing document"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings as JSON-compatible values (the token is masked)."""
-        data = asdict(self)
-        data["n"] = list(self.n)
-        data["workloads"] = list(self.workloads)
-        data["contenders"] = list(self.contenders)
-        if data["token"]:
-            data["token"] = "***"
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchmarkConfig:
-        """Inverse of :meth:`to_dict` (a masked token stays masked)."""
-        values = dict(data)
-        for key in ("n", "workloads", "contenders"):
-            if key in values:
-                values[key] = tuple(values[key])
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-
-def _check_subset(what: str, chosen: tuple[str, ...], allowed: tuple[str, ...]) -> None:
-    if not chosen:
-        raise ConfigError(f"choose at least one {what}")
-    unknown = [c for c in chosen if c not in allowed]
-    if unknown:
-        raise ConfigError(f"unknown {what}(s) {unknown}; choose from {list(allowed)}")
-    if len(set(chosen)) != len(chosen):
-        raise ConfigError(f"duplicate {what}s in {list(chosen)}")

@@ -1,13 +1,15 @@
-"""PNG chart: contenders' throughput per workload at the largest N (grouped bars, log scale)."""
+"""PNG charts (matplotlib, imported only here): throughput per workload at the largest N,
+ops/s against N (log-log), and the service workload's requests/s and p99 against clients."""
 
 from __future__ import annotations
 
 import os
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from .config import CONTENDERS, WORKLOADS
-from .results import BenchmarkResults
+from .config import CONTENDERS, STORE_WORKLOADS
+from .results import BenchmarkResults, CaseResult
 
 COLORS: dict[str, str] = {
     "ours-sync": "#9ecae1",
@@ -19,93 +21,171 @@ COLORS: dict[str, str] = {
 
 
 def _short(value: float) -> str:
-    if value >= 10_000:
-        return f"{value / 1000:.0f}k"
     if value >= 1000:
-        return f"{value / 1000:.1f}k"
-    if value >= 10:
-        return f"{value:.0f}"
-    return f"{value:.1f}"
+        return f"{value / 1000:.0f}k" if value >= 10_000 else f"{value / 1000:.1f}k"
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
 
-def write_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
-    """Write the chart to ``path`` (parent directories created) and return the path.
+def _ok(results: BenchmarkResults, service: bool) -> list[CaseResult]:
+    return [c for c in results.cases if c.ok and (c.workload == "service") == service]
 
-    Raises:
-        ValueError: No successful case to plot.
-    """
+
+def _contenders(cases: list[CaseResult]) -> list[str]:
+    return [name for name in CONTENDERS if any(c.contender == name for c in cases)]
+
+
+def _subtitle(results: BenchmarkResults) -> str:
+    env, cfg = results.environment, results.config
+    return (f"{env.get('target', '')} | {env.get('index', '')}\n{env.get('embeddings', '')} | "
+            f"prefill {cfg.get('prefill')}, k={cfg.get('k')}, {results.query_set} queries, "
+            f"median of up to {cfg.get('repeat', 1)} runs")  # fmt: skip
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    import matplotlib.pyplot as plt
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+    return out
+
+
+def _figure(columns: int, width: float) -> tuple[Any, list[Any]]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [c for c in results.cases if c.ok]
+    fig, axes = plt.subplots(1, columns, figsize=(width, 4.8), squeeze=False)
+    return fig, list(axes[0])
+
+
+def _errors(cases: list[CaseResult]) -> list[list[float]]:
+    """Error bars from each case's min-max spread around its median."""
+    low = [(c.throughput or 0) - (c.throughput_min or c.throughput or 0) for c in cases]
+    return [low, [(c.throughput_max or c.throughput or 0) - (c.throughput or 0) for c in cases]]
+
+
+def write_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
+    """Bars: each contender's median ops/s per workload at the largest N (log scale), with
+    min-max error bars. Writes ``path`` (parents created) and returns it.
+
+    Raises:
+        ValueError: No successful store case to plot.
+    """
+    ok = _ok(results, service=False)
     if not ok:
         raise ValueError("no successful case to plot")
     n = max(c.n for c in ok)
-    workloads = [w for w in WORKLOADS if any(c.workload == w and c.n == n for c in ok)]
-    contenders = [name for name in CONTENDERS if any(c.contender == name for c in ok)]
-    width = 0.8 / max(len(contenders), 1)
-
-    fig, ax = plt.subplots(figsize=(max(8.0, 1.9 * len(workloads) + 3), 5.6))
+    workloads = [w for w in STORE_WORKLOADS if any(c.workload == w and c.n == n for c in ok)]
+    contenders = _contenders(ok)
+    width = 0.8 / len(contenders)
+    fig, (ax,) = _figure(1, max(8.0, 1.9 * len(workloads) + 3))
     for j, contender in enumerate(contenders):
-        xs, ys = [], []
-        for i, workload in enumerate(workloads):
-            case = results.get(workload, n, contender)
-            if case is not None and case.ok and case.throughput:
-                xs.append(i + (j - (len(contenders) - 1) / 2) * width)
-                ys.append(case.throughput)
-        bars = ax.bar(
-            xs,
-            ys,
-            width=width * 0.95,
-            label=contender,
-            color=COLORS.get(contender, None),
-            edgecolor="white",
-            linewidth=0.5,
-        )
-        for bar, value in zip(bars, ys, strict=True):
-            ax.annotate(
-                _short(value),
-                (bar.get_x() + bar.get_width() / 2, value),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize=7,
-                rotation=90 if len(contenders) > 4 else 0,
-            )
+        cases = [(i, c) for i, w in enumerate(workloads)
+                 if (c := results.get(w, n, contender)) is not None and c.ok]  # fmt: skip
+        xs = [i + (j - (len(contenders) - 1) / 2) * width for i, _ in cases]
+        ys = [c.throughput or 0.0 for _, c in cases]
+        bars = ax.bar(xs, ys, width=width * 0.95, label=contender, color=COLORS.get(contender),
+                      yerr=_errors([c for _, c in cases]), capsize=2, ecolor="#333333")  # fmt: skip
+        tops = [c.throughput_max or c.throughput or 0.0 for _, c in cases]  # above the spread
+        for bar, value, top in zip(bars, ys, tops, strict=True):
+            ax.annotate(_short(value), (bar.get_x() + bar.get_width() / 2, top),
+                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=7, rotation=90 if len(contenders) > 4 else 0)  # fmt: skip
     ax.set_yscale("log")
-    ax.set_xticks(range(len(workloads)))
-    ax.set_xticklabels(workloads)
+    ax.set_xticks(range(len(workloads)), workloads)
     ax.set_ylabel("throughput (operations/s, log scale)")
     ax.margins(y=0.15)
-    env = results.environment
-    subtitle = (
-        f"{env.get('target', '')} | {env.get('index', '')} | {env.get('embeddings', '')} | "
-        f"prefill {results.config.get('prefill')}, k={results.config.get('k')}, "
-        f"{results.query_set} queries"
-    )
-    chars_per_line = int(fig.get_figwidth() * 11)  # about 11 characters per inch at size 9
-    ax.set_title(
-        f"Throughput at N={n} concurrent single operations\n"
-        + textwrap.fill(subtitle, chars_per_line, break_on_hyphens=False),
-        fontsize=9,
-    )
-    ax.grid(axis="y", which="major", alpha=0.3)
-    ax.legend(
-        ncols=min(len(contenders), 5),
-        fontsize=8,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.08),
-        frameon=False,
-    )
+    ax.set_title(f"Throughput at N={n} concurrent single operations\n{_subtitle(results)}",
+                 fontsize=9)  # fmt: skip
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(ncols=min(len(contenders), 5), fontsize=8, loc="upper center",
+              bbox_to_anchor=(0.5, -0.08), frameon=False)  # fmt: skip
     failed = [c.label for c in results.failures if c.n == n]
     if failed:
         fig.text(0.01, 0.01, "failed (not shown): " + ", ".join(failed), fontsize=7, color="red")
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
+
+
+Panel = tuple[str, str, Callable[[CaseResult], bool], Callable[[CaseResult], float] | None]
+"""``(title, y label, which cases, y value)``; no y value = median throughput with its spread."""
+
+
+def _lines(
+    results: BenchmarkResults,
+    path: str | os.PathLike[str],
+    panels: list[Panel],
+    x: Callable[[CaseResult], float],
+    xlabel: str,
+    title: str,
+) -> Path:
+    """One log-log panel per :data:`Panel`: a line per contender."""
+    fig, axes = _figure(len(panels), max(8.0, 4.2 * len(panels) + 1))
+    for ax, (panel, ylabel, keep, y) in zip(axes, panels, strict=True):
+        for contender in CONTENDERS:
+            cases = sorted((c for c in results.cases if c.ok and c.contender == contender
+                            and keep(c)), key=x)  # fmt: skip
+            if cases:
+                ax.errorbar([x(c) for c in cases], [(y or _rate)(c) for c in cases],
+                            yerr=None if y else _errors(cases), marker="o", capsize=2,
+                            label=contender, color=COLORS.get(contender))  # fmt: skip
+        ax.set(xscale="log", yscale="log", title=panel, xlabel=xlabel, ylabel=ylabel)
+        ax.grid(which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title}\n{_subtitle(results)}", fontsize=9)
+    return _save(fig, path)
+
+
+def _rate(case: CaseResult) -> float:
+    return case.throughput or 0.0
+
+
+def _p99(case: CaseResult) -> float:
+    return case.latency.p99_ms if case.latency else 0.0
+
+
+def write_scaling_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
+    """ops/s against N, log-log, one panel per store workload, a line per contender."""
+    ok = _ok(results, service=False)
+    workloads = [w for w in STORE_WORKLOADS if any(c.workload == w for c in ok)]
+    panels: list[Panel] = [
+        (w, "ops/s", lambda c, w=w: c.workload == w, None)  # type: ignore[misc]
+        for w in workloads
+    ]
+    return _lines(results, path, panels, lambda c: c.n, "N (operations)",
+                  "How throughput grows with the work")  # fmt: skip
+
+
+def write_service_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
+    """The service workload against concurrent clients, log-log: requests/s and p99 latency."""
+
+    def service(c: CaseResult) -> bool:
+        return c.workload == "service"
+
+    panels: list[Panel] = [("requests/s", "requests/s", service, None),
+                           ("p99 latency", "ms", service, _p99)]  # fmt: skip
+    title = "ASGI service: one asimilarity_search per request"
+    return _lines(results, path, panels, lambda c: c.concurrency or 1, "concurrent HTTP clients",
+                  title)  # fmt: skip
+
+
+def write_plots(results: BenchmarkResults, path: str | os.PathLike[str]) -> list[Path]:
+    """Every chart the results allow: ``path``; ``<stem>-scaling.png`` when there are several
+    N; ``<stem>-service.png`` with the service workload.
+
+    Raises:
+        ValueError: No successful case at all.
+    """
+    base = Path(path)
+    store, service = _ok(results, service=False), _ok(results, service=True)
+    if not store and not service:
+        raise ValueError("no successful case to plot")
+    written = [write_plot(results, base)] if store else []
+    if len({c.n for c in store}) > 1:
+        written.append(write_scaling_plot(results, base.with_name(f"{base.stem}-scaling.png")))
+    if service:
+        written.append(write_service_plot(results, base.with_name(f"{base.stem}-service.png")))
+    return written

@@ -1,28 +1,29 @@
-"""Plain-text table of the results."""
+"""The results as tables: aligned plain text for the terminal, GitHub markdown for docs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from .config import CEILING, LCM_ASYNC, OURS_SYNC
 from .data import describe_queries
 from .results import BenchmarkResults, CaseResult
 
-COLUMNS: tuple[str, ...] = (
-    "workload",
-    "N",
-    "contender",
-    "total s",
-    "ops/s",
-    "p50 ms",
-    "p95 ms",
-    "p99 ms",
-    "vs lcm-async",
-    "vs ours-sync",
-    "of ceiling",
-    "embed reqs",
-    "check",
-)
+STORE_COLUMNS: tuple[str, ...] = (
+    "workload", "N", "contender", "total s", "ops/s", "min-max ops/s", "reps", "p50 ms",
+    "p95 ms", "p99 ms", "vs lcm-async", "vs ours-sync", "of ceiling", "embed reqs", "check",
+)  # fmt: skip
+SERVICE_COLUMNS: tuple[str, ...] = (
+    "clients", "requests", "contender", "req/s", "min-max req/s", "reps", "p50 ms", "p99 ms",
+    "vs lcm-async", "embed reqs", "check",
+)  # fmt: skip
 _LEFT = {"workload", "contender", "check"}
+NOTE = (
+    "ops/s = N / median total s over the reps (min-max: their spread; a cell stops repeating "
+    "once its reps took --case-budget-s); ratios are of medians. Latency per call: sync loops "
+    "time each call; async gathers time each call from the moment all N were submitted; the "
+    "ceiling is one batched call, so every operation's latency is the batch's."
+)
+SERVICE_NOTE = "Service: one HTTP request = one asimilarity_search; latency per request."
 
 
 def fmt_seconds(value: float | None) -> str:
@@ -35,23 +36,15 @@ def fmt_rate(value: float | None) -> str:
     """Throughput with a precision that suits its size: ``0.52``, ``12.3``, ``1,234``."""
     if value is None:
         return "-"
-    if value >= 100:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
 
 
 def fmt_ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+    return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
 def fmt_ratio(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}x" if value >= 9.95 else f"{value:.2f}x"
+    return "-" if value is None else f"{value:.1f}x" if value >= 9.95 else f"{value:.2f}x"
 
 
 def fmt_percent(value: float | None) -> str:
@@ -60,86 +53,108 @@ def fmt_percent(value: float | None) -> str:
     return f"{value * 100:.0f}%" if value >= 0.1 else f"{value * 100:.1f}%"
 
 
-def case_row(results: BenchmarkResults, case: CaseResult) -> list[str]:
-    """The table cells of one case."""
+def case_cells(results: BenchmarkResults, case: CaseResult) -> dict[str, str]:
+    """Every table cell of one case, by column name (both tables pick theirs)."""
     lat = case.latency
     check = "ok" if case.ok else "FAIL"
     if case.ok and case.recall is not None and case.recall < 1.0:
         check = f"ok r={case.recall:.2f}"
-    return [
-        case.workload,
-        str(case.n),
-        case.contender,
-        fmt_seconds(case.total_s),
-        fmt_rate(case.throughput),
-        fmt_ms(lat.p50_ms if lat else None),
-        fmt_ms(lat.p95_ms if lat else None),
-        fmt_ms(lat.p99_ms if lat else None),
-        fmt_ratio(results.speedup_vs_langchain_async(case)),
-        fmt_ratio(results.speedup_vs_ours_sync(case)),
-        fmt_percent(results.fraction_of_ceiling(case)),
-        "-" if case.embed_requests is None else str(case.embed_requests),
-        check,
-    ]
+    spread = "-"
+    if case.ok:
+        spread = f"{fmt_rate(case.throughput_min)}-{fmt_rate(case.throughput_max)}"
+    rate = fmt_rate(case.throughput)
+    return {
+        "workload": case.workload, "N": str(case.n), "contender": case.contender,
+        "clients": str(case.concurrency), "requests": str(case.n),
+        "total s": fmt_seconds(case.total_s), "ops/s": rate, "req/s": rate,
+        "min-max ops/s": spread, "min-max req/s": spread, "reps": str(case.repeats),
+        "p50 ms": fmt_ms(lat.p50_ms if lat else None),
+        "p95 ms": fmt_ms(lat.p95_ms if lat else None),
+        "p99 ms": fmt_ms(lat.p99_ms if lat else None),
+        "vs lcm-async": fmt_ratio(results.ratio(case, LCM_ASYNC)),
+        "vs ours-sync": fmt_ratio(results.ratio(case, OURS_SYNC)),
+        "of ceiling": fmt_percent(results.ratio(case, CEILING)),
+        "embed reqs": "-" if case.embed_requests is None else str(case.embed_requests),
+        "check": check,
+    }  # fmt: skip
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[str] | None]) -> str:
     """Align ``rows`` under ``header``; a ``None`` row becomes a separator line."""
-    widths = [len(h) for h in header]
-    for row in rows:
-        if row is None:
-            continue
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+    widths = [max([len(h), *(len(r[i]) for r in rows if r is not None)])
+              for i, h in enumerate(header)]  # fmt: skip
 
     def line(cells: Sequence[str]) -> str:
-        out = []
-        for i, cell in enumerate(cells):
-            out.append(cell.ljust(widths[i]) if header[i] in _LEFT else cell.rjust(widths[i]))
-        return "  ".join(out).rstrip()
+        columns = zip(cells, widths, header, strict=True)
+        return "  ".join(c.ljust(w) if h in _LEFT else c.rjust(w) for c, w, h in columns).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    lines = [line(header), rule]
-    for row in rows:
-        lines.append(rule if row is None else line(row))
-    return "\n".join(lines)
+    return "\n".join([line(header), rule, *(rule if r is None else line(r) for r in rows)])
 
 
-def format_table(results: BenchmarkResults) -> str:
-    """The results table: one block per (workload, N), a row per contender."""
+def render_markdown(header: Sequence[str], rows: Sequence[Sequence[str] | None]) -> str:
+    """``rows`` as a GitHub markdown table (separator rows are dropped)."""
+    align = ["---" if h in _LEFT else "---:" for h in header]
+    lines = [header, align, *(r for r in rows if r is not None)]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def _rows(
+    results: BenchmarkResults, service: bool, columns: Sequence[str]
+) -> list[list[str] | None]:
     rows: list[list[str] | None] = []
-    previous: tuple[str, int] | None = None
+    previous: tuple[str, int, int | None] | None = None
     for case in results.ordered_cases():
-        group = (case.workload, case.n)
+        if (case.workload == "service") != service:
+            continue
+        group = (case.workload, case.n, case.concurrency)
         if previous is not None and group != previous:
             rows.append(None)
         previous = group
-        rows.append(case_row(results, case))
-    return render_table(COLUMNS, rows)
+        cells = case_cells(results, case)
+        rows.append([cells[c] for c in columns])
+    return rows
+
+
+def format_table(
+    results: BenchmarkResults,
+    render: Callable[[Sequence[str], Sequence[Sequence[str] | None]], str] = render_table,
+) -> str:
+    """The store workloads' table (a block per workload and N), then the service table."""
+    tables = []
+    for service, columns in ((False, STORE_COLUMNS), (True, SERVICE_COLUMNS)):
+        rows = _rows(results, service, columns)
+        if rows:
+            tables.append(render(columns, rows))
+    return "\n\n".join(tables)
+
+
+def _header_and_footer(results: BenchmarkResults) -> tuple[str, list[str]]:
+    env, cfg = results.environment, results.config
+    title = (
+        "Milvus vector-store benchmark "
+        f"(target: {env.get('target', '?')}, index: {env.get('index', '?')}, "
+        f"embeddings: {env.get('embeddings', '?')}, prefill: {cfg.get('prefill')}, "
+        f"k: {cfg.get('k')}, queries: {describe_queries(results.query_set)})"
+    )
+    lines = [NOTE, *([SERVICE_NOTE] if any(c.workload == "service" for c in results.cases) else [])]
+    if isinstance(impls := env.get("contenders"), dict):
+        lines.append("Contenders: " + "; ".join(f"{k} = {v}" for k, v in impls.items()))
+    if isinstance(versions := env.get("versions"), dict):
+        lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    if isinstance(m := env.get("machine"), dict):
+        lines.append(f"Machine: {m.get('cores')} cores, {m.get('memory_gib')} GiB, {m.get('cpu')}")
+    lines += [f"FAILED {case.label}: {case.error}" for case in results.failures]
+    return title, [*lines, f"Total run time: {results.wall_time_s:.1f} s"]
 
 
 def format_report(results: BenchmarkResults) -> str:
-    """Title, table, notes on contenders and failures."""
-    env = results.environment
-    lines = [
-        "Milvus vector-store benchmark "
-        f"(target: {env.get('target', '?')}, index: {env.get('index', '?')}, "
-        f"embeddings: {env.get('embeddings', '?')}, "
-        f"prefill: {results.config.get('prefill')}, k: {results.config.get('k')}, "
-        f"queries: {describe_queries(results.query_set)})",
-        "",
-        format_table(results),
-        "",
-        "ops/s = N / total s. Latency per call: sync loops time each call; async gathers time "
-        "each call from the moment all N were submitted; the ceiling is one batched call, so "
-        "every operation's latency is the batch's.",
-    ]
-    impls = env.get("contenders")
-    if isinstance(impls, dict):
-        lines.append("Contenders: " + "; ".join(f"{k} = {v}" for k, v in impls.items()))
-    for name, reason in results.unavailable.items():
-        lines.append(f"UNAVAILABLE {name}: {reason}")
-    for case in results.failures:
-        lines.append(f"FAILED {case.label}: {case.error}")
-    lines.append(f"Total run time: {results.wall_time_s:.1f} s")
-    return "\n".join(lines)
+    """Title, tables, notes on contenders, versions and failures (plain text)."""
+    title, footer = _header_and_footer(results)
+    return "\n".join([title, "", format_table(results), "", *footer])
+
+
+def format_markdown(results: BenchmarkResults) -> str:
+    """The same report as GitHub markdown (what ``--markdown PATH`` writes)."""
+    title, footer = _header_and_footer(results)
+    return "\n\n".join([f"**{title}**", format_table(results, render_markdown), *footer]) + "\n"

@@ -1,33 +1,28 @@
-"""Result dataclasses, percentile math and JSON (de)serialisation."""
+"""Results: per-case medians and spreads over the repetitions, ratios, JSON (de)serialisation."""
 
 from __future__ import annotations
 
 import json
-import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .config import CEILING, CONTENDERS, LCM_ASYNC, OURS_SYNC, WORKLOADS
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) with linear interpolation (numpy's default method).
+    """The ``q``-th percentile (0-100), linear interpolation (``numpy.percentile``).
 
     Example:
         >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
         2.5
     """
-    if not values:
-        raise ValueError("percentile of an empty sequence")
-    if not 0.0 <= q <= 100.0:
-        raise ValueError(f"q must be within [0, 100], got {q}")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    fraction = position - low
-    return ordered[low] + (ordered[high] - ordered[low]) * fraction
+    if not values or not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile needs values and 0 <= q <= 100, got {len(values)}, {q}")
+    return float(np.percentile(values, q))
 
 
 @dataclass(frozen=True)
@@ -43,30 +38,31 @@ class LatencyStats:
     @classmethod
     def from_seconds(cls, latencies_s: Sequence[float]) -> LatencyStats:
         """Summarise latencies given in seconds."""
-        ms = [v * 1000.0 for v in latencies_s]
-        return cls(
-            p50_ms=percentile(ms, 50),
-            p95_ms=percentile(ms, 95),
-            p99_ms=percentile(ms, 99),
-            mean_ms=sum(ms) / len(ms),
-            max_ms=max(ms),
-        )
+        ms = np.asarray(latencies_s) * 1000.0
+        p50, p95, p99 = (float(v) for v in np.percentile(ms, [50, 95, 99]))
+        return cls(p50, p95, p99, float(ms.mean()), float(ms.max()))
 
 
 @dataclass
 class CaseResult:
-    """One (workload, N, contender) measurement.
+    """One (workload, N, contender[, concurrency]) cell, over its timed repetitions.
 
-    ``total_s`` is the wall time of the N operations; ``throughput`` is N / ``total_s``.
-    ``error`` is set when the case raised or a correctness check failed; the timing fields
-    may then be ``None``.
+    ``totals_s`` holds every repetition's wall time; ``total_s`` is their median and
+    ``throughput`` is N / ``total_s``; ``throughput_min``/``throughput_max`` give the spread.
+    ``latency`` is the median repetition's, the embedding counts the last one's.
+    ``concurrency`` is set for the service workload (HTTP clients). ``error`` is set when the
+    case raised or a correctness check failed.
     """
 
     workload: str
     n: int
     contender: str
+    concurrency: int | None = None
     total_s: float | None = None
     throughput: float | None = None
+    throughput_min: float | None = None
+    throughput_max: float | None = None
+    totals_s: list[float] = field(default_factory=list)
     latency: LatencyStats | None = None
     embed_requests: int | None = None
     embed_texts: int | None = None
@@ -82,20 +78,33 @@ class CaseResult:
         return self.error is None and self.throughput is not None
 
     @property
-    def label(self) -> str:
-        """``contender/workload/N=...``, used in messages."""
-        return f"{self.contender}/{self.workload}/N={self.n}"
+    def repeats(self) -> int:
+        """Timed repetitions that ran."""
+        return len(self.totals_s)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def label(self) -> str:
+        """``contender/workload/N=...[/clients=...]``, used in messages."""
+        clients = f"/clients={self.concurrency}" if self.concurrency is not None else ""
+        return f"{self.contender}/{self.workload}/N={self.n}{clients}"
+
+    def add_repetition(self, total_s: float, latencies_s: Sequence[float]) -> None:
+        """Record one timed repetition and recompute the median and spread."""
+        self.totals_s.append(total_s)
+        median = statistics.median(self.totals_s)
+        self.total_s = median
+        self.throughput = self.n / median if median > 0 else float("inf")
+        self.throughput_min = self.n / max(self.totals_s)
+        self.throughput_max = self.n / min(self.totals_s) if min(self.totals_s) > 0 else None
+        if total_s == median or self.latency is None:
+            self.latency = LatencyStats.from_seconds(latencies_s)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseResult:
-        values = dict(data)
+        """Inverse of ``dataclasses.asdict`` (keys it does not know, such as ratios, ignored)."""
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         latency = values.pop("latency", None)
-        values["latency"] = LatencyStats(**latency) if latency is not None else None
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return cls(**values, latency=LatencyStats(**latency) if latency else None)
 
 
 @dataclass
@@ -104,9 +113,8 @@ class BenchmarkResults:
 
     Attributes:
         config: The run's :class:`~.config.BenchmarkConfig` as a dict.
-        environment: Versions, target and what each contender really was.
-        cases: One entry per (workload, N, contender) that ran.
-        unavailable: Contenders that could not run, with the reason.
+        environment: Target, versions (package, pymilvus, milvus-lite, server), machine.
+        cases: One entry per cell that ran.
         started_at: ISO-8601 start time.
         wall_time_s: Duration of the whole run, set-up included.
     """
@@ -114,33 +122,27 @@ class BenchmarkResults:
     config: dict[str, Any]
     environment: dict[str, Any] = field(default_factory=dict)
     cases: list[CaseResult] = field(default_factory=list)
-    unavailable: dict[str, str] = field(default_factory=dict)
     started_at: str = ""
     wall_time_s: float = 0.0
 
-    def get(self, workload: str, n: int, contender: str) -> CaseResult | None:
+    def get(
+        self, workload: str, n: int, contender: str, concurrency: int | None = None
+    ) -> CaseResult | None:
         """The case for these keys, if it ran."""
         for case in self.cases:
-            if (case.workload, case.n, case.contender) == (workload, n, contender):
+            if (case.workload, case.n, case.contender, case.concurrency) == (
+                workload, n, contender, concurrency,
+            ):  # fmt: skip
                 return case
         return None
 
     def ratio(self, case: CaseResult, baseline: str) -> float | None:
-        """``case``'s throughput divided by ``baseline``'s for the same workload and N."""
-        base = self.get(case.workload, case.n, baseline)
-        if base is None or not base.ok or not case.ok:
+        """``case``'s median throughput over ``baseline``'s in the same cell (else ``None``)."""
+        base = self.get(case.workload, case.n, baseline, case.concurrency)
+        if base is None or not base.ok or not case.ok or not base.throughput:
             return None
-        assert case.throughput is not None and base.throughput is not None
-        return case.throughput / base.throughput if base.throughput > 0 else None
-
-    def speedup_vs_langchain_async(self, case: CaseResult) -> float | None:
-        return self.ratio(case, LCM_ASYNC)
-
-    def speedup_vs_ours_sync(self, case: CaseResult) -> float | None:
-        return self.ratio(case, OURS_SYNC)
-
-    def fraction_of_ceiling(self, case: CaseResult) -> float | None:
-        return self.ratio(case, CEILING)
+        assert case.throughput is not None
+        return case.throughput / base.throughput
 
     @property
     def query_set(self) -> str:
@@ -153,48 +155,30 @@ class BenchmarkResults:
         return [c for c in self.cases if c.error is not None]
 
     def ordered_cases(self) -> list[CaseResult]:
-        """Cases sorted by workload, N and contender in their canonical orders."""
+        """Cases sorted by workload, N, concurrency and contender in their canonical orders."""
 
-        def key(case: CaseResult) -> tuple[int, int, int]:
-            return (_index(WORKLOADS, case.workload), case.n, _index(CONTENDERS, case.contender))
+        def key(case: CaseResult) -> tuple[int, int, int, int]:
+            return (_index(WORKLOADS, case.workload), case.n, case.concurrency or 0,
+                    _index(CONTENDERS, case.contender))  # fmt: skip
 
         return sorted(self.cases, key=key)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible dict, with the derived ratios added to each case."""
-        cases = []
-        for case in self.ordered_cases():
-            entry = case.to_dict()
-            entry["speedup_vs_langchain_milvus_async"] = self.speedup_vs_langchain_async(case)
-            entry["speedup_vs_ours_sync"] = self.speedup_vs_ours_sync(case)
-            entry["fraction_of_ceiling"] = self.fraction_of_ceiling(case)
-            cases.append(entry)
-        return {
-            "config": self.config,
-            "environment": self.environment,
-            "started_at": self.started_at,
-            "wall_time_s": self.wall_time_s,
-            "unavailable": self.unavailable,
-            "cases": cases,
-        }
+        """JSON-compatible dict, with the ratios (from medians) added to each case."""
+        ratios = {"speedup_vs_langchain_milvus_async": LCM_ASYNC,
+                  "speedup_vs_ours_sync": OURS_SYNC, "fraction_of_ceiling": CEILING}  # fmt: skip
+        cases = [{**asdict(c), **{k: self.ratio(c, base) for k, base in ratios.items()}}
+                 for c in self.ordered_cases()]  # fmt: skip
+        return {**asdict(self), "cases": cases}
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchmarkResults:
-        return cls(
-            config=dict(data.get("config", {})),
-            environment=dict(data.get("environment", {})),
-            cases=[CaseResult.from_dict(c) for c in data.get("cases", [])],
-            unavailable=dict(data.get("unavailable", {})),
-            started_at=str(data.get("started_at", "")),
-            wall_time_s=float(data.get("wall_time_s", 0.0)),
-        )
+        return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
     def from_json(cls, text: str) -> BenchmarkResults:
-        return cls.from_dict(json.loads(text))
+        """Inverse of :meth:`to_json`."""
+        data = {k: v for k, v in json.loads(text).items() if k in cls.__dataclass_fields__}
+        return cls(**{**data, "cases": [CaseResult.from_dict(c) for c in data.get("cases", [])]})
 
 
 def _index(order: Sequence[str], value: str) -> int:

@@ -2,38 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from langchain_milvus_ext.benchmark import CONTENDERS, WORKLOADS, BenchmarkResults
+from langchain_milvus_ext.benchmark import CONTENDERS, BenchmarkResults, runner
 from langchain_milvus_ext.benchmark import __main__ as cli
-from langchain_milvus_ext.benchmark import contenders as contenders_mod
-from langchain_milvus_ext.benchmark.contenders import StoreProfile
+from langchain_milvus_ext.benchmark.config import STORE_WORKLOADS
+from langchain_milvus_ext.benchmark.contenders import Contender, resolve_contenders
 
 pytestmark = pytest.mark.lite
 
 N, PREFILL = 5, 20
 
 
-def ours_impl() -> str:
-    """Our store once it is importable; a langchain-milvus stand-in until then."""
-    try:
-        contenders_mod.import_ours()
-    except Exception:  # the store is written concurrently; keep the benchmark testable
-        return "langchain-milvus"
-    return "ext"
-
-
 def test_tiny_run_all_contenders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_json, out_png = tmp_path / "results.json", tmp_path / "out" / "bench.png"
     argv = [
-        "--n", str(N), "--prefill", str(PREFILL), "--uri", str(tmp_path / "bench.db"),
-        "--ours-impl", ours_impl(), "--json", str(out_json), "--plot", str(out_png),
-        "--no-progress",
+        "--full", "--n", str(N), "--prefill", str(PREFILL), "--uri", str(tmp_path / "bench.db"),
+        "--repeat", "2", "--json", str(out_json), "--plot", str(out_png), "--no-progress",
     ]  # fmt: skip
     code = cli.main(argv)
     captured = capsys.readouterr()
@@ -42,15 +34,20 @@ def test_tiny_run_all_contenders(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
     results = BenchmarkResults.from_json(out_json.read_text())
     json.loads(out_json.read_text())  # plain JSON, too
-    assert results.unavailable == {}
     assert results.failures == []
-    for workload in WORKLOADS:
+    versions = results.environment["versions"]
+    assert {"langchain-milvus-ext", "pymilvus", "milvus-lite", "server"} <= set(versions)
+    machine = results.environment["machine"]
+    assert machine["cores"] >= 1 and machine["memory_gib"] > 0 and machine["cpu"]
+    for workload in STORE_WORKLOADS:
         for contender in CONTENDERS:
             case = results.get(workload, N, contender)
             assert case is not None, (workload, contender)
             assert case.ok and case.throughput and case.throughput > 0
             assert case.latency is not None and case.latency.p99_ms >= case.latency.p50_ms
             assert case.checks, "checks must have run"
+            assert case.repeats == 2 and len(case.totals_s) == 2
+            assert case.throughput_min <= case.throughput <= case.throughput_max  # type: ignore[operator]
             expected_after = {
                 "add": 1 + N,  # the untimed seed document + N
                 "search": PREFILL,
@@ -76,18 +73,15 @@ def test_wrong_data_fails_loudly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A contender whose deletes silently miss their rows makes the run exit non-zero."""
-    real = contenders_mod.langchain_milvus_profile
 
-    def broken(label: str = "langchain_milvus.Milvus") -> StoreProfile:
-        profile = real(label)
-        return StoreProfile(
-            implementation=profile.implementation,
-            factory=profile.factory,
-            delete_kwargs=lambda key: {"expr": "id == 'no-such-document'"},
-            key_filter=profile.key_filter,
-        )
+    def broken(names: Sequence[str]) -> list[Contender]:
+        return [
+            dataclasses.replace(c, delete_kwargs=lambda key: {"expr": "id == 'no-such-document'"})
+            if c.name == "langchain-milvus-async" else c
+            for c in resolve_contenders(names)
+        ]  # fmt: skip
 
-    monkeypatch.setattr(contenders_mod, "langchain_milvus_profile", broken)
+    monkeypatch.setattr(runner, "resolve_contenders", broken)
     argv = [
         "--n", "3", "--prefill", "5", "--uri", str(tmp_path / "bench.db"),
         "--workloads", "delete", "--contenders", "langchain-milvus-async", "ceiling",
@@ -123,3 +117,29 @@ def test_lite_server_target_is_started_and_stopped(
     assert cli.main(argv) == 0, capsys.readouterr().err
     assert "Milvus Lite server (separate process)" in capsys.readouterr().out
     assert len(started) == 1 and started[0].poll() is not None  # stopped
+
+
+def test_service_workload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Our store and langchain-milvus behind the same ASGI app, loaded over HTTP, checked."""
+    out_json, out_png = tmp_path / "r.json", tmp_path / "b.png"
+    argv = [
+        "--workloads", "service", "--service-concurrency", "1", "8", "--service-requests", "24",
+        "--prefill", "30", "--repeat", "2", "--uri", str(tmp_path / "bench.db"),
+        "--json", str(out_json), "--plot", str(out_png), "--no-progress",
+    ]  # fmt: skip
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    results = BenchmarkResults.from_json(out_json.read_text())
+    assert results.failures == []
+    assert sorted((c.contender, c.concurrency) for c in results.cases) == [
+        ("langchain-milvus-async", 1), ("langchain-milvus-async", 8),
+        ("ours-async", 1), ("ours-async", 8),
+    ]  # fmt: skip
+    for case in results.cases:
+        assert case.n == 24 and case.repeats == 2 and case.ok
+        assert case.recall is not None and case.recall >= 0.9  # the app's answers, checked
+        assert case.latency is not None and case.latency.p99_ms >= case.latency.p50_ms
+    ours = results.get("service", 24, "langchain-milvus-async", 8)
+    assert ours is not None and ours.embed_requests == 24  # one per request, never batched
+    assert "req/s" in captured.out and (tmp_path / "b-service.png").exists()

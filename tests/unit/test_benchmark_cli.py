@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -15,32 +16,52 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_milvus_ext.benchmark import __main__ as cli
-from langchain_milvus_ext.benchmark import contenders as contenders_mod
-from langchain_milvus_ext.benchmark.checks import CheckFailure, CollectionView, check_case
+from langchain_milvus_ext.benchmark import runner
+from langchain_milvus_ext.benchmark.checks import (
+    BenchContext,
+    CheckFailure,
+    check_case,
+    key_filter,
+)
 from langchain_milvus_ext.benchmark.config import (
     CONTENDERS,
     DEFAULT_PLOT_PATH,
     QUERY_SETS,
+    STORE_WORKLOADS,
     WORKLOADS,
     BenchmarkConfig,
     ConfigError,
+    cli_fields,
 )
-from langchain_milvus_ext.benchmark.context import BenchContext
+from langchain_milvus_ext.benchmark.contenders import (
+    Timed,
+    resolve_contenders,
+    time_batch,
+    time_gather,
+    time_sync,
+)
 from langchain_milvus_ext.benchmark.data import (
+    CountingEmbeddings,
     key_from_content,
     make_documents,
+    make_embeddings,
     query_text,
     updated_document,
 )
-from langchain_milvus_ext.benchmark.embeddings import CountingEmbeddings, make_embeddings
-from langchain_milvus_ext.benchmark.report import format_report, format_table, render_table
+from langchain_milvus_ext.benchmark.plot import write_plots
+from langchain_milvus_ext.benchmark.report import (
+    format_markdown,
+    format_report,
+    format_table,
+    render_markdown,
+    render_table,
+)
 from langchain_milvus_ext.benchmark.results import (
     BenchmarkResults,
     CaseResult,
     LatencyStats,
     percentile,
 )
-from langchain_milvus_ext.benchmark.timing import time_batch, time_gather, time_sync
 
 
 def parse(*argv: str) -> BenchmarkConfig:
@@ -50,12 +71,14 @@ def parse(*argv: str) -> BenchmarkConfig:
 # -- argument parsing ---------------------------------------------------------------------
 
 
-def test_defaults_reproduce_the_tutorial() -> None:
+def test_defaults_tell_the_tutorials_story_in_minutes() -> None:
     config = parse()
-    assert config.n == (10, 100, 1000)
+    assert config == BenchmarkConfig()  # the CLI's defaults are the dataclass's
+    assert config.n == (100, 1000)
     assert config.prefill == 1000
-    assert config.workloads == WORKLOADS
+    assert config.workloads == ("add", "search", "delete")
     assert config.contenders == CONTENDERS
+    assert (config.repeat, config.case_budget_s) == (3, 10.0)
     assert (config.k, config.fetch_k, config.embeddings, config.effective_dim) == (
         3,
         20,
@@ -63,14 +86,35 @@ def test_defaults_reproduce_the_tutorial() -> None:
         128,
     )
     assert config.embed_latency_ms == 0.0
-    assert config.uri is None and config.ours_impl == "auto" and config.target == "lite"
+    assert config.uri is None and config.target == "lite"
     assert config.metric == "COSINE"
     assert config.queries == "tutorial" and not config.distinct_queries
     config.validate()
 
 
+def test_every_setting_is_a_flag_and_round_trips() -> None:
+    parser_flags = {a.dest for a in cli.build_parser()._actions}
+    names = [name for name, _, _ in cli_fields()]
+    assert set(names) <= parser_flags
+    assert {"min_recall", "collection_prefix"}.isdisjoint(names)  # library-only settings
+    config = parse("--repeat", "5", "--case-budget-s", "0", "--no-progress", "--keep-collections",
+                   "--service-concurrency", "2", "8", "--service-requests", "40", "--fail-fast")
+    assert (config.repeat, config.case_budget_s, config.progress) == (5, 0.0, False)
+    assert config.keep_collections and config.fail_fast
+    assert (config.service_concurrency, config.service_requests) == ((2, 8), 40)
+
+
+def test_presets_fill_what_is_not_given() -> None:
+    full = parse("--full")
+    assert (full.n, full.workloads, full.repeat) == ((10, 100, 1000), STORE_WORKLOADS, 3)
+    assert parse("--full", "--workloads", "add").workloads == ("add",)
+    assert parse("--workloads", "service", "add").workloads == ("add", "service")
+    assert "service" in WORKLOADS and "service" not in BenchmarkConfig().workloads
+
+
 def test_quick_and_explicit_values() -> None:
     assert (parse("--quick").n, parse("--quick").prefill) == ((10, 100), 200)
+    assert parse("--quick").repeat == 1
     assert (parse("--quick", "--n", "5").n, parse("--quick", "--n", "5").prefill) == ((5,), 200)
     assert parse("--quick", "--prefill", "50").prefill == 50
     config = parse(
@@ -91,18 +135,12 @@ def test_quick_and_explicit_values() -> None:
         "http://h:19530",
         "--token",
         "t",
-        "--ours-impl",
-        "langchain-milvus",
     )
     assert config.n == (1, 2)
     assert config.workloads == ("add", "search")  # canonical order
     assert config.contenders == ("langchain-milvus-async", "ceiling")
     assert config.embed_latency_ms == 100.0 and config.dim == 64
-    assert (config.uri, config.token, config.ours_impl) == (
-        "http://h:19530",
-        "t",
-        "langchain-milvus",
-    )
+    assert (config.uri, config.token) == ("http://h:19530", "t")
     assert config.to_dict()["token"] == "***"
 
 
@@ -123,7 +161,7 @@ def test_metric_is_forced_on_every_contender_unless_native() -> None:
 
 def test_target_choice() -> None:
     assert parse("--target", "lite-server").target == "lite-server"
-    with pytest.raises(ConfigError, match="unknown target"):
+    with pytest.raises(ConfigError, match="unknown --target"):
         BenchmarkConfig(target="docker").validate()
 
 
@@ -193,6 +231,10 @@ def test_plot_flag_with_and_without_value() -> None:
         ["--n", "10", "--prefill", "5"],  # delete/upsert need prefill >= N
         ["--n", "0"],
         ["--k", "30"],  # k > fetch_k
+        ["--repeat", "0"],
+        ["--case-budget-s", "-1"],
+        ["--service-concurrency", "0"],
+        ["--ours-impl", "ext"],  # the stand-in mode is gone
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -249,10 +291,16 @@ def test_latency_stats_in_ms() -> None:
 # -- results, table, JSON -----------------------------------------------------------------
 
 
-def _case(workload: str, n: int, contender: str, rate: float | None, **kw: Any) -> CaseResult:
+def _case(
+    workload: str,
+    n: int,
+    contender: str,
+    rate: float | None,
+    spread: tuple[float, ...] = (1.0,),
+    **kw: Any,
+) -> CaseResult:
     if rate is None:
         return CaseResult(workload, n, contender, error=kw.pop("error", "boom"), **kw)
-    total = n / rate
     values: dict[str, Any] = {
         "embed_requests": n,
         "rows_before": 0,
@@ -260,15 +308,11 @@ def _case(workload: str, n: int, contender: str, rate: float | None, **kw: Any) 
         "checks": ["ok"],
         **kw,
     }
-    return CaseResult(
-        workload,
-        n,
-        contender,
-        total_s=total,
-        throughput=rate,
-        latency=LatencyStats.from_seconds([total / n] * n),
-        **values,
-    )
+    case = CaseResult(workload, n, contender, **values)
+    total = n / rate
+    for factor in spread:  # repetitions taking total * factor
+        case.add_repetition(total * factor, [total * factor / n] * n)
+    return case
 
 
 def sample_results() -> BenchmarkResults:
@@ -289,7 +333,6 @@ def sample_results() -> BenchmarkResults:
             "contenders": {"ours-sync": "x, sync"},
         },
         cases=list(reversed(cases)),  # ordering must not depend on insertion order
-        unavailable={"ours-async": "cannot import"},
         started_at="2026-01-01T00:00:00+00:00",
         wall_time_s=12.5,
     )
@@ -299,11 +342,11 @@ def test_ratios() -> None:
     results = sample_results()
     case = results.get("add", 10, "ours-async")
     assert case is not None
-    assert results.speedup_vs_langchain_async(case) == pytest.approx(2.0)
-    assert results.speedup_vs_ours_sync(case) == pytest.approx(4.0)
-    assert results.fraction_of_ceiling(case) == pytest.approx(0.5)
+    assert results.ratio(case, "langchain-milvus-async") == pytest.approx(2.0)
+    assert results.ratio(case, "ours-sync") == pytest.approx(4.0)
+    assert results.ratio(case, "ceiling") == pytest.approx(0.5)
     search = results.get("search", 10, "langchain-milvus-async")
-    assert search is not None and results.fraction_of_ceiling(search) is None  # ceiling failed
+    assert search is not None and results.ratio(search, "ceiling") is None  # ceiling failed
     assert [c.label for c in results.failures] == ["ceiling/search/N=10"]
 
 
@@ -323,8 +366,8 @@ def test_table_rows_and_alignment() -> None:
         "ceiling",
     ]
     ours_async = rows[1].split()
-    assert ours_async[3:5] == ["0.0250", "400"]
-    assert ours_async[8:13] == ["2.00x", "4.00x", "50%", "1", "ok"]
+    assert ours_async[3:7] == ["0.0250", "400", "400-400", "1"]
+    assert ours_async[10:15] == ["2.00x", "4.00x", "50%", "1", "ok"]
     assert rows[5].endswith("ok r=0.90")
     assert rows[6].split()[-1] == "FAIL"
     # A separator between the (add, 10) and (search, 10) blocks; columns line up.
@@ -340,9 +383,8 @@ def test_render_table_right_aligns_numbers() -> None:
     assert text.splitlines()[4] == "search    1,000"
 
 
-def test_report_mentions_unavailable_and_failures() -> None:
+def test_report_mentions_failures() -> None:
     report = format_report(sample_results())
-    assert "UNAVAILABLE ours-async: cannot import" in report
     assert "FAILED ceiling/search/N=10: wrong data" in report
     assert "Total run time: 12.5 s" in report
     assert "ours-sync = x, sync" in report
@@ -375,7 +417,7 @@ def test_json_round_trip() -> None:
     assert first["latency"]["p99_ms"] == pytest.approx(2.5)
     again = BenchmarkResults.from_json(text)
     assert again.ordered_cases() == results.ordered_cases()
-    assert (again.unavailable, again.wall_time_s) == (results.unavailable, 12.5)
+    assert again.wall_time_s == 12.5
     assert again.to_json() == text
 
 
@@ -437,28 +479,23 @@ def test_openai_embeddings_need_a_key_or_base_url(monkeypatch: pytest.MonkeyPatc
 
 
 def test_key_filters() -> None:
-    assert contenders_mod.scalar_key_filter(["doc_1", "doc_2"]) == 'id in ["doc_1", "doc_2"]'
-    assert contenders_mod.scalar_key_filter(['b"']) == 'id in ["b\\""]'
+    assert key_filter(["doc_1", "doc_2"]) == 'id in ["doc_1", "doc_2"]'
+    assert key_filter(['b"']) == 'id in ["b\\""]'
 
 
-def test_ours_unavailable_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    def missing() -> Any:
-        raise ImportError("not yet")
-
-    monkeypatch.setattr(contenders_mod, "import_ours", missing)
-    resolved = contenders_mod.resolve_contenders(BenchmarkConfig())
-    assert [c.name for c in resolved.contenders] == [
-        "langchain-milvus-sync",
-        "langchain-milvus-async",
-        "ceiling",
+def test_contenders_in_report_order() -> None:
+    chosen = resolve_contenders(["ceiling", "ours-async", "langchain-milvus-sync"])
+    assert [(c.name, c.mode) for c in chosen] == [
+        ("ours-async", "async"),
+        ("langchain-milvus-sync", "sync"),
+        ("ceiling", "ceiling"),
     ]
-    assert set(resolved.unavailable) == {"ours-sync", "ours-async"}
-    assert "not yet" in resolved.unavailable["ours-sync"]
-    with pytest.raises(ConfigError, match="not yet"):
-        contenders_mod.resolve_contenders(BenchmarkConfig(ours_impl="ext"))
-    stand_in = contenders_mod.resolve_contenders(BenchmarkConfig(ours_impl="langchain-milvus"))
-    assert "STAND-IN" in stand_in.implementations()["ours-async"]
-    assert stand_in.unavailable == {}
+    ours, lcm = chosen[0], chosen[1]
+    assert ours.delete_kwargs is not None and lcm.delete_kwargs is not None
+    assert ours.delete_kwargs("doc_1") == {"filter": {"id": "doc_1"}}
+    assert lcm.delete_kwargs("doc_1") == {"expr": "id == 'doc_1'"}
+    assert chosen[2].store_class is None and "MilvusVectorStore" in ours.implementation
+    assert (ours.auto_id, lcm.auto_id) == (False, True)
 
 
 def test_timing_helpers() -> None:
@@ -498,7 +535,7 @@ def stub_context() -> StubContext:
 
 def test_search_check_accepts_good_and_rejects_wrong_data() -> None:
     ctx = stub_context()
-    view = CollectionView("c", contenders_mod.scalar_key_filter)
+    view = "c"
     docs = ctx.prefill_docs
     good = [
         Document(id=str(i), page_content=d.page_content, metadata=d.metadata)
@@ -520,7 +557,7 @@ def test_search_check_accepts_good_and_rejects_wrong_data() -> None:
 
 def test_add_and_delete_checks_compare_counts() -> None:
     ctx = stub_context()
-    view = CollectionView("c", contenders_mod.scalar_key_filter)
+    view = "c"
     ctx.rows = 3
     with pytest.raises(CheckFailure, match="collection has 3 rows, expected 2"):
         check_case(ctx, view, "add", 2, [["a"], ["b"]], rows_before=0)
@@ -533,12 +570,12 @@ def test_add_and_delete_checks_compare_counts() -> None:
 def test_main_writes_outputs_and_fails_loudly(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import langchain_milvus_ext.benchmark.runner as runner
-
     monkeypatch.setattr(runner, "run_benchmark", lambda config: sample_results())
     out_json, out_png = tmp_path / "r.json", tmp_path / "plots" / "r.png"
+    out_md = tmp_path / "md" / "r.md"
     code = cli.main(
-        ["--n", "10", "--prefill", "20", "--json", str(out_json), "--plot", str(out_png)]
+        ["--n", "10", "--prefill", "20", "--json", str(out_json), "--plot", str(out_png),
+         "--markdown", str(out_md)]
     )
     captured = capsys.readouterr()
     assert code == 1
@@ -546,3 +583,131 @@ def test_main_writes_outputs_and_fails_loudly(
     assert "langchain-milvus-async" in captured.out
     assert BenchmarkResults.from_json(out_json.read_text()).get("add", 10, "ceiling") is not None
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = out_md.read_text()
+    assert "| add | 10 | ours-async | 0.0250 | 400 | 400-400 | 1 |" in markdown
+
+
+# -- repeats, markdown, service and scaling output ------------------------------------------
+
+
+def test_repetitions_report_median_and_spread() -> None:
+    case = CaseResult("add", 100, "ours-async")
+    for total, latency in ((2.0, 0.02), (1.0, 0.01), (4.0, 0.04)):
+        case.add_repetition(total, [latency] * 100)
+    assert case.repeats == 3 and case.totals_s == [2.0, 1.0, 4.0]
+    assert case.total_s == 2.0 and case.throughput == pytest.approx(50.0)
+    assert (case.throughput_min, case.throughput_max) == (pytest.approx(25.0), 100.0)
+    assert case.latency is not None and case.latency.p50_ms == pytest.approx(20.0)  # the median's
+    again = CaseResult.from_dict(json.loads(json.dumps(dataclasses.asdict(case))))
+    assert again == case
+
+
+def test_ratios_are_of_medians() -> None:
+    results = BenchmarkResults(
+        config={},
+        cases=[
+            _case("add", 10, "ours-async", 400.0, spread=(0.25, 1.0, 1.1)),
+            _case("add", 10, "langchain-milvus-async", 200.0, spread=(1.0, 3.0, 0.9)),
+        ],
+    )
+    ours = results.get("add", 10, "ours-async")
+    assert ours is not None and results.ratio(ours, "langchain-milvus-async") == pytest.approx(2.0)
+    row = [r for r in format_table(results).splitlines() if "ours-async" in r][0].split()
+    assert row[4:7] == ["400", "364-1,600", "3"]
+
+
+def _budget_context(budget: float, repeat: int = 3) -> BenchContext:
+    config = BenchmarkConfig(n=(2,), prefill=20, repeat=repeat, case_budget_s=budget)
+    emb = CountingEmbeddings(DeterministicFakeEmbedding(size=8), inner_is_local=True)
+    return StubContext(config=config, uri="unused", token=None, embeddings=emb)
+
+
+def test_case_budget_limits_repetitions_and_reads_reuse_their_collection() -> None:
+    seen: list[bool] = []
+
+    def delete(seconds: float) -> Any:
+        def run(fresh: bool) -> tuple[Timed, int]:
+            seen.append(fresh)
+            return Timed(seconds, [seconds, seconds], [True, True]), 2  # 2 rows -> 0
+
+        return run
+
+    fast = runner.repeat_case(_budget_context(10.0), CaseResult("delete", 2, "x"), "c", delete(1))
+    assert fast.repeats == 3 and fast.error is None and seen == [True, True, True]
+    assert fast.checks and fast.rows_after == 0
+    slow = runner.repeat_case(_budget_context(10.0), CaseResult("delete", 2, "x"), "c", delete(6))
+    assert slow.repeats == 1  # a second run would take the case past its 10 s budget
+    unlimited = runner.repeat_case(_budget_context(0), CaseResult("delete", 2, "x"), "c", delete(6))
+    assert unlimited.repeats == 3
+
+    ctx = _budget_context(0.0)
+    good = [Document(id=str(i), page_content=d.page_content, metadata=d.metadata)
+            for i, d in enumerate(ctx.prefill_docs[:3])]  # fmt: skip
+    seen.clear()
+
+    def search(fresh: bool) -> tuple[Timed, int]:
+        seen.append(fresh)
+        return Timed(1.0, [1.0, 1.0], [good, good]), 20
+
+    assert runner.repeat_case(ctx, CaseResult("search", 2, "x"), "c", search).repeats == 3
+    assert seen == [True, False, False]  # searches reuse the collection they filled
+
+    def broken(fresh: bool) -> tuple[Timed, int]:
+        raise RuntimeError("boom")
+
+    failed = runner.repeat_case(ctx, CaseResult("search", 2, "x"), "c", broken)
+    assert failed.error == "RuntimeError: boom" and failed.repeats == 0
+    wrong = runner.repeat_case(ctx, CaseResult("delete", 2, "x"), "c", delete(1))
+    assert wrong.error is None
+    ctx.rows = 5
+    wrong = runner.repeat_case(ctx, CaseResult("delete", 2, "x"), "c", delete(1))
+    assert wrong.error is not None and wrong.error.startswith("wrong data: after delete")
+
+
+def test_markdown_tables() -> None:
+    assert render_markdown(["workload", "ops/s"], [["add", "1"], None, ["search", "2"]]) == (
+        "| workload | ops/s |\n| --- | ---: |\n| add | 1 |\n| search | 2 |"
+    )
+    text = format_markdown(sample_results())
+    assert text.startswith("**Milvus vector-store benchmark (")
+    assert "| search | 10 | ceiling |" in text and "FAILED ceiling/search/N=10" in text
+
+
+def service_results() -> BenchmarkResults:
+    results = sample_results()
+    results.cases = [c for c in results.cases if c.ok]
+    for clients, ours, lcm in ((1, 40.0, 38.0), (16, 600.0, 45.0)):
+        results.cases += [
+            _case("service", 200, "ours-async", ours, concurrency=clients),
+            _case("service", 200, "langchain-milvus-async", lcm, concurrency=clients),
+        ]
+    results.cases += [_case("add", 100, "ours-async", 900.0)]
+    results.environment["versions"] = {"pymilvus": "3.0.2"}
+    results.environment["machine"] = {"cores": 2, "memory_gib": 7.8, "cpu": "AMD EPYC"}
+    return results
+
+
+def test_service_table(tmp_path: Path) -> None:
+    results = service_results()
+    case = results.get("service", 200, "ours-async", 16)
+    assert case is not None and case.label == "ours-async/service/N=200/clients=16"
+    assert results.ratio(case, "langchain-milvus-async") == pytest.approx(600 / 45)
+    table = format_table(results)
+    store, service = table.split("\n\n")
+    assert "service" not in store
+    header, _, *rows = service.splitlines()
+    assert header.split()[:4] == ["clients", "requests", "contender", "req/s"]
+    assert rows[-1].split()[:4] == ["16", "200", "langchain-milvus-async", "45.0"]
+    assert "13.3x" in [r for r in rows if "ours-async" in r][-1]
+    report = format_report(results)
+    assert "Versions: pymilvus 3.0.2\nMachine: 2 cores, 7.8 GiB, AMD EPYC" in report
+
+
+def test_charts_scaling_and_service(tmp_path: Path) -> None:
+    charts = write_plots(service_results(), tmp_path / "b.png")
+    assert [c.name for c in charts] == ["b.png", "b-scaling.png", "b-service.png"]
+    assert all(c.read_bytes()[:4] == b"\x89PNG" for c in charts)
+    only_one_n = sample_results()
+    assert [c.name for c in write_plots(only_one_n, tmp_path / "c.png")] == ["c.png"]
+    with pytest.raises(ValueError):
+        write_plots(BenchmarkResults(config={}), tmp_path / "d.png")

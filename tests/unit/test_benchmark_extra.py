@@ -78,3 +78,12 @@ def test_the_python_api_names_the_extra_too(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert INSTALL in done.stdout
+
+
+def test_the_service_workload_without_its_modules_names_the_extra(tmp_path: Path) -> None:
+    done = _run(tmp_path, ["starlette", "uvicorn"], "--workloads", "service", "--no-progress")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert INSTALL in done.stderr and "starlette and uvicorn" in done.stderr
+    assert "Traceback" not in done.stderr
+    plain = _run(tmp_path, ["starlette", "uvicorn", "httpx"], "--help")  # not imported otherwise
+    assert plain.returncode == 0 and "--service-concurrency" in plain.stdout
