@@ -17,7 +17,7 @@ from langchain_milvus_ext._coalescer import CoalescerLimits
 from langchain_milvus_ext._drivers import AsyncDriver, DriverOptions, SyncDriver
 from langchain_milvus_ext._hybrid import check_full_text_support
 from langchain_milvus_ext._operations import FilterArg
-from langchain_milvus_ext._plans import CollectionState, Plan
+from langchain_milvus_ext._plans import Call, CollectionState, Plan
 from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext._rows import split_documents
 from langchain_milvus_ext._schema import field_names, plan_layout
@@ -262,7 +262,8 @@ class MilvusVectorStore(SearchMethods):
         self._async = AsyncDriver(self._state, self._clients, self._embedding, options)
         if full_text_search or vectors:
             uri = str(self._connection_args.get("uri", ""))
-            version = str(self.client.get_server_version())
+            # Through the driver: a server still starting up is retried like any call.
+            version = str(self._sync.call(Call("get_server_version", {})))
             if full_text_search or any(vf.kind == "bm25" for vf in vectors):
                 check_full_text_support(version, uri)
             else:
