@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from langchain_core.embeddings import Embeddings
 from pymilvus import AnnSearchRequest, FunctionType, RRFRanker, WeightedRanker
 
 FieldKind = Literal["dense", "sparse", "bm25"]
@@ -73,7 +74,8 @@ def is_sparse_model(model: Any) -> bool:
     return isinstance(model, BaseSparseEmbedding)
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
+    """`value` as a list: None -> [], a list or tuple -> its items, anything else -> [value]."""
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
@@ -87,8 +89,8 @@ def _bm25(function: Any, text_field: str) -> tuple[str, Any, dict[str, Any]]:
             "builtin_function: only BM25BuiltInFunction is supported, got "
             f"{type(function).__name__}"
         )
-    inputs = _as_list(getattr(function, "input_field_names", None))
-    outputs = _as_list(getattr(function, "output_field_names", None))
+    inputs = as_list(getattr(function, "input_field_names", None))
+    outputs = as_list(getattr(function, "output_field_names", None))
     if inputs != [text_field] or len(outputs) != 1:
         raise ValueError(
             f"builtin_function: a BM25 function must read the text field {text_field!r} and write "
@@ -112,7 +114,7 @@ def plan_vector_fields(
         ValueError: names repeat, more names than models and functions, index_params of the
             wrong length, or a built-in function other than BM25 on the text field.
     """
-    names = _as_list(vector_field)
+    names = as_list(vector_field)
     if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
         raise ValueError(f"vector_field names must be unique non-empty strings, got {names!r}")
     bm25 = [_bm25(function, text_field) for function in functions]
@@ -129,7 +131,7 @@ def plan_vector_fields(
     if set(for_models) & set(outputs):
         raise ValueError("vector fields of embedding models and built-in functions overlap")
     all_names = for_models + outputs
-    given = _as_list(index_params) if not isinstance(index_params, Mapping) else [index_params]
+    given = as_list(index_params) if not isinstance(index_params, Mapping) else [index_params]
     if given and len(given) not in (len(all_names), len(names)):
         raise ValueError(
             f"index_params: got {len(given)}, expected one per vector field {all_names}"
@@ -198,3 +200,29 @@ def sub_requests(
                          expr=expr or None)
         for vf, query, param in zip(fields, data, params, strict=True)
     ]
+
+
+def vector_setup(
+    embedding_function: Any, builtin_function: Any, vector_field: Any, index_params: Any,
+    text_field: str,
+) -> tuple[list[Any], tuple[VectorField, ...]]:
+    """The embedding models and, for a multi-vector store, its vector fields (else `()`).
+
+    One dense model and no built-in function keep the single-field fast path, whatever the
+    arguments' list shapes (langchain-milvus treats `[x]` as `x`).
+    """
+    models = as_list(embedding_function)
+    functions = as_list(builtin_function)
+    names = as_list(vector_field)
+    if not models and not functions:
+        raise ValueError("embedding_function must be a LangChain Embeddings model (or a list of "
+                         "models), unless builtin_function provides the vectors")
+    for position, model in enumerate(models):
+        if not (isinstance(model, Embeddings) or is_sparse_model(model)):
+            raise ValueError(f"embedding_function[{position}] is {type(model).__name__}, not an "
+                             "Embeddings or BaseSparseEmbedding model")
+    single = (len(models) == 1 and not functions and not is_sparse_model(models[0])
+              and len(names) == 1 and len(as_list(index_params)) <= 1)
+    if single:
+        return models, ()
+    return models, plan_vector_fields(models, functions, vector_field, index_params, text_field)

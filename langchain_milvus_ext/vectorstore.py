@@ -22,45 +22,13 @@ from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext._rows import split_documents
 from langchain_milvus_ext._schema import field_names, plan_layout
 from langchain_milvus_ext._search_methods import SearchMethods
-from langchain_milvus_ext._vectors import VectorField, is_sparse_model, plan_vector_fields
+from langchain_milvus_ext._vectors import as_list, vector_setup
 
 if TYPE_CHECKING:
     from langchain_milvus_ext.retriever import MilvusRetriever
 
 DEFAULT_CONNECTION = {"uri": "./milvus_langchain.db"}
 """Embedded Milvus Lite in a local file: no server needed."""
-
-
-def _vector_setup(
-    embedding_function: Any, builtin_function: Any, vector_field: Any, index_params: Any,
-    text_field: str,
-) -> tuple[list[Any], tuple[VectorField, ...]]:
-    """The embedding models and, for a multi-vector store, its vector fields (else `()`).
-
-    One dense model and no built-in function keep the single-field fast path, whatever the
-    arguments' list shapes (langchain-milvus treats `[x]` as `x`).
-    """
-    models = _as_list(embedding_function)
-    functions = _as_list(builtin_function)
-    names = _as_list(vector_field)
-    if not models and not functions:
-        raise ValueError("embedding_function must be a LangChain Embeddings model (or a list of "
-                         "models), unless builtin_function provides the vectors")
-    for position, model in enumerate(models):
-        if not (isinstance(model, Embeddings) or is_sparse_model(model)):
-            raise ValueError(f"embedding_function[{position}] is {type(model).__name__}, not an "
-                             "Embeddings or BaseSparseEmbedding model")
-    single = (len(models) == 1 and not functions and not is_sparse_model(models[0])
-              and len(names) == 1 and len(_as_list(index_params)) <= 1)
-    if single:
-        return models, ()
-    return models, plan_vector_fields(models, functions, vector_field, index_params, text_field)
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 _WRITE_ARGS = frozenset({"partition_name"})
@@ -191,11 +159,11 @@ class MilvusVectorStore(SearchMethods):
         if vector_schema is not None:
             raise ValueError("vector_schema (custom vector types such as FLOAT16_VECTOR) is not "
                              "supported: dense fields are FLOAT_VECTOR")
-        models, vectors = _vector_setup(embedding_function, builtin_function, vector_field,
+        models, vectors = vector_setup(embedding_function, builtin_function, vector_field,
                                         index_params, text_field)
         if not vectors:
-            vector_field = _as_list(vector_field)[0]
-            index_params = (_as_list(index_params) or [None])[0]
+            vector_field = as_list(vector_field)[0]
+            index_params = (as_list(index_params) or [None])[0]
             if index_params is not None and not isinstance(index_params, Mapping):
                 raise ValueError(f"index_params must be a dict, got {index_params!r}")
         if vectors and full_text_search:
