@@ -12,7 +12,6 @@ import logging
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from .config import BenchmarkConfig, require_extra
 from .contenders import READ_WORKLOADS, Contender, Timed, resolve_contenders, run_repetition
 from .data import describe_queries, make_embeddings
 from .results import BenchmarkResults, CaseResult
+from .service import free_port, wait_for_port
 
 logger = logging.getLogger(__name__)
 PACKAGES = ("langchain-milvus-ext", "langchain-milvus", "langchain-core", "pymilvus", "milvus-lite")
@@ -67,7 +67,7 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
         if service:
             from .service import run_service  # starlette, uvicorn, httpx: only here
 
-            jobs += [(f"service {c.name}", partial(run_service, ctx, c))
+            jobs += [(f"service {c.name}", partial(run_service, ctx, c, repeat_case))
                      for c in contenders if c.mode == "async"]  # fmt: skip
         progress = _Progress(config.progress, len(jobs))
         try:
@@ -196,30 +196,6 @@ def milvus_target(config: BenchmarkConfig) -> Iterator[tuple[str, str]]:
                 yield uri, "Milvus Lite server (separate process)"
         else:
             yield os.path.join(tmp, "bench.db"), "Milvus Lite (in-process, temporary file)"
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, alive: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    """Return once ``127.0.0.1:port`` accepts connections.
-
-    Raises:
-        RuntimeError: ``alive()`` turned false, or the port did not open in time.
-    """
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"the server for port {port} exited")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} in time")
 
 
 @contextlib.contextmanager

@@ -15,11 +15,12 @@ import asyncio
 import contextlib
 import gc
 import json
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from langchain_core.documents import Document
@@ -27,11 +28,15 @@ from langchain_core.documents import Document
 from .checks import BenchContext
 from .contenders import Contender, Timed, build_store, close_store, setup_store
 from .results import CaseResult
-from .runner import free_port, repeat_case, wait_for_port
+
+RepeatCase = Callable[..., CaseResult]
 
 
-def run_service(ctx: BenchContext, contender: Contender) -> list[CaseResult]:
-    """One case per concurrency level of ``ctx.config.service_concurrency``, repeated."""
+def run_service(
+    ctx: BenchContext, contender: Contender, repeat_case: RepeatCase
+) -> list[CaseResult]:
+    """One case per concurrency level of ``ctx.config.service_concurrency``, repeated by the
+    runner's ``repeat_case`` (passed in, so that this module does not import the runner)."""
     cfg = ctx.config
     n, name = cfg.service_requests, ctx.collection_name(contender.name, "service", 0)
     queries = ctx.queries(n)
@@ -145,3 +150,27 @@ async def _load(url: str, queries: list[str], clients: int) -> dict[str, Any]:
 if __name__ == "__main__":  # the load process: URL and clients as arguments, queries on stdin
     result = asyncio.run(_load(sys.argv[1], json.load(sys.stdin), int(sys.argv[2])))
     print(json.dumps(result))
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, alive: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Return once ``127.0.0.1:port`` accepts connections.
+
+    Raises:
+        RuntimeError: ``alive()`` turned false, or the port did not open in time.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"the server for port {port} exited")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} in time")
