@@ -42,7 +42,7 @@ def conditions(value: str) -> list[dict[str, Any]]:
     filters: list[Any] = [
         {"tenant": value}, {"tenant": {"$ne": value}}, {"tenant": {"$in": [value, "bob", EVIL]}},
         {"tenant": {"$nin": [value]}}, {"$or": [{"tenant": value}, {"tenant": "bob"}]},
-        {"$not": {"tenant": value}}, {"text": value}, {"tenant": {"$like": value}},
+        {"$not": {"tenant": value}}, {"n": value}, {"tenant": {"$like": value}},
     ]
     raw = [f'tenant == "{value}"', f"tenant == '{value}'", f'tenant != "{value}"',
            f'pk in ["{value}"]', f'text == "{value}" or tenant == "bob"', value]
@@ -99,6 +99,7 @@ def owners(result: Any) -> Iterator[Any]:
 
 
 def make_store(uri: str, **kwargs: Any) -> MilvusVectorStore:
+    """Three tenants' rows in a fresh partition-key collection."""
     store = MilvusVectorStore(
         DeterministicFakeEmbedding(size=8), collection_name="tenants",
         connection_args={"uri": uri}, partition_key_field="tenant",
@@ -169,7 +170,8 @@ def test_reads_never_cross_tenants(
         foreign = [pk for t, pks in IDS.items() if t != tenant for pk in pks]
         for value in [*HOSTILE, *foreign]:
             if value:
-                tally.read(tenant, lambda v=value: view.get_by_ids([v, *foreign]))
+                ids = [value, *foreign]
+                tally.read(tenant, lambda i=ids, v=view: v.get_by_ids(i))
 
     async def concurrently() -> None:  # both views at once: their calls share coalescers
         for start in range(0, len(CORPUS), 25):
@@ -274,6 +276,38 @@ def test_writes_are_stamped_and_never_cross_tenants(
     leaked += sum(row[1] != "acme" and pk not in others for pk, row in after.items())
     report_figures("tenant writes", {"tried": tried, "refused": refused, "leaked": leaked})
     assert leaked == 0
+
+
+@pytest.mark.parametrize("backend", [
+    pytest.param("lite_uri", marks=pytest.mark.lite, id="lite"),
+    pytest.param("lite_server_uri", marks=pytest.mark.server, id="lite-server"),
+])
+def test_hybrid_search_never_crosses_tenants(
+    backend: str, request: pytest.FixtureRequest, quiet_pymilvus: None,
+    report_figures: Callable[[str, dict[str, object]], None],
+) -> None:
+    store = make_store(request.getfixturevalue(backend), full_text_search=True)
+    view = store.for_tenant("acme")
+    assert sorted(d.id or "" for d in view.hybrid_search("doc", k=50)) == IDS["acme"]
+    tally = Tally()
+    retriever = view.as_retriever(search_type="hybrid", search_kwargs={"k": 20})
+    for condition in CORPUS:
+        tally.read("acme", lambda c=condition: view.hybrid_search_with_score("doc", k=20, **c))
+        tally.read("acme", lambda c=condition: retriever.invoke("doc", **c))
+
+    async def concurrently() -> list[Any]:
+        return await asyncio.gather(*(view.ahybrid_search("doc", k=20, **c) for c in CORPUS),
+                                    return_exceptions=True)
+
+    for result in asyncio.run(concurrently()):
+        tally.tried += 1
+        tally.check("acme", result)
+    store.drop()
+    report_figures("tenant hybrid searches", {"tried": tally.tried, "refused": tally.refused,
+                                              "own rows returned": tally.own,
+                                              "leaked": tally.leaked})
+    assert tally.leaked == 0, tally.leaks[:20]
+    assert tally.own > 0
 
 
 @pytest.mark.lite
