@@ -5,7 +5,7 @@ confinement of their plans (see `_plans`). Each step that reads, writes or delet
 rewritten before any driver sees it:
 
 - every filter sent to Milvus (search, query, delete, each request of a hybrid search)
-  becomes `(caller's condition) and (tenant == "acme")`, the tenant condition built by our
+  becomes `(tenant == "acme") and (caller's condition)`, the tenant condition built by our
   own typed literal rendering; a caller's raw expression must be one closed group
   (`_filters.is_self_contained`), so text such as ``x) or (true`` is refused, not pasted;
 - deletes by id (or by one field's values, as coalesced deletes send them) become
@@ -114,12 +114,15 @@ class TenantScope:
         return f"{self.field} == {render_literal(value)}"
 
     def confine(self, layout: CollectionLayout, expr: str | None) -> str:
-        """`(expr) and (tenant condition)`; a raw `expr` that is not one closed group is refused.
+        """`(tenant condition) and (expr)`; a raw `expr` that is not one closed group is refused.
+
+        The tenant condition comes first: no text of the caller's precedes it, and cutting
+        the caller's part short anywhere leaves an open parenthesis (a parse error).
 
         Raises:
             ValueError: `expr` could escape its parentheses (unbalanced brackets or quotes).
         """
-        confined = combine_and(expr, self.condition(layout))
+        confined = combine_and(self.condition(layout), expr)
         assert confined is not None  # the condition is never blank
         return confined
 

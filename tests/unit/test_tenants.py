@@ -10,6 +10,7 @@ from layouts import planned
 from pymilvus import AnnSearchRequest, DataType
 from test_plans import CREATE_OPTIONS, FakeDriver
 
+from langchain_milvus_ext._filters import is_self_contained
 from langchain_milvus_ext._operations import (
     add_plan,
     delete_plan,
@@ -82,13 +83,13 @@ def test_search_without_a_filter_gets_the_tenant_condition() -> None:
 
 
 def test_dict_filters_are_anded_with_the_tenant() -> None:
-    assert search_expr(filter={"tenant": "bob"}) == f'(tenant == "bob") and ({TENANT})'
+    assert search_expr(filter={"tenant": "bob"}) == f'({TENANT}) and (tenant == "bob")'
 
 
 @pytest.mark.parametrize("expr", CLOSED)
 def test_closed_expressions_are_anded_with_the_tenant(expr: str) -> None:
-    assert search_expr(expr=expr) == f"({expr}) and ({TENANT})"
-    assert search_expr(filter=expr) == f"({expr}) and ({TENANT})"
+    assert search_expr(expr=expr) == f"({TENANT}) and ({expr})"
+    assert search_expr(filter=expr) == f"({TENANT}) and ({expr})"
 
 
 @pytest.mark.parametrize("expr", ESCAPES)
@@ -109,32 +110,32 @@ def test_delete_by_ids_becomes_an_expression_with_the_tenant() -> None:
     _, driver = run(delete_plan(STATE, ["bob0", 'x"] or true or ["']))
     (step,) = [s for s in driver.steps if isinstance(s, Delete)]
     assert step.ids is None
-    assert step.expr == f'(pk in ["bob0", "x\\"] or true or [\\""]) and ({TENANT})'
+    assert step.expr == f'({TENANT}) and (pk in ["bob0", "x\\"] or true or [\\""])'
 
 
 def test_equality_deletes_keep_the_tenant() -> None:
     _, driver = run(delete_plan(STATE, None, filter={"tenant": "bob"}))
     (step,) = [s for s in driver.steps if isinstance(s, Delete)]
     assert step.ids is None and step.field is None
-    assert step.expr == f'(tenant in ["bob"]) and ({TENANT})'
+    assert step.expr == f'({TENANT}) and (tenant in ["bob"])'
 
 
 def test_delete_by_expression_keeps_the_tenant() -> None:
     _, driver = run(delete_plan(STATE, None, expr='tenant == "bob" or true'))
     (step,) = [s for s in driver.steps if isinstance(s, Delete)]
-    assert step.expr == f'(tenant == "bob" or true) and ({TENANT})'
+    assert step.expr == f'({TENANT}) and (tenant == "bob" or true)'
 
 
 def test_get_by_ids_queries_the_tenant_only() -> None:
     _, driver = run(get_by_ids_plan(STATE, ["bob0"]), {"query": []})
     (call,) = driver.steps
-    assert call.kwargs["filter"] == f'(pk in ["bob0"]) and ({TENANT})'
+    assert call.kwargs["filter"] == f'({TENANT}) and (pk in ["bob0"])'
 
 
 def test_queries_without_a_filter_are_confined() -> None:
     _, driver = run(query_plan(STATE, None, pks_only=True), {"query": []})
     (call,) = driver.steps
-    assert call.kwargs["filter"].endswith(f"and ({TENANT})")
+    assert call.kwargs["filter"].startswith(f"({TENANT}) and (")
 
 
 def test_writes_of_another_tenant_are_refused_before_anything_is_sent() -> None:
@@ -184,7 +185,7 @@ def test_hybrid_requests_are_rebuilt_with_the_tenant() -> None:
 
     _, driver = run(plan(), {"hybrid_search": [[]]})
     (call,) = driver.steps
-    assert [r.expr for r in call.kwargs["reqs"]] == [f'(tenant == "bob") and ({TENANT})']
+    assert [r.expr for r in call.kwargs["reqs"]] == [f'({TENANT}) and (tenant == "bob")']
 
 
 @pytest.mark.parametrize("step", [
@@ -228,3 +229,14 @@ def test_a_step_failure_is_thrown_back_into_the_plan() -> None:
 
     result, _ = run(plan(), {"query": RuntimeError("boom")})
     assert result == "caught boom"
+
+
+@pytest.mark.parametrize("expr", CLOSED)
+def test_the_tenant_comes_first_and_a_cut_caller_part_never_parses(expr: str) -> None:
+    confined = ACME.confine(STATE.layout, expr)
+    head = f"({TENANT}) and ("
+    assert confined.startswith(head)
+    # A server reading the expression only up to some character (a NUL, a length limit)
+    # gets the tenant condition whole, then an unclosed group: a parse error, not a leak.
+    for cut in range(len(head), len(confined)):
+        assert not is_self_contained(confined[:cut])
