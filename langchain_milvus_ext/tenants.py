@@ -27,6 +27,7 @@ use Milvus RBAC (users, roles, databases) for that.
 
 from __future__ import annotations
 
+import json
 import reprlib
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -262,8 +263,6 @@ def _check_ids_plan(rows: Sequence[Row], scope: TenantScope, state: CollectionSt
 
 def _refuse_bypasses(kwargs: Mapping[str, Any] | str, method: str) -> None:
     if isinstance(kwargs, str):  # a frozen JSON dict (`SearchKey.extra`)
-        import json
-
         kwargs = json.loads(kwargs)
     assert isinstance(kwargs, Mapping)
     bypasses = sorted(_FILTER_BYPASSES & set(kwargs))
