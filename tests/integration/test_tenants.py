@@ -140,6 +140,14 @@ def store(request: pytest.FixtureRequest, quiet_pymilvus: None) -> Iterator[Milv
     store.close()
 
 
+@pytest.fixture()
+def corpus(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    """The corpus, or every fourth condition on Milvus 2.3.5 (slower per call: the whole
+    corpus would outlast the test timeout there)."""
+    uri_fixture, _ = request.node.callspec.params["store"]
+    return CORPUS[::4] if uri_fixture == "milvus235_uri" else CORPUS
+
+
 def for_tenant(store: MilvusVectorStore, tenant: str) -> TenantView:
     """The store's view of `tenant`: on its partition key, else on the `tenant` column."""
     return store.for_tenant(tenant, field=None if store._partition_key_field else "tenant")
@@ -172,13 +180,14 @@ def async_reads(view: TenantView, condition: dict[str, Any]) -> list[Any]:
 
 
 def test_reads_never_cross_tenants(
-    store: MilvusVectorStore, report_figures: Callable[[str, dict[str, object]], None],
+    store: MilvusVectorStore, corpus: list[dict[str, Any]],
+    report_figures: Callable[[str, dict[str, object]], None],
 ) -> None:
     views = {t: for_tenant(store, t) for t in ("acme", EVIL)}
     tally = Tally()
     for tenant, view in views.items():  # sanity: each view sees all of its own rows
         assert sorted(d.id or "" for d in view.similarity_search("doc", k=50)) == IDS[tenant]
-        for condition in CORPUS:
+        for condition in corpus:
             for call in sync_reads(view, condition):
                 tally.read(tenant, call)
         foreign = [pk for t, pks in IDS.items() if t != tenant for pk in pks]
@@ -188,8 +197,8 @@ def test_reads_never_cross_tenants(
                 tally.read(tenant, lambda i=ids, v=view: v.get_by_ids(i))
 
     async def concurrently() -> None:  # both views at once: their calls share coalescers
-        for start in range(0, len(CORPUS), 25):
-            chunk = CORPUS[start:start + 25]
+        for start in range(0, len(corpus), 25):
+            chunk = corpus[start:start + 25]
             calls = [(t, c) for t, view in views.items() for cond in chunk
                      for c in async_reads(view, cond)]
             calls += [(t, views[t].aget_by_ids(IDS["bob"] + IDS[other]))
@@ -207,7 +216,8 @@ def test_reads_never_cross_tenants(
 
 
 def test_deletes_never_cross_tenants(
-    store: MilvusVectorStore, report_figures: Callable[[str, dict[str, object]], None],
+    store: MilvusVectorStore, corpus: list[dict[str, Any]],
+    report_figures: Callable[[str, dict[str, object]], None],
 ) -> None:
     before = snapshot(store)
     tried = refused = 0
@@ -215,8 +225,8 @@ def test_deletes_never_cross_tenants(
         view = for_tenant(store, tenant)
         foreign = [pk for t, pks in IDS.items() if t != tenant for pk in pks]
         attempts: list[dict[str, Any]] = [
-            *CORPUS, {"ids": foreign}, *({"ids": [v]} for v in HOSTILE if v),
-            *({"ids": foreign, **c} for c in CORPUS[:40]),
+            *corpus, {"ids": foreign}, *({"ids": [v]} for v in HOSTILE if v),
+            *({"ids": foreign, **c} for c in corpus[:40]),
         ]
         for condition in attempts[::2]:
             tried += 1
