@@ -12,9 +12,9 @@ The chain is the usual one::
     | prompt | llm | StrOutputParser()
 
 Multi-tenancy: the store keeps `tenant` as a partition-key column
-(`partition_key_field="tenant"`), and each user gets a retriever with
-`filter={"tenant": user}`, so a user's searches only ever see that user's chunks (and Milvus
-only scans that tenant's partition).
+(`partition_key_field="tenant"`), and each user gets a retriever of a tenant view
+(`store.for_tenant(user)`), so a user's searches only ever see that user's chunks, whatever
+filter they are given (and Milvus only scans that tenant's partition).
 """
 
 from __future__ import annotations
@@ -94,13 +94,13 @@ def build_chain(retriever: BaseRetriever, llm: BaseChatModel) -> Runnable[str, s
 
 def tenant_retriever(store: MilvusVectorStore, tenant: str, k: int = 4) -> MilvusRetriever:
     """A retriever that only sees `tenant`'s documents."""
-    return store.as_retriever(search_kwargs={"k": k, "filter": {"tenant": tenant}})
+    return store.for_tenant(tenant).as_retriever(search_kwargs={"k": k})
 
 
 def build_tenant_chains(
     store: MilvusVectorStore, llm: BaseChatModel, tenants: Iterable[str], k: int = 4
 ) -> dict[str, Runnable[str, str]]:
-    """One RAG chain per tenant, each over a retriever filtered to that tenant."""
+    """One RAG chain per tenant, each over a retriever of that tenant's view."""
     return {t: build_chain(tenant_retriever(store, t, k), llm) for t in tenants}
 
 

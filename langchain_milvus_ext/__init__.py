@@ -14,6 +14,7 @@ from langchain_milvus_ext._filters import compile_filter
 from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext.ingest import IngestResult, aingest_documents, ingest_documents
 from langchain_milvus_ext.retriever import MilvusRetriever
+from langchain_milvus_ext.tenants import TenantView
 from langchain_milvus_ext.vectorstore import Milvus, MilvusVectorStore
 
 try:
@@ -30,6 +31,7 @@ __all__ = [
     "MilvusVectorStore",
     "RetryPolicy",
     "StoreClosedError",
+    "TenantView",
     "WriteError",
     "__version__",
     "aingest_documents",

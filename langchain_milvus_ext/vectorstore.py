@@ -26,6 +26,7 @@ from langchain_milvus_ext._vectors import as_list, vector_setup
 
 if TYPE_CHECKING:
     from langchain_milvus_ext.retriever import MilvusRetriever
+    from langchain_milvus_ext.tenants import TenantView
 
 DEFAULT_CONNECTION = {"uri": "./milvus_langchain.db"}
 """Embedded Milvus Lite in a local file: no server needed."""
@@ -532,6 +533,19 @@ class MilvusVectorStore(SearchMethods):
         search_kwargs = dict(kwargs.pop("search_kwargs", None) or {})
         own = {name: search_kwargs.pop(name) for name in _RETRIEVER_FIELDS if name in search_kwargs}
         return MilvusRetriever(vectorstore=self, search_kwargs=search_kwargs, **own, **kwargs)
+
+    def for_tenant(self, tenant: str | int, *, field: str | None = None) -> TenantView:
+        """A view of this store confined to one tenant (see `TenantView`).
+
+        Example:
+            ```python
+            store = MilvusVectorStore(embeddings, partition_key_field="tenant")
+            acme = store.for_tenant("acme")   # searches, gets, deletes: acme's rows only
+            ```
+        """
+        from langchain_milvus_ext.tenants import TenantView
+
+        return TenantView(self, tenant, field=field)
 
     # -- constructors ---------------------------------------------------------------------
 
