@@ -11,14 +11,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_milvus_ext._plans import Call, CollectionState, Embed, Plan, WriteKey, send_rows_plan
-from langchain_milvus_ext._rows import Row
+from langchain_milvus_ext._rows import Row, all_finite
 from langchain_milvus_ext._schema import CollectionLayout
 from langchain_milvus_ext._vectors import VectorField, ranker_for, sub_requests
 
 
 def _dense(values: Any, where: str) -> list[float]:
-    vector = [float(x) for x in values]
-    if not vector or not all(math.isfinite(x) for x in vector):
+    vector = list(map(float, values))
+    if not vector or not all_finite(vector):
         raise ValueError(f"{where} is empty or contains NaN or infinity")
     return vector
 

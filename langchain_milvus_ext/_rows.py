@@ -330,13 +330,14 @@ def attach_vectors(
                 f"embeddings[{position}] has dimension {len(values)}, the collection's "
                 f"vector field has {dim}"
             )
-        if not _all_finite(values):
+        if not all_finite(values):
             raise ValueError(f"embeddings[{position}] contains NaN or infinity")
         out.append({**row, layout.vector_field: values})
     return out
 
 
-def _all_finite(values: list[float]) -> bool:
+def all_finite(values: list[float]) -> bool:
+    """No NaN or infinity among `values` (a C-level sum first, each value only if it overflows)."""
     # A finite sum means no NaN or infinity (the C-level sum is the fast path); an
     # overflowing sum of huge finite values falls back to checking each value.
     return math.isfinite(sum(values)) or all(math.isfinite(x) for x in values)
@@ -350,7 +351,7 @@ def check_query_vector(vector: Sequence[float], layout: CollectionLayout) -> lis
             f"query embedding has dimension {len(values)}, the collection's vector "
             f"field has {layout.dim}"
         )
-    if not _all_finite(values):
+    if not all_finite(values):
         raise ValueError("query embedding contains NaN or infinity")
     return values
 
