@@ -318,10 +318,11 @@ class _LoopSession:
             totals=driver.batches["delete"])
 
 
-_VIA_SYNC_CLIENT = frozenset({"delete", "create_collection"})
+_VIA_SYNC_CLIENT = frozenset({"delete", "create_collection", "create_index"})
 """Calls the async shell makes with the sync client in a worker thread: pymilvus 3.0.2's
 async `delete` ignores the server's status (an invalid filter "succeeds"), and its async
-`create_collection` waits for the index with an RPC Milvus Lite does not implement."""
+`create_collection` and `create_index` wait for the index with an RPC Milvus Lite does not
+implement."""
 
 
 class AsyncDriver:

@@ -27,6 +27,7 @@ from langchain_milvus_ext._schema import (
     CollectionLayout,
     create_collection_args,
     layout_from_description,
+    vector_index_params,
     with_inferred_columns,
 )
 
@@ -180,21 +181,40 @@ class CollectionState:
         if not (yield Call("has_collection", {"collection_name": self.name})):
             return self.layout
         description = yield Call("describe_collection", {"collection_name": self.name})
-        index = yield from self._vector_index_plan(description)
+        found = layout_from_description(self.planned, description, None)
+        indexes = yield from self._indexes_plan()
+        missing = vector_index_params(found, self.create_options.get("index_params"),
+                                      skip={index.get("field_name") for index in indexes})
+        if len(missing):
+            # Created without an index on a vector field, or being created right now by
+            # another caller that has not made its index yet (loading would fail with "index
+            # not found"). Make the index the store would have made, as langchain-milvus does.
+            try:
+                yield Call("create_index", {"collection_name": self.name,
+                                            "index_params": missing})
+            except Exception:
+                indexes = yield from self._indexes_plan()
+                if not any(index.get("field_name") == found.vector_field for index in indexes):
+                    raise
+            else:
+                indexes = yield from self._indexes_plan()
         yield Call("load_collection", {"collection_name": self.name})
-        self.adopt(description, index)
+        vector_index = next(
+            (index for index in indexes if index.get("field_name") == found.vector_field), None)
+        self.adopt(description, vector_index)
         return self.layout
 
-    def _vector_index_plan(self, description: dict[str, Any]) -> Plan:
+    def _indexes_plan(self) -> Plan:
+        """The description of every index of the collection."""
         names = yield Call("list_indexes", {"collection_name": self.name})
-        planned_vector = layout_from_description(self.planned, description, None).vector_field
+        indexes = []
         for index_name in names or []:
             index = yield Call(
                 "describe_index", {"collection_name": self.name, "index_name": index_name}
             )
-            if index and index.get("field_name") == planned_vector:
-                return dict(index)
-        return None
+            if index:
+                indexes.append(dict(index))
+        return indexes
 
     def ensure_plan(self, dim: int | Mapping[str, int], first_row: Row | None = None) -> Plan:
         """Make sure the collection exists (creating it for vectors of `dim`); returns layout.

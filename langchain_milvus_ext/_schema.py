@@ -10,11 +10,12 @@ including one created by langchain-milvus).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pymilvus import DataType, Function, FunctionType, MilvusClient
+from pymilvus.milvus_client.index import IndexParams
 
 from langchain_milvus_ext._filters import FieldRef, KeyResolver, json_path_ref, validate_key
 from langchain_milvus_ext._vectors import VectorField
@@ -315,7 +316,6 @@ def create_collection_args(
         text_kwargs.update(vf.text_kwargs)
     schema.add_field(layout.text_field, DataType.VARCHAR, max_length=layout.text_max_length,
                      **text_kwargs)
-    index = MilvusClient.prepare_index_params()
     if layout.vectors:
         dims = dim if isinstance(dim, Mapping) else {layout.vector_field: dim}
         for vf in layout.vectors:
@@ -325,8 +325,6 @@ def create_collection_args(
                 schema.add_field(vf.name, DataType.SPARSE_FLOAT_VECTOR)
             if vf.function is not None:
                 schema.add_function(vf.function)
-            index.add_index(vf.name, index_type=vf.index["index_type"],
-                            metric_type=vf.index["metric_type"], params=dict(vf.index["params"]))
     else:
         schema.add_field(layout.vector_field, DataType.FLOAT_VECTOR,
                          dim=dim if isinstance(dim, int) else dim[layout.vector_field])
@@ -346,25 +344,35 @@ def create_collection_args(
         if dtype == DataType.VARCHAR:
             extra.setdefault("max_length", DEFAULT_TEXT_MAX_LENGTH)
         schema.add_field(name, dtype, **extra)
-    user = dict(index_params or {}) if isinstance(index_params, Mapping) else {}
-    if not layout.vectors:
-        index.add_index(
-            layout.vector_field,
-            index_type=str(user.get("index_type", "AUTOINDEX")).upper(),
-            metric_type=layout.metric,
-            params=dict(user.get("params", {})),
-        )
-    if layout.sparse_field:
-        index.add_index(layout.sparse_field, index_type="SPARSE_INVERTED_INDEX",
-                        metric_type="BM25")
     args: dict[str, Any] = {
         "schema": schema,
-        "index_params": index,
+        "index_params": vector_index_params(layout, index_params),
         "consistency_level": consistency_level,
     }
     if partition_key_field and num_partitions:
         args["num_partitions"] = num_partitions
     return args
+
+
+def vector_index_params(
+    layout: CollectionLayout,
+    index_params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+    skip: Collection[str] = (),
+) -> IndexParams:
+    """The index of each vector field of `layout`, except the fields in `skip`."""
+    index = MilvusClient.prepare_index_params()
+    user = dict(index_params or {}) if isinstance(index_params, Mapping) else {}
+    wanted: list[tuple[str, str, str, dict[str, Any]]] = [
+        (vf.name, vf.index["index_type"], vf.index["metric_type"], dict(vf.index["params"]))
+        for vf in layout.vectors
+    ] or [(layout.vector_field, str(user.get("index_type", "AUTOINDEX")).upper(),
+           layout.metric, dict(user.get("params", {})))]
+    if layout.sparse_field:
+        wanted.append((layout.sparse_field, "SPARSE_INVERTED_INDEX", "BM25", {}))
+    for name, index_type, metric, params in wanted:
+        if name not in skip:
+            index.add_index(name, index_type=index_type, metric_type=metric, params=params)
+    return index
 
 
 def layout_from_description(

@@ -215,6 +215,53 @@ def test_a_json_metadata_collection_of_ours_still_opens(tmp_path: Path) -> None:
     assert store.get_by_ids([key])[0].metadata == {"n": 9, "extra": True}
 
 
+def test_a_collection_made_without_an_index_is_indexed_and_opens(uri: str) -> None:
+    """As with langchain-milvus: the store makes the missing vector index and loads it (this
+    is also what a second caller sees while a first is creating the collection)."""
+    from pymilvus import MilvusClient
+
+    name = f"c_{uuid.uuid4().hex[:10]}"
+    client = MilvusClient(uri=uri)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+    schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("text", DataType.VARCHAR, max_length=256)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=8)
+    client.create_collection(name, schema=schema)
+    client.insert(name, [{"pk": "a", "text": "foo", "vector": [0.1] * 8, "n": 1}])
+    assert client.list_indexes(name) == []
+    store = Milvus(DeterministicFakeEmbedding(size=8), connection_args={"uri": uri},
+                   collection_name=name, consistency_level="Strong")
+    try:
+        store.add_texts(["bar"], [{"n": 2}], ids=["b"])
+        hits = store.similarity_search("foo", k=2, consistency_level="Strong")
+        assert {d.metadata["n"] for d in hits} == {1, 2}
+        assert len(client.list_indexes(name)) == 1
+        assert store._state.layout.metric == "L2"
+    finally:
+        store.drop()
+        store.close()
+        client.close()
+
+
+async def test_concurrent_first_writes_to_a_new_collection_all_land(uri: str) -> None:
+    """Many callers writing to a collection that does not exist yet: one creates it while
+    the others find it without its index; every call lands."""
+    import asyncio
+
+    store = Milvus(DeterministicFakeEmbedding(size=8), connection_args={"uri": uri},
+                   collection_name=f"c_{uuid.uuid4().hex[:10]}", consistency_level="Strong",
+                   batch_size=8)
+    try:
+        calls = [store.aadd_texts([f"t{i}-{j}" for j in range(8)],
+                                  ids=[f"d{i}-{j}" for j in range(8)]) for i in range(40)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        assert _count(store) == 320
+    finally:
+        store.drop()
+        store.close()
+
+
 TUTORIAL = Path(__file__).resolve().parents[2] / "examples" / "async_tutorial.py"
 
 

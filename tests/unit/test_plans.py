@@ -404,15 +404,69 @@ def test_ensure_on_known_collection_makes_no_calls() -> None:
 
 
 def test_ensure_tolerates_a_racing_creator() -> None:
+    index = {"field_name": "vector", "metric_type": "L2", "index_type": "AUTOINDEX"}
     driver = FakeDriver({
         "has_collection": Seq(False, True, True),
         "create_collection": RuntimeError("collection already exists"),
         "describe_collection": description(),
-        "list_indexes": [],
+        "list_indexes": ["vector_idx"],
+        "describe_index": index,
         "load_collection": None,
     })
     layout = driver.run(missing_state().ensure_plan(DIM))
     assert layout.exists and layout.dim == DIM
+    assert "create_index" not in driver.methods()
+
+
+def test_a_collection_found_without_its_vector_index_is_indexed_before_it_is_loaded() -> None:
+    """Another caller has created the collection but not yet its index (or it was made
+    without one): loading it now fails with "index not found", so the plan makes the index
+    the store would have made (as langchain-milvus does), then loads."""
+    index = {"field_name": "vector", "metric_type": "L2", "index_type": "AUTOINDEX"}
+    driver = FakeDriver({
+        "has_collection": True,
+        "describe_collection": description(),
+        "list_indexes": Seq([], ["vector"]),
+        "create_index": None,
+        "describe_index": index,
+        "load_collection": None,
+    })
+    layout = driver.run(missing_state().describe_plan())
+    assert driver.methods() == [
+        "has_collection", "describe_collection", "list_indexes", "create_index",
+        "list_indexes", "describe_index", "load_collection",
+    ]
+    created = driver.steps[3].kwargs["index_params"]
+    assert [(i.field_name, i.get_index_configs()["metric_type"]) for i in created] == [
+        ("vector", "L2")]
+    assert layout.exists and layout.metric == "L2"
+
+
+def test_an_index_made_meanwhile_by_the_racing_creator_is_used() -> None:
+    """Our create_index loses to the creator's (other parameters): its index is read back."""
+    index = {"field_name": "vector", "metric_type": "IP", "index_type": "HNSW"}
+    driver = FakeDriver({
+        "has_collection": True,
+        "describe_collection": description(),
+        "list_indexes": Seq([], ["vector"]),
+        "create_index": RuntimeError("at most one distinct index is allowed per field"),
+        "describe_index": index,
+        "load_collection": None,
+    })
+    layout = driver.run(missing_state().describe_plan())
+    assert layout.metric == "IP" and layout.index_type == "HNSW"
+
+
+def test_a_failed_index_creation_with_no_index_after_it_is_raised() -> None:
+    driver = FakeDriver({
+        "has_collection": True,
+        "describe_collection": description(),
+        "list_indexes": [],
+        "create_index": RuntimeError("index type not supported"),
+    })
+    with pytest.raises(RuntimeError, match="index type not supported"):
+        driver.run(missing_state().describe_plan())
+    assert "load_collection" not in driver.methods()
 
 
 def test_ensure_reraises_a_failed_create() -> None:
