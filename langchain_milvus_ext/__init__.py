@@ -10,7 +10,6 @@ from importlib import metadata
 
 from langchain_milvus_ext._coalescer import CoalescerLimits
 from langchain_milvus_ext._errors import MilvusConnectionError, StoreClosedError, WriteError
-from langchain_milvus_ext._filters import compile_filter
 from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext.ingest import IngestResult, aingest_documents, ingest_documents
 from langchain_milvus_ext.retriever import MilvusRetriever
@@ -35,6 +34,5 @@ __all__ = [
     "WriteError",
     "__version__",
     "aingest_documents",
-    "compile_filter",
     "ingest_documents",
 ]
