@@ -385,3 +385,16 @@ def test_freeze_distinguishes_values_and_renders_others() -> None:
     assert freeze({"a": 1}) != freeze({"a": "1"})
     assert isinstance(freeze({"x": object()}), str)
     hash(freeze({"b": [1, {"c": 2}]}))
+
+
+def test_metadata_schema_cannot_name_any_vector_field() -> None:
+    """In a multi-vector store every vector field (not only the first) and the BM25 sparse
+    field are taken: a metadata column of that name would clash when the collection is made."""
+    from langchain_milvus_ext._vectors import VectorField
+
+    index = {"index_type": "FLAT", "metric_type": "L2", "params": {}}
+    vectors = (VectorField("dense", "dense", 0, index), VectorField("dense2", "dense", 1, index))
+    for key in ("dense2", "sparse"):
+        with pytest.raises(ValueError, match=f"metadata_schema key '{key}'"):
+            planned(vectors=vectors, sparse_field="sparse",
+                    metadata_schema={key: {"dtype": DataType.INT64}})
