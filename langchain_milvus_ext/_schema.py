@@ -194,8 +194,10 @@ def plan_layout(
     if enable_dynamic_field:
         metadata_field = None  # as langchain-milvus: the dynamic field wins
     dynamic = enable_dynamic_field is not False and metadata_field is None
-    fields = {primary_field, text_field, vector_field, *(vf.name for vf in vectors)}
-    scalars, args = schema_columns(metadata_schema, fields | ({sparse_field} - {None}))
+    taken = {primary_field, text_field, vector_field, *(vf.name for vf in vectors)}
+    if sparse_field:
+        taken.add(sparse_field)
+    scalars, args = schema_columns(metadata_schema, taken)
     if partition_key_field:
         scalars.setdefault(partition_key_field, DataType.VARCHAR)
     return CollectionLayout(
