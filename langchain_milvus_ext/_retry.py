@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 import grpc
@@ -34,15 +35,63 @@ from pymilvus.exceptions import (
     MilvusUnavailableException,
     ParamError,
 )
+from pymilvus.grpc_gen import common_pb2
 
-_TRANSIENT_GRPC = {
+_TRANSIENT_GRPC = frozenset({
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
-_TRANSIENT_WORDS = ("unavailable", "deadline exceeded", "rate limit", "not ready",
-                    "connection refused", "too many requests")
-_PERMANENT_WORDS = ("auth", "permission", "password", "token", "privilege")
+})
+"""gRPC statuses of a transport failure worth another try. pymilvus raises the `grpc.RpcError`
+itself, or (its retry decorator's wrapper) a `MilvusException` whose `code` is the status."""
+_AUTH_GRPC = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+
+
+class ServerCode(IntEnum):
+    """Milvus's error codes (`Status.code`, Milvus >= 2.3: package `merr`), which pymilvus
+    puts in `MilvusException.code`. Only those this module tells apart are listed."""
+
+    UNEXPECTED = ErrorCode.UNEXPECTED_ERROR  # 1: pymilvus's default code, and merr's
+    # "service not ready" (then `compatible_code` is NotReadyServe): no meaning on its own
+    SERVICE_UNAVAILABLE = 2  # also pymilvus's own Status.CONNECT_FAILED ("Fail connecting")
+    TOO_MANY_REQUESTS = 4
+    RATE_LIMIT = ErrorCode.RATE_LIMIT  # 8
+    RESOURCE_INSUFFICIENT = 12
+    PARAMETER_INVALID = 1100
+    NOT_AUTHENTICATED = 1400
+    NOT_PERMITTED = 1401
+    NEED_AUTHENTICATE = 1402
+    UNDEFINED = 65535  # merr's code for an error it has no code for (e.g. 2.3.5's parse errors)
+
+
+_TRANSIENT_CODES = frozenset({ServerCode.SERVICE_UNAVAILABLE, ServerCode.TOO_MANY_REQUESTS,
+                              ServerCode.RATE_LIMIT, ServerCode.RESOURCE_INSUFFICIENT})
+_AUTH_CODES = frozenset({ServerCode.NOT_AUTHENTICATED, ServerCode.NOT_PERMITTED,
+                         ServerCode.NEED_AUTHENTICATE})
+_UNCODED = frozenset({0, ServerCode.UNEXPECTED, ServerCode.UNDEFINED})
+"""`code`s that say nothing of the failure (0: a status with only the legacy code set)."""
+
+# The legacy `ErrorCode` (`Status.error_code`, `MilvusException.compatible_code`), which
+# Milvus 2.3 still sets beside `code` (2.3.5: 100/4 collection not found, 1100/5 invalid
+# parameter, 65535/1 a parse error) and servers that predate `code` set alone. Milvus Lite
+# repeats `code` there (6/6 a parse error, 101/101 not loaded).
+_TRANSIENT_LEGACY = frozenset({common_pb2.RateLimit, common_pb2.NotReadyServe,
+                               common_pb2.NotReadyCoordActivating, common_pb2.ConnectFailed})
+_AUTH_LEGACY = frozenset({common_pb2.PermissionDenied})
+_UNCODED_LEGACY = frozenset({common_pb2.Success, common_pb2.UnexpectedError})
+
+# Message fallback, only for errors that carry no code: pymilvus's own (its asyncio timeouts,
+# "Unexpected error" wrappers, client-side checks all use code 1) and a server's generic
+# UnexpectedError / merr's ErrUndefined (65535: Milvus 2.3.5 wraps errors it has no code for,
+# e.g. a bad filter). Whole words: "token" must not match "tokenizer", nor "auth" "author".
+_TRANSIENT_TEXT = re.compile(
+    r"\bunavailable\b|deadline exceeded|rate limit|\bnot ready\b|connection refused"
+    r"|too many requests")
+_AUTH_TEXT = re.compile(
+    r"\b(un)?auth(entic\w*|oriz\w*)?\b|permission|password|\btokens?\b|privilege"
+    r"|credential")
+
+
 NOT_RETRIED = frozenset({"insert", "create_collection", "drop_collection"})
 """Client methods never retried: an auto_id insert would write its rows twice."""
 
@@ -148,21 +197,55 @@ def server_error(error: Exception) -> Exception:
 
 
 def is_transient(error: BaseException) -> bool:
-    """True for failures that may pass on a later try."""
+    """True for failures that may pass on a later try.
+
+    Decided by the error's codes: the gRPC status of a transport failure, else the server's
+    `code` / legacy `ErrorCode` (rate limited, not ready, unavailable) or its own `retriable`
+    flag. Authentication and input errors never are. Only an error with no code at all is
+    judged by its message (see `_TRANSIENT_TEXT`).
+    """
     if isinstance(error, MilvusUnavailableException):
         return True
     if isinstance(error, grpc.RpcError) and hasattr(error, "code"):
         return error.code() in _TRANSIENT_GRPC
-    if isinstance(error, MilvusException):
-        if error.is_input_error:
-            return False
-        if error.code == ErrorCode.RATE_LIMIT or error.code in _TRANSIENT_GRPC:
-            return True
-        text = str(error.message).lower()
-        if any(word in text for word in _PERMANENT_WORDS):
-            return False
-        return any(word in text for word in _TRANSIENT_WORDS)
-    return False
+    if not isinstance(error, MilvusException):
+        return False
+    if error.is_input_error or is_auth_failure(error):
+        return False
+    if isinstance(error.code, grpc.StatusCode):
+        return error.code in _TRANSIENT_GRPC
+    if (error.retriable or error.code in _TRANSIENT_CODES
+            or error.compatible_code in _TRANSIENT_LEGACY):
+        return True
+    if not _uncoded(error):
+        return False  # a code, and not one of the transient ones
+    return _TRANSIENT_TEXT.search(str(error.message).lower()) is not None
+
+
+def is_auth_failure(error: BaseException) -> bool:
+    """True when `error` refuses the caller's credentials or rights (never retried).
+
+    By gRPC status or server code; an error with no code, by its message.
+    """
+    if _auth_by_code(error):
+        return True
+    return (isinstance(error, MilvusException) and _uncoded(error)
+            and _AUTH_TEXT.search(str(error.message).lower()) is not None)
+
+
+def _auth_by_code(error: BaseException) -> bool:
+    if isinstance(error, grpc.RpcError) and hasattr(error, "code"):
+        return error.code() in _AUTH_GRPC
+    if not isinstance(error, MilvusException):
+        return False
+    if isinstance(error.code, grpc.StatusCode):
+        return error.code in _AUTH_GRPC
+    return error.code in _AUTH_CODES or error.compatible_code in _AUTH_LEGACY
+
+
+def _uncoded(error: MilvusException) -> bool:
+    """Whether neither of the error's codes says what failed."""
+    return error.code in _UNCODED and error.compatible_code in _UNCODED_LEGACY
 
 
 _NOT_INPUT = re.compile(  # whole words: a field named 'author' is not about authentication
@@ -172,7 +255,7 @@ _INPUT_WORDS = ("invalid", "illegal", "cannot parse", "parse", "expr plan",
                 "unexpected character", "unexpected token", "syntax", "must be", "expect",
                 "not match", "mismatch", "inconsistent", "out of range", "exceed", "not valid",
                 "unsupported", "not support", "surrogate")
-_INPUT_CODES = {5, 6, 1100}  # IllegalArgument / Milvus Lite's parse errors, ParameterInvalid
+_INPUT_CODES = {5, 6, ServerCode.PARAMETER_INVALID}  # IllegalArgument / Lite's parse errors
 
 
 def is_input_error(error: BaseException) -> bool:
@@ -184,7 +267,9 @@ def is_input_error(error: BaseException) -> bool:
     found by validation before anything is written: pymilvus raises `DataNotMatchException` /
     `ParamError` before sending, and Milvus checks a whole request before writing any of it.
     """
-    if is_transient(error) or isinstance(error, (ConnectionError, TimeoutError)):
+    # By code only: the message of a code-less parse error may say "token" (`_NOT_INPUT`).
+    if (is_transient(error) or _auth_by_code(error)
+            or isinstance(error, (ConnectionError, TimeoutError))):
         return False
     if isinstance(error, (DataNotMatchException, ParamError)):
         return True
