@@ -29,7 +29,7 @@ from langchain_milvus_ext._coalescer import (
     CoalescerStats,
     logger,
 )
-from langchain_milvus_ext._errors import WriteError, connection_failure
+from langchain_milvus_ext._errors import WriteError
 from langchain_milvus_ext._filters import is_self_contained
 from langchain_milvus_ext._plans import (
     Call,
@@ -54,7 +54,14 @@ from langchain_milvus_ext._plans import (
     store_rows_plan,
     write_batch_plan,
 )
-from langchain_milvus_ext._retry import Attempts, RetryPolicy, is_input_error, server_error
+from langchain_milvus_ext._retry import (
+    Attempts,
+    Failure,
+    Outcome,
+    RetryPolicy,
+    after_failure,
+    is_input_error,
+)
 from langchain_milvus_ext._rows import PrimaryKey, Row, estimate_row_bytes
 
 
@@ -98,9 +105,13 @@ _sleep = time.sleep
 _asleep = asyncio.sleep
 
 
-def _final(error: Exception, clients: ClientRegistry) -> Exception:
-    """The exception to raise for a call that failed for good (clearer for connection errors)."""
-    return connection_failure(error, clients.connection_args) or error
+def _retry_wait(failure: Failure, stats: DriverStats, method: str) -> float:
+    """Seconds to wait before the next try (counted and logged), or raise the failure."""
+    if failure.outcome is not Outcome.RETRY:
+        failure.raise_()
+    stats.retries += 1
+    _log_retry(method, failure.error, failure.wait)
+    return failure.wait
 
 
 def _chunks(write: Write, size: int) -> list[tuple[int, Write]]:
@@ -182,15 +193,8 @@ class SyncDriver:
                 kwargs = attempts.kwargs(step.kwargs, _clock())
                 return _client_call(self.clients, self.state, replace(step, kwargs=kwargs))
             except Exception as caught:
-                error = server_error(caught)
-                wait = attempts.retry_after(error, _clock())
-                if wait is None:
-                    final = _final(error, self.clients)
-                    if final is caught:
-                        raise
-                    raise final from (None if final is error else error)
-            self.stats.retries += 1
-            _log_retry(step.method, error, wait)
+                failure = after_failure(attempts, caught, self.clients.connection_args, _clock())
+                wait = _retry_wait(failure, self.stats, step.method)
             _sleep(wait)
 
     def _execute(self, step: Step) -> Any:
@@ -377,15 +381,8 @@ class AsyncDriver:
                         _client_call, self.clients, self.state, replace(step, kwargs=kwargs))
                 return await getattr(session.client, step.method)(**kwargs)
             except Exception as caught:
-                error = server_error(caught)
-                wait = attempts.retry_after(error, _clock())
-                if wait is None:
-                    final = _final(error, self.clients)
-                    if final is caught:
-                        raise
-                    raise final from (None if final is error else error)
-            self.stats.retries += 1
-            _log_retry(step.method, error, wait)
+                failure = after_failure(attempts, caught, self.clients.connection_args, _clock())
+                wait = _retry_wait(failure, self.stats, step.method)
             await _asleep(wait)
 
     async def _execute(self, step: Step, session: _LoopSession, coalesce: bool) -> Any:

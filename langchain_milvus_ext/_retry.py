@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Any
+from enum import Enum, IntEnum
+from typing import Any, NoReturn
 
 import grpc
 from pymilvus.exceptions import (
@@ -36,6 +37,8 @@ from pymilvus.exceptions import (
     ParamError,
 )
 from pymilvus.grpc_gen import common_pb2
+
+from langchain_milvus_ext._errors import MilvusConnectionError, connection_failure
 
 _TRANSIENT_GRPC = frozenset({
     grpc.StatusCode.UNAVAILABLE,
@@ -194,6 +197,69 @@ def server_error(error: Exception) -> Exception:
         server: Exception = cause
         return server
     return error
+
+
+class Outcome(Enum):
+    """What a driver does after a failed try of a client call (see `_failure`)."""
+
+    RETRY = "retry"
+    """Transient, and time and tries remain: wait `Failure.wait`, then try again."""
+    RAISE_AS_CAUGHT = "raise as caught"
+    """Raise the client's exception unchanged (a transport failure, pymilvus's own error, or
+    one of ours)."""
+    RAISE_SERVER_ERROR = "raise the server's error"
+    """Raise the server's error that pymilvus wrapped in its single-try message, without
+    the wrapper (as pymilvus raises it by default)."""
+    RAISE_CONNECTION_ERROR = "raise a connection error"
+    """Raise a clear, credential-free `MilvusConnectionError` in its place, caused by the
+    server's error."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The decision after a failed try: `outcome`, and the exception it is about.
+
+    Attributes:
+        outcome: What to do.
+        error: For `RETRY`, the error retried; else the exception to raise.
+        cause: For `RAISE_CONNECTION_ERROR`, the error it replaces (its `__cause__`).
+        wait: For `RETRY`, seconds to wait first.
+    """
+
+    outcome: Outcome
+    error: Exception
+    cause: Exception | None = None
+    wait: float = 0.0
+
+    def raise_(self) -> NoReturn:
+        """Raise what the outcome says (call it while handling the caught exception)."""
+        if self.outcome is Outcome.RAISE_AS_CAUGHT:
+            raise self.error
+        if self.outcome is Outcome.RAISE_SERVER_ERROR:
+            raise self.error from None
+        if self.outcome is Outcome.RAISE_CONNECTION_ERROR:
+            raise self.error from self.cause
+        raise RuntimeError(f"{self.outcome} is not an outcome that raises")
+
+
+def after_failure(attempts: Attempts, caught: Exception, connection_args: Mapping[str, Any],
+             now: float) -> Failure:
+    """What to do after one try of a client call raised `caught` at `now`. Pure.
+
+    The one rule of both drivers: retry while the server's error is transient and the
+    attempts (tries, deadline) allow; else raise it, as clear as it can be made.
+    """
+    error = server_error(caught)
+    wait = attempts.retry_after(error, now)
+    if wait is not None:
+        return Failure(Outcome.RETRY, error, wait=wait)
+    if not isinstance(error, MilvusConnectionError):  # ours are already clear
+        clear = connection_failure(error, connection_args)
+        if clear is not None:
+            return Failure(Outcome.RAISE_CONNECTION_ERROR, clear, cause=error)
+    if error is caught:
+        return Failure(Outcome.RAISE_AS_CAUGHT, caught)
+    return Failure(Outcome.RAISE_SERVER_ERROR, error)
 
 
 def is_transient(error: BaseException) -> bool:
