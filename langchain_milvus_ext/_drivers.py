@@ -29,7 +29,7 @@ from langchain_milvus_ext._coalescer import (
     CoalescerStats,
     logger,
 )
-from langchain_milvus_ext._errors import WriteError
+from langchain_milvus_ext._errors import WriteError, rejected_before_sending
 from langchain_milvus_ext._filters import is_self_contained
 from langchain_milvus_ext._plans import (
     Call,
@@ -251,7 +251,7 @@ class SyncDriver:
         except Exception as error:
             if pending is not None and pending.exception() is None:  # waits for it
                 written += pending.result()  # written before the failure of the next batch
-            if isinstance(error, ValueError) and not written:
+            if rejected_before_sending(error, written):
                 raise  # bad input (e.g. a wrong dimension) found before any row was sent
             failed = list(range(len(written), len(write.rows)))
             raise _write_error(write.rows, pk, failed, written, error) from error
@@ -440,7 +440,7 @@ class AsyncDriver:
                 return await session.writes.submit((write.key, write.texts is not None), items)
             except BatchError as error:
                 cause = error.errors[0]
-                if isinstance(cause, ValueError) and not error.succeeded_indices:
+                if rejected_before_sending(cause, error.succeeded_indices):
                     raise cause from None  # bad input found before this caller's rows were sent
                 raise _write_error(write.rows, pk, error.failed_indices, [
                     write.rows[i].get(pk) for i in error.succeeded_indices], cause) from cause
@@ -457,7 +457,7 @@ class AsyncDriver:
                   if isinstance(r, BaseException) for i in range(start, start + len(c.rows))]
         written = [pk_ for r in results if not isinstance(r, BaseException) for pk_ in r]
         errors = [r for r in results if isinstance(r, BaseException)]
-        if errors and isinstance(errors[0], ValueError) and not written:
+        if errors and rejected_before_sending(errors[0], written):
             raise errors[0]
         if errors:
             raise _write_error(write.rows, pk, failed, written, errors[0]) from errors[0]

@@ -28,6 +28,7 @@ from langchain_milvus_ext._errors import (
     WriteError,
     connection_failure,
     redact_text,
+    rejected_before_sending,
 )
 from langchain_milvus_ext._retry import (
     NOT_RETRIED,
@@ -459,3 +460,20 @@ def test_errors_without_any_code_fall_back_to_their_message() -> None:
     assert is_transient(MilvusException(message="[search] rate limit exceeded"))
     assert not is_transient(MilvusException(message="[search] Retry timeout: 5s"))
     assert not is_transient(MilvusException(message="unavailable tokens: authentication"))
+
+
+# --------------------------------------------------------------------------- failed writes
+
+
+def test_a_value_error_before_anything_was_written_is_the_callers_own() -> None:
+    assert rejected_before_sending(ValueError("embeddings[0] has dimension 3"), [])
+
+
+@pytest.mark.parametrize("error, written", [
+    (ValueError("dimension 3"), ["a"]),  # a later batch failed: some rows are written
+    (MilvusException(1100, "invalid parameter"), []),  # the server's: a WriteError
+    (ConnectionError("connection refused"), []),
+], ids=repr)
+def test_other_write_failures_become_write_errors(error: BaseException,
+                                                  written: list[str]) -> None:
+    assert not rejected_before_sending(error, written)
