@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+import pymilvus
 from langchain_core.embeddings import Embeddings
 from pymilvus import AsyncMilvusClient
 
@@ -54,6 +55,7 @@ from langchain_milvus_ext._plans import (
     store_rows_plan,
     write_batch_plan,
 )
+from langchain_milvus_ext._pymilvus_compat import via_sync_client
 from langchain_milvus_ext._retry import (
     Attempts,
     Failure,
@@ -322,11 +324,8 @@ class _LoopSession:
             totals=driver.batches["delete"])
 
 
-_VIA_SYNC_CLIENT = frozenset({"delete", "create_collection", "create_index"})
-"""Calls the async shell makes with the sync client in a worker thread: pymilvus 3.0.2's
-async `delete` ignores the server's status (an invalid filter "succeeds"), and its async
-`create_collection` and `create_index` wait for the index with an RPC Milvus Lite does not
-implement."""
+_VIA_SYNC_CLIENT = via_sync_client(pymilvus.__version__)
+"""The calls the async shell makes with the sync client under the installed pymilvus."""
 
 
 class AsyncDriver:
