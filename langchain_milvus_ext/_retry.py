@@ -17,6 +17,12 @@ whole call: each try is given the time that remains, and no try or wait starts t
 end before the deadline. (With a timeout, pymilvus's decorator still loops on gRPC transport
 errors until the timeout it was given is spent; since that is our remaining time, it cannot
 push the call past the deadline, except for a sync gRPC try it started just before it.)
+
+What is transient is read from codes: the gRPC status of a transport failure, the server's
+`code` and legacy `ErrorCode`, and its `retriable` flag (`is_transient`). The message is read
+only when an error has no code at all. After a failed try, `after_failure` names what a
+driver does (`Outcome`): retry, or raise the error as caught, the server's error pymilvus
+wrapped, or a clear connection error.
 """
 
 from __future__ import annotations
@@ -191,16 +197,22 @@ def server_error(error: Exception) -> Exception:
     the server's error as pymilvus raises it by default. Transport failures keep the wrapper:
     it is the `MilvusException` (with the gRPC code) pymilvus raises for them by default too.
     """
+    return _wrapped_server_error(error) or error
+
+
+def _wrapped_server_error(error: Exception) -> Exception | None:
+    """The server's error inside pymilvus's single-try wrapper `error`; None if it is none
+    (pymilvus's own fixed text is the only mark of that wrapper)."""
     cause = error.__cause__
     if (isinstance(error, MilvusException) and isinstance(cause, MilvusException)
             and cause is not error and "Retry run out of 0 retry times" in str(error.message)):
         server: Exception = cause
         return server
-    return error
+    return None
 
 
 class Outcome(Enum):
-    """What a driver does after a failed try of a client call (see `_failure`)."""
+    """What a driver does after a failed try of a client call (see `after_failure`)."""
 
     RETRY = "retry"
     """Transient, and time and tries remain: wait `Failure.wait`, then try again."""
@@ -243,13 +255,14 @@ class Failure:
 
 
 def after_failure(attempts: Attempts, caught: Exception, connection_args: Mapping[str, Any],
-             now: float) -> Failure:
+                  now: float) -> Failure:
     """What to do after one try of a client call raised `caught` at `now`. Pure.
 
     The one rule of both drivers: retry while the server's error is transient and the
     attempts (tries, deadline) allow; else raise it, as clear as it can be made.
     """
-    error = server_error(caught)
+    wrapped = _wrapped_server_error(caught)
+    error = wrapped or caught
     wait = attempts.retry_after(error, now)
     if wait is not None:
         return Failure(Outcome.RETRY, error, wait=wait)
@@ -257,9 +270,9 @@ def after_failure(attempts: Attempts, caught: Exception, connection_args: Mappin
         clear = connection_failure(error, connection_args)
         if clear is not None:
             return Failure(Outcome.RAISE_CONNECTION_ERROR, clear, cause=error)
-    if error is caught:
+    if wrapped is None:
         return Failure(Outcome.RAISE_AS_CAUGHT, caught)
-    return Failure(Outcome.RAISE_SERVER_ERROR, error)
+    return Failure(Outcome.RAISE_SERVER_ERROR, wrapped)
 
 
 def is_transient(error: BaseException) -> bool:
