@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 import pytest
+from fake_clock import FakeClock
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from pymilvus.exceptions import MilvusException
 
@@ -36,22 +37,6 @@ from langchain_milvus_ext._schema import CollectionLayout
 
 URI = "http://milvus.example:19530"
 KINDS = ["sync", "async"]
-
-
-@dataclass
-class FakeClock:
-    now: float = 1000.0
-    waits: list[float] = field(default_factory=list)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
 
 
 @dataclass
