@@ -70,9 +70,11 @@ class FakeClient:
     """`MilvusClient(**connection_args)`, scripted."""
 
     script: Script  # set by the fixture, shared by every fake of a test
+    built: list[FakeClient | FakeAsyncClient]  # every fake client made, in order
 
     def __init__(self, **connection_args: Any) -> None:
         self.connection_args = connection_args
+        self.built.append(self)
 
     def __getattr__(self, method: str) -> Any:
         return lambda **kwargs: self.script.run("sync", method, kwargs)
@@ -88,9 +90,11 @@ class FakeAsyncClient:
     """`AsyncMilvusClient(**connection_args, dedicated=True)`, scripted."""
 
     script: Script
+    built: list[FakeClient | FakeAsyncClient]
 
     def __init__(self, **connection_args: Any) -> None:
         self.connection_args = connection_args
+        self.built.append(self)
 
     def __getattr__(self, method: str) -> Any:
         async def call(**kwargs: Any) -> Any:
@@ -111,6 +115,9 @@ def script(monkeypatch: pytest.MonkeyPatch) -> Iterator[Script]:
     monkeypatch.setattr(_drivers, "_asleep", clock.asleep)
     monkeypatch.setattr(FakeClient, "script", script, raising=False)
     monkeypatch.setattr(FakeAsyncClient, "script", script, raising=False)
+    built: list[FakeClient | FakeAsyncClient] = []
+    monkeypatch.setattr(FakeClient, "built", built, raising=False)
+    monkeypatch.setattr(FakeAsyncClient, "built", built, raising=False)
     monkeypatch.setattr(_clients, "MilvusClient", FakeClient)
     monkeypatch.setattr(_clients, "AsyncMilvusClient", FakeAsyncClient)
     yield script
@@ -164,6 +171,19 @@ def wrapped(server: MilvusException, method: str = "upsert") -> MilvusException:
                                            f"message={server.message}") from server
     except MilvusException as error:
         return error
+
+
+# ------------------------------------------------------------------ clients
+
+
+def test_the_shells_get_their_clients_from_the_registry(script: Script) -> None:
+    call("sync", _upsert())
+    call("async", _upsert())
+    sync, async_ = FakeClient.built
+    assert isinstance(sync, FakeClient) and isinstance(async_, FakeAsyncClient)
+    assert sync.connection_args["uri"] == URI
+    assert async_.connection_args["uri"] == URI and async_.connection_args["dedicated"]
+    assert [c for c, _, _ in script.calls] == ["sync", "async"]
 
 
 # ------------------------------------------------------------------ retries
