@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+import pymilvus
 from langchain_core.embeddings import Embeddings
 from pymilvus import AsyncMilvusClient
 
@@ -29,7 +30,7 @@ from langchain_milvus_ext._coalescer import (
     CoalescerStats,
     logger,
 )
-from langchain_milvus_ext._errors import WriteError, connection_failure
+from langchain_milvus_ext._errors import WriteError, rejected_before_sending
 from langchain_milvus_ext._filters import is_self_contained
 from langchain_milvus_ext._plans import (
     Call,
@@ -54,7 +55,15 @@ from langchain_milvus_ext._plans import (
     store_rows_plan,
     write_batch_plan,
 )
-from langchain_milvus_ext._retry import Attempts, RetryPolicy, is_input_error, server_error
+from langchain_milvus_ext._pymilvus_compat import via_sync_client
+from langchain_milvus_ext._retry import (
+    Attempts,
+    Failure,
+    Outcome,
+    RetryPolicy,
+    after_failure,
+    is_input_error,
+)
 from langchain_milvus_ext._rows import PrimaryKey, Row, estimate_row_bytes
 
 
@@ -98,9 +107,13 @@ _sleep = time.sleep
 _asleep = asyncio.sleep
 
 
-def _final(error: Exception, clients: ClientRegistry) -> Exception:
-    """The exception to raise for a call that failed for good (clearer for connection errors)."""
-    return connection_failure(error, clients.connection_args) or error
+def _retry_wait(failure: Failure, stats: DriverStats, method: str) -> float:
+    """Seconds to wait before the next try (counted and logged), or raise the failure."""
+    if failure.outcome is not Outcome.RETRY:
+        failure.raise_()
+    stats.retries += 1
+    _log_retry(method, failure.error, failure.wait)
+    return failure.wait
 
 
 def _chunks(write: Write, size: int) -> list[tuple[int, Write]]:
@@ -182,15 +195,8 @@ class SyncDriver:
                 kwargs = attempts.kwargs(step.kwargs, _clock())
                 return _client_call(self.clients, self.state, replace(step, kwargs=kwargs))
             except Exception as caught:
-                error = server_error(caught)
-                wait = attempts.retry_after(error, _clock())
-                if wait is None:
-                    final = _final(error, self.clients)
-                    if final is caught:
-                        raise
-                    raise final from (None if final is error else error)
-            self.stats.retries += 1
-            _log_retry(step.method, error, wait)
+                failure = after_failure(attempts, caught, self.clients.connection_args, _clock())
+                wait = _retry_wait(failure, self.stats, step.method)
             _sleep(wait)
 
     def _execute(self, step: Step) -> Any:
@@ -247,7 +253,7 @@ class SyncDriver:
         except Exception as error:
             if pending is not None and pending.exception() is None:  # waits for it
                 written += pending.result()  # written before the failure of the next batch
-            if isinstance(error, ValueError) and not written:
+            if rejected_before_sending(error, written):
                 raise  # bad input (e.g. a wrong dimension) found before any row was sent
             failed = list(range(len(written), len(write.rows)))
             raise _write_error(write.rows, pk, failed, written, error) from error
@@ -318,11 +324,8 @@ class _LoopSession:
             totals=driver.batches["delete"])
 
 
-_VIA_SYNC_CLIENT = frozenset({"delete", "create_collection", "create_index"})
-"""Calls the async shell makes with the sync client in a worker thread: pymilvus 3.0.2's
-async `delete` ignores the server's status (an invalid filter "succeeds"), and its async
-`create_collection` and `create_index` wait for the index with an RPC Milvus Lite does not
-implement."""
+_VIA_SYNC_CLIENT = via_sync_client(pymilvus.__version__)
+"""The calls the async shell makes with the sync client under the installed pymilvus."""
 
 
 class AsyncDriver:
@@ -377,15 +380,8 @@ class AsyncDriver:
                         _client_call, self.clients, self.state, replace(step, kwargs=kwargs))
                 return await getattr(session.client, step.method)(**kwargs)
             except Exception as caught:
-                error = server_error(caught)
-                wait = attempts.retry_after(error, _clock())
-                if wait is None:
-                    final = _final(error, self.clients)
-                    if final is caught:
-                        raise
-                    raise final from (None if final is error else error)
-            self.stats.retries += 1
-            _log_retry(step.method, error, wait)
+                failure = after_failure(attempts, caught, self.clients.connection_args, _clock())
+                wait = _retry_wait(failure, self.stats, step.method)
             await _asleep(wait)
 
     async def _execute(self, step: Step, session: _LoopSession, coalesce: bool) -> Any:
@@ -443,7 +439,7 @@ class AsyncDriver:
                 return await session.writes.submit((write.key, write.texts is not None), items)
             except BatchError as error:
                 cause = error.errors[0]
-                if isinstance(cause, ValueError) and not error.succeeded_indices:
+                if rejected_before_sending(cause, error.succeeded_indices):
                     raise cause from None  # bad input found before this caller's rows were sent
                 raise _write_error(write.rows, pk, error.failed_indices, [
                     write.rows[i].get(pk) for i in error.succeeded_indices], cause) from cause
@@ -460,7 +456,7 @@ class AsyncDriver:
                   if isinstance(r, BaseException) for i in range(start, start + len(c.rows))]
         written = [pk_ for r in results if not isinstance(r, BaseException) for pk_ in r]
         errors = [r for r in results if isinstance(r, BaseException)]
-        if errors and isinstance(errors[0], ValueError) and not written:
+        if errors and rejected_before_sending(errors[0], written):
             raise errors[0]
         if errors:
             raise _write_error(write.rows, pk, failed, written, errors[0]) from errors[0]

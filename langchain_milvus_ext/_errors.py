@@ -40,6 +40,20 @@ class WriteError(RuntimeError):
         super().__init__(message + detail)
 
 
+def rejected_before_sending(error: BaseException, written: Sequence[Any]) -> bool:
+    """Whether a failed write is the caller's bad input, found before any row was sent.
+
+    The one rule for what a failed write raises: a `ValueError` while nothing of the call
+    is written (`written`: what of it was written so far, ids or positions) is raised as it
+    is. The checks of the rows, vectors and filters raise `ValueError` before their batch is
+    sent, and every batch is checked before it goes, so nothing of the call was sent then.
+    Any other failure becomes a `WriteError` saying which rows were and were not written.
+    (One `ValueError` comes after sending: the coalescer's, for a batch that returned the
+    wrong number of results; `write_batch` returns one id per row, so it does not arise.)
+    """
+    return isinstance(error, ValueError) and not written
+
+
 class StoreClosedError(RuntimeError):
     """The store was closed (`close()`, `aclose()`, or the end of its `with` block).
 

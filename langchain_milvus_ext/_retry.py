@@ -17,14 +17,22 @@ whole call: each try is given the time that remains, and no try or wait starts t
 end before the deadline. (With a timeout, pymilvus's decorator still loops on gRPC transport
 errors until the timeout it was given is spent; since that is our remaining time, it cannot
 push the call past the deadline, except for a sync gRPC try it started just before it.)
+
+What is transient is read from codes: the gRPC status of a transport failure, the server's
+`code` and legacy `ErrorCode`, and its `retriable` flag (`is_transient`). The message is read
+only when an error has no code at all. After a failed try, `after_failure` names what a
+driver does (`Outcome`): retry, or raise the error as caught, the server's error pymilvus
+wrapped, or a clear connection error.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum, IntEnum
+from typing import Any, NoReturn
 
 import grpc
 from pymilvus.exceptions import (
@@ -34,15 +42,65 @@ from pymilvus.exceptions import (
     MilvusUnavailableException,
     ParamError,
 )
+from pymilvus.grpc_gen import common_pb2
 
-_TRANSIENT_GRPC = {
+from langchain_milvus_ext._errors import MilvusConnectionError, connection_failure
+
+_TRANSIENT_GRPC = frozenset({
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
-_TRANSIENT_WORDS = ("unavailable", "deadline exceeded", "rate limit", "not ready",
-                    "connection refused", "too many requests")
-_PERMANENT_WORDS = ("auth", "permission", "password", "token", "privilege")
+})
+"""gRPC statuses of a transport failure worth another try. pymilvus raises the `grpc.RpcError`
+itself, or (its retry decorator's wrapper) a `MilvusException` whose `code` is the status."""
+_AUTH_GRPC = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+
+
+class ServerCode(IntEnum):
+    """Milvus's error codes (`Status.code`, Milvus >= 2.3: package `merr`), which pymilvus
+    puts in `MilvusException.code`. Only those this module tells apart are listed."""
+
+    UNEXPECTED = ErrorCode.UNEXPECTED_ERROR  # 1: pymilvus's default code, and merr's
+    # "service not ready" (then `compatible_code` is NotReadyServe): no meaning on its own
+    SERVICE_UNAVAILABLE = 2  # also pymilvus's own Status.CONNECT_FAILED ("Fail connecting")
+    TOO_MANY_REQUESTS = 4
+    RATE_LIMIT = ErrorCode.RATE_LIMIT  # 8
+    RESOURCE_INSUFFICIENT = 12
+    PARAMETER_INVALID = 1100
+    NOT_AUTHENTICATED = 1400
+    NOT_PERMITTED = 1401
+    NEED_AUTHENTICATE = 1402
+    UNDEFINED = 65535  # merr's code for an error it has no code for (e.g. 2.3.5's parse errors)
+
+
+_TRANSIENT_CODES = frozenset({ServerCode.SERVICE_UNAVAILABLE, ServerCode.TOO_MANY_REQUESTS,
+                              ServerCode.RATE_LIMIT, ServerCode.RESOURCE_INSUFFICIENT})
+_AUTH_CODES = frozenset({ServerCode.NOT_AUTHENTICATED, ServerCode.NOT_PERMITTED,
+                         ServerCode.NEED_AUTHENTICATE})
+_UNCODED = frozenset({0, ServerCode.UNEXPECTED, ServerCode.UNDEFINED})
+"""`code`s that say nothing of the failure (0: a status with only the legacy code set)."""
+
+# The legacy `ErrorCode` (`Status.error_code`, `MilvusException.compatible_code`), which
+# Milvus 2.3 still sets beside `code` (2.3.5: 100/4 collection not found, 1100/5 invalid
+# parameter, 65535/1 a parse error) and servers that predate `code` set alone. Milvus Lite
+# repeats `code` there (6/6 a parse error, 101/101 not loaded).
+_TRANSIENT_LEGACY = frozenset({common_pb2.RateLimit, common_pb2.NotReadyServe,
+                               common_pb2.NotReadyCoordActivating, common_pb2.ConnectFailed})
+_AUTH_LEGACY = frozenset({common_pb2.PermissionDenied})
+_UNCODED_LEGACY = frozenset({common_pb2.Success, common_pb2.UnexpectedError})
+
+# Message fallback, only for errors that carry no code: pymilvus's own (its asyncio timeouts,
+# "Unexpected error" wrappers, client-side checks all use code 1) and a server's generic
+# UnexpectedError / merr's ErrUndefined (65535: Milvus 2.3.5 wraps errors it has no code for,
+# e.g. a bad filter). Whole words: "token" must not match "tokenizer", nor "auth" "author".
+_TRANSIENT_TEXT = re.compile(
+    r"\bunavailable\b|deadline exceeded|rate limit|\bnot ready\b|connection refused"
+    r"|too many requests")
+_AUTH_TEXT = re.compile(
+    r"\b(un)?auth(entic\w*|oriz\w*)?\b|permission|password|\btokens?\b|privilege"
+    r"|credential")
+
+
 NOT_RETRIED = frozenset({"insert", "create_collection", "drop_collection"})
 """Client methods never retried: an auto_id insert would write its rows twice."""
 
@@ -139,30 +197,134 @@ def server_error(error: Exception) -> Exception:
     the server's error as pymilvus raises it by default. Transport failures keep the wrapper:
     it is the `MilvusException` (with the gRPC code) pymilvus raises for them by default too.
     """
+    return _wrapped_server_error(error) or error
+
+
+def _wrapped_server_error(error: Exception) -> Exception | None:
+    """The server's error inside pymilvus's single-try wrapper `error`; None if it is none
+    (pymilvus's own fixed text is the only mark of that wrapper)."""
     cause = error.__cause__
     if (isinstance(error, MilvusException) and isinstance(cause, MilvusException)
             and cause is not error and "Retry run out of 0 retry times" in str(error.message)):
         server: Exception = cause
         return server
-    return error
+    return None
+
+
+class Outcome(Enum):
+    """What a driver does after a failed try of a client call (see `after_failure`)."""
+
+    RETRY = "retry"
+    """Transient, and time and tries remain: wait `Failure.wait`, then try again."""
+    RAISE_AS_CAUGHT = "raise as caught"
+    """Raise the client's exception unchanged (a transport failure, pymilvus's own error, or
+    one of ours)."""
+    RAISE_SERVER_ERROR = "raise the server's error"
+    """Raise the server's error that pymilvus wrapped in its single-try message, without
+    the wrapper (as pymilvus raises it by default)."""
+    RAISE_CONNECTION_ERROR = "raise a connection error"
+    """Raise a clear, credential-free `MilvusConnectionError` in its place, caused by the
+    server's error."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The decision after a failed try: `outcome`, and the exception it is about.
+
+    Attributes:
+        outcome: What to do.
+        error: For `RETRY`, the error retried; else the exception to raise.
+        cause: For `RAISE_CONNECTION_ERROR`, the error it replaces (its `__cause__`).
+        wait: For `RETRY`, seconds to wait first.
+    """
+
+    outcome: Outcome
+    error: Exception
+    cause: Exception | None = None
+    wait: float = 0.0
+
+    def raise_(self) -> NoReturn:
+        """Raise what the outcome says (call it while handling the caught exception)."""
+        if self.outcome is Outcome.RAISE_AS_CAUGHT:
+            raise self.error
+        if self.outcome is Outcome.RAISE_SERVER_ERROR:
+            raise self.error from None
+        if self.outcome is Outcome.RAISE_CONNECTION_ERROR:
+            raise self.error from self.cause
+        raise RuntimeError(f"{self.outcome} is not an outcome that raises")
+
+
+def after_failure(attempts: Attempts, caught: Exception, connection_args: Mapping[str, Any],
+                  now: float) -> Failure:
+    """What to do after one try of a client call raised `caught` at `now`. Pure.
+
+    The one rule of both drivers: retry while the server's error is transient and the
+    attempts (tries, deadline) allow; else raise it, as clear as it can be made.
+    """
+    wrapped = _wrapped_server_error(caught)
+    error = wrapped or caught
+    wait = attempts.retry_after(error, now)
+    if wait is not None:
+        return Failure(Outcome.RETRY, error, wait=wait)
+    if not isinstance(error, MilvusConnectionError):  # ours are already clear
+        clear = connection_failure(error, connection_args)
+        if clear is not None:
+            return Failure(Outcome.RAISE_CONNECTION_ERROR, clear, cause=error)
+    if wrapped is None:
+        return Failure(Outcome.RAISE_AS_CAUGHT, caught)
+    return Failure(Outcome.RAISE_SERVER_ERROR, wrapped)
 
 
 def is_transient(error: BaseException) -> bool:
-    """True for failures that may pass on a later try."""
+    """True for failures that may pass on a later try.
+
+    Decided by the error's codes: the gRPC status of a transport failure, else the server's
+    `code` / legacy `ErrorCode` (rate limited, not ready, unavailable) or its own `retriable`
+    flag. Authentication and input errors never are. Only an error with no code at all is
+    judged by its message (see `_TRANSIENT_TEXT`).
+    """
     if isinstance(error, MilvusUnavailableException):
         return True
     if isinstance(error, grpc.RpcError) and hasattr(error, "code"):
         return error.code() in _TRANSIENT_GRPC
-    if isinstance(error, MilvusException):
-        if error.is_input_error:
-            return False
-        if error.code == ErrorCode.RATE_LIMIT or error.code in _TRANSIENT_GRPC:
-            return True
-        text = str(error.message).lower()
-        if any(word in text for word in _PERMANENT_WORDS):
-            return False
-        return any(word in text for word in _TRANSIENT_WORDS)
-    return False
+    if not isinstance(error, MilvusException):
+        return False
+    if error.is_input_error or is_auth_failure(error):
+        return False
+    if isinstance(error.code, grpc.StatusCode):
+        return error.code in _TRANSIENT_GRPC
+    if (error.retriable or error.code in _TRANSIENT_CODES
+            or error.compatible_code in _TRANSIENT_LEGACY):
+        return True
+    if not _uncoded(error):
+        return False  # a code, and not one of the transient ones
+    return _TRANSIENT_TEXT.search(str(error.message).lower()) is not None
+
+
+def is_auth_failure(error: BaseException) -> bool:
+    """True when `error` refuses the caller's credentials or rights (never retried).
+
+    By gRPC status or server code; an error with no code, by its message.
+    """
+    if _auth_by_code(error):
+        return True
+    return (isinstance(error, MilvusException) and _uncoded(error)
+            and _AUTH_TEXT.search(str(error.message).lower()) is not None)
+
+
+def _auth_by_code(error: BaseException) -> bool:
+    if isinstance(error, grpc.RpcError) and hasattr(error, "code"):
+        return error.code() in _AUTH_GRPC
+    if not isinstance(error, MilvusException):
+        return False
+    if isinstance(error.code, grpc.StatusCode):
+        return error.code in _AUTH_GRPC
+    return error.code in _AUTH_CODES or error.compatible_code in _AUTH_LEGACY
+
+
+def _uncoded(error: MilvusException) -> bool:
+    """Whether neither of the error's codes says what failed."""
+    return error.code in _UNCODED and error.compatible_code in _UNCODED_LEGACY
 
 
 _NOT_INPUT = re.compile(  # whole words: a field named 'author' is not about authentication
@@ -172,7 +334,7 @@ _INPUT_WORDS = ("invalid", "illegal", "cannot parse", "parse", "expr plan",
                 "unexpected character", "unexpected token", "syntax", "must be", "expect",
                 "not match", "mismatch", "inconsistent", "out of range", "exceed", "not valid",
                 "unsupported", "not support", "surrogate")
-_INPUT_CODES = {5, 6, 1100}  # IllegalArgument / Milvus Lite's parse errors, ParameterInvalid
+_INPUT_CODES = {5, 6, ServerCode.PARAMETER_INVALID}  # IllegalArgument / Lite's parse errors
 
 
 def is_input_error(error: BaseException) -> bool:
@@ -184,7 +346,9 @@ def is_input_error(error: BaseException) -> bool:
     found by validation before anything is written: pymilvus raises `DataNotMatchException` /
     `ParamError` before sending, and Milvus checks a whole request before writing any of it.
     """
-    if is_transient(error) or isinstance(error, (ConnectionError, TimeoutError)):
+    # By code only: the message of a code-less parse error may say "token" (`_NOT_INPUT`).
+    if (is_transient(error) or _auth_by_code(error)
+            or isinstance(error, (ConnectionError, TimeoutError))):
         return False
     if isinstance(error, (DataNotMatchException, ParamError)):
         return True

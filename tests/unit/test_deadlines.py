@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import grpc
 import pytest
+from fake_clock import FakeClock
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from pymilvus.exceptions import MilvusException, MilvusUnavailableException
 
@@ -23,22 +24,6 @@ from langchain_milvus_ext._errors import MilvusConnectionError
 from langchain_milvus_ext._plans import Call, CollectionState
 from langchain_milvus_ext._retry import Attempts, RetryPolicy
 from langchain_milvus_ext._schema import CollectionLayout
-
-
-@dataclass
-class FakeClock:
-    now: float = 1000.0
-    waits: list[float] = field(default_factory=list)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pymilvus.exceptions import (
     MilvusUnavailableException,
     ParamError,
 )
+from pymilvus.grpc_gen import common_pb2
 
 from langchain_milvus_ext._clients import lite_file_locked
 from langchain_milvus_ext._errors import (
@@ -27,8 +28,16 @@ from langchain_milvus_ext._errors import (
     WriteError,
     connection_failure,
     redact_text,
+    rejected_before_sending,
 )
-from langchain_milvus_ext._retry import NOT_RETRIED, RetryPolicy, is_input_error, is_transient
+from langchain_milvus_ext._retry import (
+    NOT_RETRIED,
+    RetryPolicy,
+    ServerCode,
+    is_auth_failure,
+    is_input_error,
+    is_transient,
+)
 
 URI = "http://milvus.example:19530"
 
@@ -362,3 +371,109 @@ def test_errors_about_the_request_are_input_errors(error: BaseException) -> None
 ])
 def test_transport_and_unknown_failures_are_not_input_errors(error: BaseException) -> None:
     assert not is_input_error(error)
+
+
+# --------------------------------------------------------------------------- codes, not words
+
+CODED_TRANSIENT: list[BaseException] = [
+    MilvusException(ServerCode.SERVICE_UNAVAILABLE, "whatever the text says"),
+    MilvusException(ServerCode.TOO_MANY_REQUESTS, "queue is full"),
+    MilvusException(ServerCode.RESOURCE_INSUFFICIENT, "no"),
+    MilvusException(1, "not ready", common_pb2.NotReadyServe),  # merr's "service not ready"
+    MilvusException(0, "legacy only", common_pb2.RateLimit),  # a server without `code`
+    MilvusException(100, "told to retry", retriable=True),  # the server's own verdict
+    MilvusException(grpc.StatusCode.UNAVAILABLE, "[search] Retry timeout: 5s"),  # pymilvus
+    # pymilvus's own "Fail connecting" (Status.CONNECT_FAILED, the code of merr's unavailable)
+    MilvusException(2, "Fail connecting to server on x:19530, illegal connection params or "
+                       "server unavailable"),
+]
+
+CODED_PERMANENT: list[BaseException] = [
+    MilvusException(100, "collection not found: service unavailable"),  # a code: text unread
+    MilvusException(ServerCode.PARAMETER_INVALID, "rate limit must be positive"),
+    MilvusException(101, "collection not loaded"),  # Milvus 2.3.5
+    MilvusException(grpc.StatusCode.INVALID_ARGUMENT, "unavailable"),
+]
+
+AUTH: list[BaseException] = [
+    MilvusException(ServerCode.NOT_AUTHENTICATED, "service unavailable"),
+    MilvusException(ServerCode.NOT_PERMITTED, "rate limit"),
+    MilvusException(ServerCode.NEED_AUTHENTICATE, "not ready"),
+    MilvusException(1, "connection refused", common_pb2.PermissionDenied),
+    MilvusException(grpc.StatusCode.UNAUTHENTICATED, "unavailable"),
+    MilvusException(grpc.StatusCode.PERMISSION_DENIED, "unavailable"),
+    MilvusException(ServerCode.NEED_AUTHENTICATE, "retry", retriable=True),
+    FakeRpcError(grpc.StatusCode.UNAUTHENTICATED),
+    MilvusException(message="invalid token: service unavailable"),  # no code: by its words
+]
+
+
+@pytest.mark.parametrize("error", CODED_TRANSIENT, ids=repr)
+def test_transient_codes_are_retried_whatever_the_message(error: BaseException) -> None:
+    assert is_transient(error)
+    assert not is_input_error(error)
+
+
+@pytest.mark.parametrize("error", CODED_PERMANENT, ids=repr)
+def test_other_codes_are_permanent_whatever_the_message(error: BaseException) -> None:
+    assert not is_transient(error)
+
+
+@pytest.mark.parametrize("error", AUTH, ids=repr)
+def test_auth_errors_are_permanent(error: BaseException) -> None:
+    assert is_auth_failure(error)
+    assert not is_transient(error)
+    assert not is_input_error(error)
+
+
+@pytest.mark.parametrize("error", [
+    MilvusException(1100, "invalid tokenizer params: unknown tokenizer 'x'"),
+    MilvusException(message="tokenizer not found"),
+], ids=repr)
+def test_a_tokenizer_error_is_not_an_auth_failure(error: MilvusException) -> None:
+    assert not is_auth_failure(error)
+    assert connection_failure(error, {"uri": URI}) is None
+
+
+def test_token_does_not_match_tokenizer() -> None:
+    """A code-less 'unavailable' is transient, unless it is about credentials ('token')."""
+    assert is_transient(MilvusException(message="tokenizer service unavailable"))
+    assert not is_transient(MilvusException(message="token service unavailable"))
+
+
+def test_a_coded_tokenizer_error_is_permanent() -> None:
+    error = MilvusException(1100, "invalid tokenizer params: unknown tokenizer 'x'")
+    assert not is_transient(error)
+    assert is_input_error(error)
+
+
+def test_milvus_235_parse_errors_mentioning_token_are_input_errors() -> None:
+    """Milvus 2.3.5 answers a bad filter with code 65535 (no code of its own) and a message
+    naming the parser's 'token': an input error, not an authentication failure."""
+    error = MilvusException(65535, "cannot parse expression: id == = 1, error: line 1:6 token "
+                                   "recognition error at: '= '")
+    assert is_input_error(error)
+    assert not is_transient(error)
+
+
+def test_errors_without_any_code_fall_back_to_their_message() -> None:
+    assert is_transient(MilvusException(message="[search] rate limit exceeded"))
+    assert not is_transient(MilvusException(message="[search] Retry timeout: 5s"))
+    assert not is_transient(MilvusException(message="unavailable tokens: authentication"))
+
+
+# --------------------------------------------------------------------------- failed writes
+
+
+def test_a_value_error_before_anything_was_written_is_the_callers_own() -> None:
+    assert rejected_before_sending(ValueError("embeddings[0] has dimension 3"), [])
+
+
+@pytest.mark.parametrize("error, written", [
+    (ValueError("dimension 3"), ["a"]),  # a later batch failed: some rows are written
+    (MilvusException(1100, "invalid parameter"), []),  # the server's: a WriteError
+    (ConnectionError("connection refused"), []),
+], ids=repr)
+def test_other_write_failures_become_write_errors(error: BaseException,
+                                                  written: list[str]) -> None:
+    assert not rejected_before_sending(error, written)
