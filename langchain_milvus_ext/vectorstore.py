@@ -20,7 +20,7 @@ from langchain_milvus_ext._operations import FilterArg
 from langchain_milvus_ext._plans import Call, CollectionState, Plan
 from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext._rows import split_documents
-from langchain_milvus_ext._schema import field_names, plan_layout
+from langchain_milvus_ext._schema import field_names, layout_for
 from langchain_milvus_ext._search_methods import SearchMethods
 from langchain_milvus_ext._vectors import as_list, vector_setup
 
@@ -197,7 +197,7 @@ class MilvusVectorStore(SearchMethods):
         self._vector_fields_from_function = [vf.name for vf in vectors if vf.model is None]
         self._partition_key_field = partition_key_field
         self._connection_args = dict(connection_args or DEFAULT_CONNECTION)
-        planned = plan_layout(
+        planned = layout_for(
             primary_field=primary_field, text_field=text_field, vector_field=vector_field,
             metadata_field=metadata_field, enable_dynamic_field=enable_dynamic_field,
             auto_id=auto_id, index_params=index_params, partition_key_field=partition_key_field,
