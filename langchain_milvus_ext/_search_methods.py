@@ -13,11 +13,12 @@ from langchain_core.documents import Document
 from langchain_milvus import Milvus as _LangchainMilvus
 
 from langchain_milvus_ext import _operations as ops
+from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._drivers import AsyncDriver, SyncDriver
 from langchain_milvus_ext._hybrid import HybridOptions
 from langchain_milvus_ext._operations import FilterArg
-from langchain_milvus_ext._plans import CollectionState, Plan, PlanOf
 from langchain_milvus_ext._results import relevance_fn
+from langchain_milvus_ext._steps import Plan, PlanOf
 
 Scored = list[tuple[Document, float]]
 

@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from langchain_milvus_ext._hybrid import HybridOptions
 from langchain_milvus_ext._operations import retrieve_plan
-from langchain_milvus_ext._plans import PlanOf
+from langchain_milvus_ext._steps import PlanOf
 from langchain_milvus_ext.vectorstore import MilvusVectorStore
 
 SearchType = Literal["similarity", "mmr", "similarity_score_threshold", "hybrid"]

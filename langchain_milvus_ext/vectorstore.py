@@ -14,14 +14,15 @@ from typing_extensions import Self
 from langchain_milvus_ext import _operations as ops
 from langchain_milvus_ext._clients import ClientRegistry
 from langchain_milvus_ext._coalescer import CoalescerLimits
+from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._drivers import AsyncDriver, DriverOptions, SyncDriver
 from langchain_milvus_ext._hybrid import check_full_text_support
 from langchain_milvus_ext._operations import FilterArg
-from langchain_milvus_ext._plans import Call, CollectionState, Plan
 from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext._rows import split_documents
 from langchain_milvus_ext._schema import field_names, layout_for
 from langchain_milvus_ext._search_methods import SearchMethods
+from langchain_milvus_ext._steps import Call, Plan
 from langchain_milvus_ext._vectors import as_list, vector_setup
 
 if TYPE_CHECKING:
