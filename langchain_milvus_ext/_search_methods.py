@@ -17,10 +17,8 @@ from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._drivers import AsyncDriver, SyncDriver
 from langchain_milvus_ext._hybrid import HybridOptions
 from langchain_milvus_ext._operations import FilterArg
-from langchain_milvus_ext._results import relevance_fn
+from langchain_milvus_ext._results import Scored, relevance_fn
 from langchain_milvus_ext._steps import Plan, PlanOf
-
-Scored = list[tuple[Document, float]]
 
 SEARCH_PASSTHROUGH = frozenset({
     "group_by_field", "group_size", "strict_group_size", "consistency_level", "round_decimal",
@@ -121,7 +119,7 @@ class SearchMethods(_LangchainMilvus):
         self, query: str, k: int = 4, param: dict[str, Any] | None = None,
         expr: str | None = None, timeout: float | None = None, *,
         filter: FilterArg = None, **kwargs: Any,
-    ) -> Scored:
+    ) -> list[Scored]:
         """(Document, raw score) pairs: distance for L2, similarity for COSINE and IP."""
         options = self.search_options(param, expr, timeout, filter, kwargs)
         return self._sync.run(ops.one_query_plan(self._state, query, k, **options))
@@ -130,7 +128,7 @@ class SearchMethods(_LangchainMilvus):
         self, query: str, k: int = 4, param: dict[str, Any] | None = None,
         expr: str | None = None, timeout: float | None = None, *,
         filter: FilterArg = None, **kwargs: Any,
-    ) -> Scored:
+    ) -> list[Scored]:
         """Async `similarity_search_with_score`."""
         options = self.search_options(param, expr, timeout, filter, kwargs)
         return await self._async.run(ops.one_query_plan(self._state, query, k, **options))
@@ -139,7 +137,7 @@ class SearchMethods(_LangchainMilvus):
         self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
         expr: str | None = None, timeout: float | None = None, *,
         filter: FilterArg = None, **kwargs: Any,
-    ) -> Scored:
+    ) -> list[Scored]:
         """(Document, raw score) pairs for a query vector."""
         options = self.search_options(param, expr, timeout, filter, kwargs)
         return self._sync.run(ops.one_query_plan(self._state, embedding, k, **options))
@@ -148,7 +146,7 @@ class SearchMethods(_LangchainMilvus):
         self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
         expr: str | None = None, timeout: float | None = None, *,
         filter: FilterArg = None, **kwargs: Any,
-    ) -> Scored:
+    ) -> list[Scored]:
         """Async `similarity_search_with_score_by_vector`."""
         options = self.search_options(param, expr, timeout, filter, kwargs)
         return await self._async.run(ops.one_query_plan(self._state, embedding, k, **options))
@@ -161,13 +159,13 @@ class SearchMethods(_LangchainMilvus):
 
     def _similarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
-    ) -> Scored:
+    ) -> list[Scored]:
         kwargs.pop("score_threshold", None)
         return self._sync.run(self._relevance_plan(query, k, kwargs))
 
     async def _asimilarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
-    ) -> Scored:
+    ) -> list[Scored]:
         kwargs.pop("score_threshold", None)
         return await self._async.run(self._relevance_plan(query, k, kwargs))
 
@@ -239,7 +237,7 @@ class SearchMethods(_LangchainMilvus):
         ranker: Literal["rrf", "weighted"] = "rrf", weights: tuple[float, float] = (0.5, 0.5),
         rrf_k: int = 60, fetch_k: int | None = None, param: dict[str, Any] | None = None,
         timeout: float | None = None, **kwargs: Any,
-    ) -> Scored:
+    ) -> list[Scored]:
         """Dense + BM25 full-text search fused by RRF or weights (needs full_text_search=True).
 
         Args:
@@ -267,7 +265,7 @@ class SearchMethods(_LangchainMilvus):
         ranker: Literal["rrf", "weighted"] = "rrf", weights: tuple[float, float] = (0.5, 0.5),
         rrf_k: int = 60, fetch_k: int | None = None, param: dict[str, Any] | None = None,
         timeout: float | None = None, **kwargs: Any,
-    ) -> Scored:
+    ) -> list[Scored]:
         """Async `hybrid_search_with_score`."""
         return await self._async.run(self._hybrid_plan(
             query, k, filter, expr, HybridOptions(ranker, weights, rrf_k, fetch_k),
@@ -275,7 +273,7 @@ class SearchMethods(_LangchainMilvus):
 
     def _hybrid_plan(self, query: str, k: int, filter: FilterArg, expr: str | None,
                      hybrid: HybridOptions, param: dict[str, Any] | None,
-                     timeout: float | None, kwargs: Mapping[str, Any]) -> PlanOf[Scored]:
+                     timeout: float | None, kwargs: Mapping[str, Any]) -> PlanOf[list[Scored]]:
         options = self.search_options(param, expr, timeout, filter, kwargs)
         return ops.hybrid_plan(self._state, query, k, hybrid=hybrid, **options)
 
