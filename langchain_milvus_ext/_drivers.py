@@ -22,6 +22,13 @@ import pymilvus
 from langchain_core.embeddings import Embeddings
 from pymilvus import AsyncMilvusClient
 
+from langchain_milvus_ext._batch_plans import (
+    delete_batch_plan,
+    embed_plan,
+    search_batch_plan,
+    store_rows_plan,
+    write_batch_plan,
+)
 from langchain_milvus_ext._clients import ClientRegistry, PerLoop
 from langchain_milvus_ext._coalescer import (
     BatchError,
@@ -30,11 +37,21 @@ from langchain_milvus_ext._coalescer import (
     CoalescerStats,
     logger,
 )
+from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._errors import WriteError, rejected_before_sending
 from langchain_milvus_ext._filters import is_self_contained
-from langchain_milvus_ext._plans import (
+from langchain_milvus_ext._pymilvus_compat import via_sync_client
+from langchain_milvus_ext._retry import (
+    Attempts,
+    Failure,
+    Outcome,
+    RetryPolicy,
+    after_failure,
+    is_input_error,
+)
+from langchain_milvus_ext._rows import PrimaryKey, Row, estimate_row_bytes
+from langchain_milvus_ext._steps import (
     Call,
-    CollectionState,
     Delete,
     DeleteKey,
     Describe,
@@ -49,22 +66,7 @@ from langchain_milvus_ext._plans import (
     Step,
     Write,
     WriteKey,
-    delete_batch_plan,
-    embed_plan,
-    search_batch_plan,
-    store_rows_plan,
-    write_batch_plan,
 )
-from langchain_milvus_ext._pymilvus_compat import via_sync_client
-from langchain_milvus_ext._retry import (
-    Attempts,
-    Failure,
-    Outcome,
-    RetryPolicy,
-    after_failure,
-    is_input_error,
-)
-from langchain_milvus_ext._rows import PrimaryKey, Row, estimate_row_bytes
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ class SyncDriver:
         if isinstance(step, Delete):
             return self.run(delete_batch_plan(self.state, step.key, step.items))
         if isinstance(step, Describe):
-            return self.run(step.state.describe_plan())
+            return self.run(self.state.describe_plan())
         raise TypeError(f"unknown plan step {step!r}")
 
     def embed(self, step: Embed) -> list[Sequence[float]]:

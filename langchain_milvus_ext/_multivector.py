@@ -10,9 +10,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_milvus_ext._plans import Call, CollectionState, Embed, Plan, WriteKey, send_rows_plan
+from langchain_milvus_ext._batch_plans import send_rows_plan
+from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._rows import Row, all_finite
 from langchain_milvus_ext._schema import CollectionLayout
+from langchain_milvus_ext._steps import Call, Embed, Plan, WriteKey
 from langchain_milvus_ext._vectors import VectorField, ranker_for, sub_requests
 
 

@@ -1,4 +1,7 @@
-"""Every store operation, written once as a plan (see `_plans`), for both shells to run."""
+"""Operation plans: every store operation, written once, for both drivers to run.
+
+Each yields the steps of `_steps`; it reads the layout with `_collection.layout_plan`.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +11,11 @@ from typing import Any
 
 from langchain_core.documents import Document
 
+from langchain_milvus_ext._collection import CollectionState, layout_plan
 from langchain_milvus_ext._errors import MilvusConnectionError
 from langchain_milvus_ext._filters import combine_and, compile_filter, ids_expr
 from langchain_milvus_ext._hybrid import HybridOptions, hybrid_requests
 from langchain_milvus_ext._multivector import multi_search_plan, multi_write_plan
-from langchain_milvus_ext._plans import (
-    Call,
-    CollectionState,
-    Delete,
-    Embed,
-    Plan,
-    PlanOf,
-    Search,
-    SearchItem,
-    SearchKey,
-    SearchResult,
-    Write,
-    WriteKey,
-    layout_plan,
-)
 from langchain_milvus_ext._results import (
     Scored,
     check_k,
@@ -47,6 +36,19 @@ from langchain_milvus_ext._rows import (
     resolve_ids,
 )
 from langchain_milvus_ext._schema import CollectionLayout, freeze, search_params_for
+from langchain_milvus_ext._steps import (
+    Call,
+    Delete,
+    Embed,
+    Plan,
+    PlanOf,
+    Search,
+    SearchItem,
+    SearchKey,
+    SearchResult,
+    Write,
+    WriteKey,
+)
 
 FilterArg = Mapping[str, Any] | str | None
 

@@ -152,7 +152,7 @@ class CollectionLayout:
         return resolve
 
 
-def plan_layout(
+def layout_for(
     *,
     primary_field: str,
     text_field: str,
@@ -166,7 +166,7 @@ def plan_layout(
     metadata_schema: Mapping[str, Any] | None = None,
     vectors: tuple[VectorField, ...] = (),
 ) -> CollectionLayout:
-    """Plan the layout of a collection that does not exist yet.
+    """The layout the store's options give a collection that does not exist yet.
 
     Where metadata lives (langchain-milvus's layouts, chosen by the same arguments):
     - `metadata_field="name"`: one JSON field holds the whole metadata dict;

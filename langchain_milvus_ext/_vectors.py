@@ -101,7 +101,7 @@ def _bm25(function: Any, text_field: str) -> tuple[str, Any, dict[str, Any]]:
     return str(outputs[0]), inner, text_kwargs
 
 
-def plan_vector_fields(
+def vector_fields_for(
     models: Sequence[Any],
     functions: Sequence[Any],
     vector_field: str | Sequence[str],
@@ -225,4 +225,4 @@ def vector_setup(
               and len(names) == 1 and len(as_list(index_params)) <= 1)
     if single:
         return models, ()
-    return models, plan_vector_fields(models, functions, vector_field, index_params, text_field)
+    return models, vector_fields_for(models, functions, vector_field, index_params, text_field)

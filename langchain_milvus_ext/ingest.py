@@ -56,13 +56,13 @@ __all__ = [
     "CHUNK_ID_NAMESPACE",
     "HASH_KEY",
     "SOURCE_KEY",
-    "IngestPlan",
+    "IngestChunks",
     "IngestResult",
     "aingest_documents",
+    "chunk_documents",
     "chunk_hash",
     "chunk_id",
     "ingest_documents",
-    "plan_ingest",
     "source_filter",
     "source_of",
 ]
@@ -104,7 +104,7 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
-class IngestPlan:
+class IngestChunks:
     """The pure part of an ingestion: chunks with their ids, and chunk counts per source.
 
     Attributes:
@@ -130,16 +130,16 @@ class IngestPlan:
         """Split against the ids stored for these sources (pure).
 
         Args:
-            stored_ids: Ids of the rows whose `source` is one of this plan's sources.
+            stored_ids: Ids of the rows whose `source` is one of these sources.
 
         Returns:
             The chunks to embed and write (not stored yet), and the stored ids to delete
-            (not among this plan's chunks), sorted.
+            (not among these chunks), sorted.
         """
         stored = set(stored_ids)
-        planned = set(self.ids)
+        current = set(self.ids)
         new = [chunk for chunk in self.chunks if chunk.id not in stored]
-        return new, sorted(stored - planned)
+        return new, sorted(stored - current)
 
 
 def source_of(document: Document) -> str:
@@ -195,13 +195,13 @@ def default_splitter(chunk_size: int = 1000, chunk_overlap: int = 200) -> TextSp
     return RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
 
 
-def plan_ingest(
+def chunk_documents(
     documents: Iterable[Document],
     *,
     chunk_size: int = 1000,
     chunk_overlap: int = 200,
     splitter: TextSplitter | None = None,
-) -> IngestPlan:
+) -> IngestChunks:
     """Split documents and give each chunk its hash and id (pure, no I/O).
 
     Args:
@@ -235,7 +235,14 @@ def plan_ingest(
                                    metadata={**metadata, HASH_KEY: digest},
                                    id=chunk_id(source, digest, occurrence)))
             counts[source] += 1
-    return IngestPlan(chunks=chunks, chunk_counts=counts)
+    return IngestChunks(chunks=chunks, chunk_counts=counts)
+
+
+
+IngestPlan = IngestChunks
+"""Former name of `IngestChunks` (kept so that existing imports still work)."""
+plan_ingest = chunk_documents
+"""Former name of `chunk_documents` (kept so that existing imports still work)."""
 
 
 # ---------------------------------------------------------------- the steps, and two drivers
@@ -266,20 +273,20 @@ _Step = _StoredIds | _Write | _Delete
 _Steps = Generator[_Step, Any, IngestResult]
 
 
-def _ingest_steps(plan: IngestPlan, batch_size: int, force: bool) -> _Steps:
+def _ingest_steps(ingest: IngestChunks, batch_size: int, force: bool) -> _Steps:
     """The ingestion as steps: find stored ids, write what is new, delete what is gone."""
     stored: list[str] = []
-    for condition in plan.source_filters():
+    for condition in ingest.source_filters():
         stored.extend(str(pk) for pk in (yield _StoredIds(condition)))
-    new, stale = plan.changes(stored)
+    new, stale = ingest.changes(stored)
     if force:
-        new = list(plan.chunks)
+        new = list(ingest.chunks)
     yield _Write([new[i:i + batch_size] for i in range(0, len(new), batch_size)])
     for start in range(0, len(stale), _DELETE_GROUP):
         yield _Delete(stale[start:start + _DELETE_GROUP])
-    return IngestResult(plan.ids, len(plan.chunks), len(plan.chunk_counts),
+    return IngestResult(ingest.ids, len(ingest.chunks), len(ingest.chunk_counts),
                         num_stale_deleted=len(stale), num_embedded=len(new),
-                        num_skipped=len(plan.chunks) - len(new))
+                        num_skipped=len(ingest.chunks) - len(new))
 
 
 def ingest_documents(
@@ -314,7 +321,7 @@ def ingest_documents(
         WriteError: a batch failed (earlier batches stay written; stale chunks are kept).
     """
     steps = _ingest_steps(
-        _plan_for(store, documents, chunk_size, chunk_overlap, batch_size, splitter),
+        _chunks_for(store, documents, chunk_size, chunk_overlap, batch_size, splitter),
         batch_size, force)
     answer: Any = None
     while True:
@@ -354,7 +361,7 @@ async def aingest_documents(
     are kept. Arguments and result are those of `ingest_documents`.
     """
     steps = _ingest_steps(
-        _plan_for(store, documents, chunk_size, chunk_overlap, batch_size, splitter),
+        _chunks_for(store, documents, chunk_size, chunk_overlap, batch_size, splitter),
         batch_size, force)
     answer: Any = None
     while True:
@@ -386,16 +393,16 @@ async def _awrite(store: MilvusVectorStore, batches: list[list[Document]],
             raise outcome
 
 
-def _plan_for(
+def _chunks_for(
     store: MilvusVectorStore, documents: Iterable[Document], chunk_size: int,
     chunk_overlap: int, batch_size: int, splitter: TextSplitter | None,
-) -> IngestPlan:
+) -> IngestChunks:
     _check_positive("batch_size", batch_size)
     if getattr(store, "auto_id", False):
         raise ValueError("ingestion chooses chunk ids: use a store with auto_id=False")
     if isinstance(documents, (Document, str, Mapping)):
         raise ValueError("documents must be an iterable of Document")
-    return plan_ingest(documents, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
+    return chunk_documents(documents, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
                        splitter=splitter)
 
 

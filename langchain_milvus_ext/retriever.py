@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from langchain_core.callbacks import (
     AsyncCallbackManager,
@@ -18,15 +18,32 @@ from langchain_core.runnables.config import get_config_list
 from pydantic import ConfigDict, Field, field_validator
 
 from langchain_milvus_ext._hybrid import HybridOptions
-from langchain_milvus_ext._operations import retrieve_plan
-from langchain_milvus_ext._plans import PlanOf
-from langchain_milvus_ext.vectorstore import MilvusVectorStore
+from langchain_milvus_ext._steps import PlanOf, R
 
 SearchType = Literal["similarity", "mmr", "similarity_score_threshold", "hybrid"]
 _PER_CALL = (
     "k", "filter", "fetch_k", "lambda_mult", "score_threshold", "expr", "param", "timeout",
     "partition_names",
 )
+
+
+@runtime_checkable
+class RetrievableStore(Protocol):
+    """What a `MilvusRetriever` needs of its store: `MilvusVectorStore` and its tenant views
+    have it."""
+
+    def _retrieve_plan(self, query: str, search_type: str, hybrid: HybridOptions,
+                       options: Mapping[str, Any]) -> PlanOf[list[Document]]: ...
+
+    def _run(self, plan: PlanOf[R]) -> R: ...
+
+    async def _arun(self, plan: PlanOf[R]) -> R: ...
+
+    def similarity_search_batch(self, queries: Sequence[str], k: int = 4,
+                                **kwargs: Any) -> list[list[Document]]: ...
+
+    async def asimilarity_search_batch(self, queries: Sequence[str], k: int = 4,
+                                       **kwargs: Any) -> list[list[Document]]: ...
 
 
 class MilvusRetriever(BaseRetriever):
@@ -41,7 +58,7 @@ class MilvusRetriever(BaseRetriever):
         ```
 
     Attributes:
-        vectorstore: The store to search.
+        vectorstore: The store to search (a `MilvusVectorStore` or one of its tenant views).
         k: Number of documents to return.
         search_type: "similarity", "mmr", "similarity_score_threshold" or "hybrid" (dense +
             BM25 full-text; the store needs `full_text_search=True`).
@@ -56,7 +73,7 @@ class MilvusRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    vectorstore: MilvusVectorStore
+    vectorstore: RetrievableStore
     k: int = 4
     search_type: SearchType = "similarity"
     filter: Mapping[str, Any] | str | None = None
@@ -78,27 +95,23 @@ class MilvusRetriever(BaseRetriever):
         unknown = set(overrides) - set(_PER_CALL)
         if unknown:
             raise TypeError(f"unexpected retriever arguments: {sorted(unknown)}")
-        o: dict[str, Any] = {
+        options: dict[str, Any] = {
             "k": self.k, "filter": self.filter, "fetch_k": self.fetch_k,
             "lambda_mult": self.lambda_mult, "score_threshold": self.score_threshold,
             **self.search_kwargs, **overrides,
         }
-        store = self.vectorstore
-        search = store.search_options(
-            o.pop("param", None), o.pop("expr", None), o.pop("timeout", None),
-            o.pop("filter"), {"partition_names": o.pop("partition_names", None)})
-        hybrid = HybridOptions(self.ranker, self.weights, fetch_k=o["fetch_k"])
-        return retrieve_plan(store._state, query, self.search_type, hybrid=hybrid, **o, **search)
+        hybrid = HybridOptions(self.ranker, self.weights, fetch_k=options["fetch_k"])
+        return self.vectorstore._retrieve_plan(query, self.search_type, hybrid, options)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        return self.vectorstore._sync.run(self._plan(query, kwargs))
+        return self.vectorstore._run(self._plan(query, kwargs))
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        return await self.vectorstore._async.run(self._plan(query, kwargs))
+        return await self.vectorstore._arun(self._plan(query, kwargs))
 
     def _batchable(self, inputs: list[str], kwargs: Mapping[str, Any]) -> bool:
         return self.search_type == "similarity" and not kwargs and len(inputs) > 1 and all(

@@ -1,7 +1,7 @@
 """Tenant-scoped views of a store: every read, write and delete confined to one tenant.
 
 `store.for_tenant("acme")` returns a `TenantView`: the store's own methods, run through a
-confinement of their plans (see `_plans`). Each step that reads, writes or deletes rows is
+confinement of their plans (see `_steps`). Each step that reads, writes or deletes rows is
 rewritten before any driver sees it:
 
 - every filter sent to Milvus (search, query, delete, each request of a hybrid search)
@@ -35,11 +35,13 @@ from typing import Any, NoReturn, cast
 
 from pymilvus import AnnSearchRequest, DataType
 
+from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._drivers import AsyncDriver, SyncDriver
 from langchain_milvus_ext._filters import combine_and, ids_expr, render_literal
-from langchain_milvus_ext._plans import (
+from langchain_milvus_ext._rows import Row
+from langchain_milvus_ext._schema import CollectionLayout
+from langchain_milvus_ext._steps import (
     Call,
-    CollectionState,
     Delete,
     Describe,
     Embed,
@@ -50,8 +52,6 @@ from langchain_milvus_ext._plans import (
     Step,
     Write,
 )
-from langchain_milvus_ext._rows import Row
-from langchain_milvus_ext._schema import CollectionLayout
 from langchain_milvus_ext.vectorstore import MilvusVectorStore
 
 __all__ = ["TenantScope", "TenantView", "confine_plan"]

@@ -1,53 +1,52 @@
-"""`MilvusVectorStore`: a drop-in replacement for langchain-milvus's `Milvus` vector store."""
+"""`MilvusVectorStore`: a drop-in replacement for langchain-milvus's `Milvus` vector store.
+
+Each method is a thin shell: it checks its arguments (`_arguments`), builds a plan
+(`_operations`) and runs it with `_run` (the sync driver) or `_arun` (the async driver).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
+from langchain_milvus import Milvus as _LangchainMilvus
 from pymilvus import MilvusClient
 from typing_extensions import Self
 
 from langchain_milvus_ext import _operations as ops
+from langchain_milvus_ext._arguments import (
+    QUERY_ARGS,
+    WRITE_ARGS,
+    check_kwargs,
+    check_store_args,
+    search_options,
+    split_search_kwargs,
+    store_vectors,
+)
 from langchain_milvus_ext._clients import ClientRegistry
 from langchain_milvus_ext._coalescer import CoalescerLimits
+from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._drivers import AsyncDriver, DriverOptions, SyncDriver
-from langchain_milvus_ext._hybrid import check_full_text_support
+from langchain_milvus_ext._hybrid import HybridOptions, check_full_text_support
 from langchain_milvus_ext._operations import FilterArg
-from langchain_milvus_ext._plans import Call, CollectionState, Plan
+from langchain_milvus_ext._results import Scored, relevance_fn
 from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext._rows import split_documents
-from langchain_milvus_ext._schema import field_names, plan_layout
-from langchain_milvus_ext._search_methods import SearchMethods
-from langchain_milvus_ext._vectors import as_list, vector_setup
+from langchain_milvus_ext._schema import field_names, layout_for
+from langchain_milvus_ext._steps import Call, Plan, PlanOf, R
+from langchain_milvus_ext.retriever import MilvusRetriever
 
 if TYPE_CHECKING:
-    from langchain_milvus_ext.retriever import MilvusRetriever
     from langchain_milvus_ext.tenants import TenantView
 
 DEFAULT_CONNECTION = {"uri": "./milvus_langchain.db"}
 """Embedded Milvus Lite in a local file: no server needed."""
 
 
-_WRITE_ARGS = frozenset({"partition_name"})
-_QUERY_ARGS = frozenset({"consistency_level", "partition_names"})
-
-
-def _check_kwargs(method: str, kwargs: Mapping[str, Any], accepted: frozenset[str]) -> None:
-    """A misspelt or unsupported keyword argument is a TypeError, never silently ignored."""
-    unknown = sorted(set(kwargs) - accepted)
-    if unknown:
-        raise TypeError(f"{method}() got unexpected keyword arguments {unknown} "
-                        f"(accepted: {sorted(accepted)})")
-
-
-_RETRIEVER_FIELDS = ("k", "filter", "fetch_k", "lambda_mult", "score_threshold")
-
-
-class MilvusVectorStore(SearchMethods):
+class MilvusVectorStore(_LangchainMilvus):
     """A LangChain vector store on Milvus: Lite, standalone, cluster or Zilliz Cloud.
 
     Same constructor and methods as `langchain_milvus.Milvus`, sync and async, plus
@@ -157,23 +156,10 @@ class MilvusVectorStore(SearchMethods):
     ) -> None:
         # The parent's __init__ is not called: it opens both clients, binds the async one to
         # whatever loop exists and loads the collection. Everything here is lazy.
-        if vector_schema is not None:
-            raise ValueError("vector_schema (custom vector types such as FLOAT16_VECTOR) is not "
-                             "supported: dense fields are FLOAT_VECTOR")
-        models, vectors = vector_setup(embedding_function, builtin_function, vector_field,
-                                        index_params, text_field)
-        if not vectors:
-            vector_field = as_list(vector_field)[0]
-            index_params = (as_list(index_params) or [None])[0]
-            if index_params is not None and not isinstance(index_params, Mapping):
-                raise ValueError(f"index_params must be a dict, got {index_params!r}")
-        if vectors and full_text_search:
-            raise ValueError("full_text_search=True takes one dense embedding model; for other "
-                             "set-ups use builtin_function=BM25BuiltInFunction()")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not isinstance(collection_name, str) or not collection_name:
-            raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
+        models, vectors, vector_field, index_params = store_vectors(
+            embedding_function, builtin_function, vector_field, index_params, text_field,
+            vector_schema=vector_schema, full_text_search=full_text_search)
+        check_store_args(batch_size=batch_size, collection_name=collection_name)
         self.embedding_func = embedding_function
         self._embedding = models[0] if len(models) == 1 else models
         self.builtin_func = builtin_function
@@ -197,7 +183,7 @@ class MilvusVectorStore(SearchMethods):
         self._vector_fields_from_function = [vf.name for vf in vectors if vf.model is None]
         self._partition_key_field = partition_key_field
         self._connection_args = dict(connection_args or DEFAULT_CONNECTION)
-        planned = plan_layout(
+        planned = layout_for(
             primary_field=primary_field, text_field=text_field, vector_field=vector_field,
             metadata_field=metadata_field, enable_dynamic_field=enable_dynamic_field,
             auto_id=auto_id, index_params=index_params, partition_key_field=partition_key_field,
@@ -348,11 +334,33 @@ class MilvusVectorStore(SearchMethods):
 
     def drop(self) -> None:
         """Drop the collection (it is created again by the next write)."""
-        self._sync.run(ops.drop_plan(self._state))
+        self._run(ops.drop_plan(self._state))
 
     async def adrop(self) -> None:
         """Drop the collection (async)."""
-        await self._async.run(ops.drop_plan(self._state))
+        await self._arun(ops.drop_plan(self._state))
+
+    # -- running plans --------------------------------------------------------------------
+
+    def _run(self, plan: PlanOf[R]) -> R:
+        """Run a plan with the sync driver (a tenant view's confines it first)."""
+        return self._sync.run(plan)
+
+    async def _arun(self, plan: PlanOf[R]) -> R:
+        """Run a plan in the running loop with the async driver (coalescing)."""
+        return await self._async.run(plan)
+
+    def _timeout(self, timeout: float | None) -> float | None:
+        return timeout if timeout is not None else self.timeout
+
+    def _search_options(self, param: dict[str, Any] | None, expr: str | None,
+                        timeout: float | None, filter: FilterArg,
+                        kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Search options of one call, with the store's defaults filled in (see
+        `_arguments.search_options`)."""
+        return search_options(kwargs, param=param or self.search_params, expr=expr,
+                              timeout=self._timeout(timeout), filter=filter,
+                              partition_names=self.partition_names)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -368,7 +376,7 @@ class MilvusVectorStore(SearchMethods):
                      timeout: float | None, kwargs: dict[str, Any]) -> Plan:
         if documents is None:
             raise ValueError("upsert needs documents")
-        _check_kwargs("upsert", kwargs, _WRITE_ARGS)
+        check_kwargs("upsert", kwargs, WRITE_ARGS)
         texts, metadatas, keys = split_documents(documents, ids)
         return self._add_plan(texts, metadatas, keys, timeout, replace=True,
                               partition_name=kwargs.get("partition_name"))
@@ -388,9 +396,9 @@ class MilvusVectorStore(SearchMethods):
             WriteError: some batches failed; it lists the ids not written.
             TypeError: an unknown keyword argument.
         """
-        _check_kwargs("add_texts", kwargs, frozenset())
-        return self._sync.run(self._add_plan(texts, metadatas, ids, timeout,
-                                             partition_name=partition_name))
+        check_kwargs("add_texts", kwargs, frozenset())
+        return self._run(self._add_plan(texts, metadatas, ids, timeout,
+                                        partition_name=partition_name))
 
     async def aadd_texts(
         self, texts: Iterable[str], metadatas: list[dict[str, Any]] | None = None,
@@ -398,9 +406,9 @@ class MilvusVectorStore(SearchMethods):
         ids: list[str] | None = None, partition_name: str | None = None, **kwargs: Any,
     ) -> list[str]:
         """Async `add_texts`; concurrent calls share embedding requests and upserts."""
-        _check_kwargs("aadd_texts", kwargs, frozenset())
-        return await self._async.run(self._add_plan(texts, metadatas, ids, timeout,
-                                                    partition_name=partition_name))
+        check_kwargs("aadd_texts", kwargs, frozenset())
+        return await self._arun(self._add_plan(texts, metadatas, ids, timeout,
+                                              partition_name=partition_name))
 
     def add_embeddings(  # type: ignore[override]
         self, texts: list[str], embeddings: list[list[float]],
@@ -408,9 +416,9 @@ class MilvusVectorStore(SearchMethods):
         batch_size: int | None = None, *, ids: list[str] | None = None, **kwargs: Any,
     ) -> list[str]:
         """Write texts with precomputed vectors."""
-        _check_kwargs("add_embeddings", kwargs, _WRITE_ARGS)
-        return self._sync.run(self._add_plan(texts, metadatas, ids, timeout, embeddings,
-                                             partition_name=kwargs.get("partition_name")))
+        check_kwargs("add_embeddings", kwargs, WRITE_ARGS)
+        return self._run(self._add_plan(texts, metadatas, ids, timeout, embeddings,
+                                        partition_name=kwargs.get("partition_name")))
 
     async def aadd_embeddings(  # type: ignore[override]
         self, texts: list[str], embeddings: list[list[float]],
@@ -418,8 +426,8 @@ class MilvusVectorStore(SearchMethods):
         batch_size: int | None = None, *, ids: list[str] | None = None, **kwargs: Any,
     ) -> list[str]:
         """Async `add_embeddings`."""
-        _check_kwargs("aadd_embeddings", kwargs, _WRITE_ARGS)
-        return await self._async.run(self._add_plan(
+        check_kwargs("aadd_embeddings", kwargs, WRITE_ARGS)
+        return await self._arun(self._add_plan(
             texts, metadatas, ids, timeout, embeddings,
             partition_name=kwargs.get("partition_name")))
 
@@ -441,22 +449,22 @@ class MilvusVectorStore(SearchMethods):
 
         On an `auto_id=True` collection, `ids` (e.g. from `get_pks`) name the rows replaced.
         """
-        return self._sync.run(self._upsert_plan(ids, documents, timeout, kwargs))
+        return self._run(self._upsert_plan(ids, documents, timeout, kwargs))
 
     async def aupsert(  # type: ignore[override]
         self, ids: list[str] | None = None, documents: list[Document] | None = None,
         batch_size: int | None = None, timeout: float | None = None, **kwargs: Any,
     ) -> list[str]:
         """Async `upsert`."""
-        return await self._async.run(self._upsert_plan(ids, documents, timeout, kwargs))
+        return await self._arun(self._upsert_plan(ids, documents, timeout, kwargs))
 
     def delete(  # type: ignore[override]
         self, ids: list[str] | None = None, expr: str | None = None, *,
         filter: FilterArg = None, timeout: float | None = None, **kwargs: Any,
     ) -> bool:
         """Delete by ids, by filter/expr, or rows matching both; server errors are raised."""
-        _check_kwargs("delete", kwargs, _WRITE_ARGS)
-        return self._sync.run(ops.delete_plan(
+        check_kwargs("delete", kwargs, WRITE_ARGS)
+        return self._run(ops.delete_plan(
             self._state, ids, filter=filter, expr=expr, timeout=self._timeout(timeout),
             partition_name=kwargs.get("partition_name")))
 
@@ -465,8 +473,8 @@ class MilvusVectorStore(SearchMethods):
         filter: FilterArg = None, timeout: float | None = None, **kwargs: Any,
     ) -> bool:
         """Async `delete`; concurrent deletes by id share one RPC."""
-        _check_kwargs("adelete", kwargs, _WRITE_ARGS)
-        return await self._async.run(ops.delete_plan(
+        check_kwargs("adelete", kwargs, WRITE_ARGS)
+        return await self._arun(ops.delete_plan(
             self._state, ids, filter=filter, expr=expr, timeout=self._timeout(timeout),
             partition_name=kwargs.get("partition_name")))
 
@@ -474,26 +482,26 @@ class MilvusVectorStore(SearchMethods):
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Documents with these ids, in the order given; missing ids are skipped."""
-        return self._sync.run(ops.get_by_ids_plan(self._state, ids))
+        return self._run(ops.get_by_ids_plan(self._state, ids))
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Async `get_by_ids`."""
-        return await self._async.run(ops.get_by_ids_plan(self._state, ids))
+        return await self._arun(ops.get_by_ids_plan(self._state, ids))
 
     def search_by_metadata(
         self, expr: FilterArg, fields: list[str] | None = None, limit: int = 10, *,
         offset: int = 0, timeout: float | None = None,
     ) -> list[Document]:
         """Documents matching a filter dict or expression, without a vector search."""
-        return self._sync.run(ops.query_plan(self._state, expr, fields=fields, limit=limit,
-                                             offset=offset, timeout=self._timeout(timeout)))
+        return self._run(ops.query_plan(self._state, expr, fields=fields, limit=limit,
+                                        offset=offset, timeout=self._timeout(timeout)))
 
     async def asearch_by_metadata(
         self, expr: FilterArg, fields: list[str] | None = None, limit: int = 10, *,
         offset: int = 0, timeout: float | None = None,
     ) -> list[Document]:
         """Async `search_by_metadata`."""
-        return await self._async.run(ops.query_plan(
+        return await self._arun(ops.query_plan(
             self._state, expr, fields=fields, limit=limit, offset=offset,
             timeout=self._timeout(timeout)))
 
@@ -506,19 +514,248 @@ class MilvusVectorStore(SearchMethods):
         `consistency_level` and `partition_names` are passed on to the query, as by
         langchain-milvus; another keyword argument is a TypeError.
         """
-        _check_kwargs("get_pks", kwargs, _QUERY_ARGS)
-        return self._sync.run(ops.query_plan(self._state, expr, limit=limit, pks_only=True,
-                                             timeout=self._timeout(timeout), extra=kwargs))
+        check_kwargs("get_pks", kwargs, QUERY_ARGS)
+        return self._run(ops.query_plan(self._state, expr, limit=limit, pks_only=True,
+                                        timeout=self._timeout(timeout), extra=kwargs))
 
     async def aget_pks(  # type: ignore[override]
         self, expr: FilterArg, *, limit: int | None = None, timeout: float | None = None,
         **kwargs: Any,
     ) -> list[str | int]:
         """Async `get_pks`."""
-        _check_kwargs("aget_pks", kwargs, _QUERY_ARGS)
-        return await self._async.run(ops.query_plan(
+        check_kwargs("aget_pks", kwargs, QUERY_ARGS)
+        return await self._arun(ops.query_plan(
             self._state, expr, limit=limit, pks_only=True, timeout=self._timeout(timeout),
             extra=kwargs))
+
+    # -- searches -------------------------------------------------------------------------
+
+    def similarity_search(  # type: ignore[override]
+        self, query: str, k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """The `k` documents closest to `query`, optionally filtered.
+
+        Args:
+            query: Text to embed and search for.
+            k: Number of results (positive).
+            param: Search params for this call (default: the store's).
+            expr: A raw Milvus boolean expression (ANDed with `filter`).
+            timeout: Seconds for this call (default: the store's).
+            filter: A dict in the filter language (`{"year": {"$gte": 2020}}`) or an
+                expression string.
+            **kwargs: `partition_names`.
+        """
+        return ops.documents_of(self.similarity_search_with_score(
+            query, k, param, expr, timeout, filter=filter, **kwargs))
+
+    async def asimilarity_search(  # type: ignore[override]
+        self, query: str, k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """Async `similarity_search`; concurrent calls share embedding and search RPCs."""
+        return ops.documents_of(await self.asimilarity_search_with_score(
+            query, k, param, expr, timeout, filter=filter, **kwargs))
+
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """The `k` documents closest to a vector."""
+        return ops.documents_of(self.similarity_search_with_score_by_vector(
+            embedding, k, param, expr, timeout, filter=filter, **kwargs))
+
+    async def asimilarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """Async `similarity_search_by_vector`."""
+        return ops.documents_of(await self.asimilarity_search_with_score_by_vector(
+            embedding, k, param, expr, timeout, filter=filter, **kwargs))
+
+    def similarity_search_with_score(  # type: ignore[override]
+        self, query: str, k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Scored]:
+        """(Document, raw score) pairs: distance for L2, similarity for COSINE and IP."""
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        return self._run(ops.one_query_plan(self._state, query, k, **options))
+
+    async def asimilarity_search_with_score(  # type: ignore[override]
+        self, query: str, k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Scored]:
+        """Async `similarity_search_with_score`."""
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        return await self._arun(ops.one_query_plan(self._state, query, k, **options))
+
+    def similarity_search_with_score_by_vector(  # type: ignore[override]
+        self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Scored]:
+        """(Document, raw score) pairs for a query vector."""
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        return self._run(ops.one_query_plan(self._state, embedding, k, **options))
+
+    async def asimilarity_search_with_score_by_vector(  # type: ignore[override]
+        self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
+        expr: str | None = None, timeout: float | None = None, *,
+        filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Scored]:
+        """Async `similarity_search_with_score_by_vector`."""
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        return await self._arun(ops.one_query_plan(self._state, embedding, k, **options))
+
+    def _relevance_plan(self, query: str, k: int, kwargs: dict[str, Any]) -> Plan:
+        options = self._search_options(kwargs.pop("param", None), kwargs.pop("expr", None),
+                                       kwargs.pop("timeout", None), kwargs.pop("filter", None),
+                                       kwargs)
+        return ops.one_query_plan(self._state, query, k, relevance=True, **options)
+
+    def _similarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[Scored]:
+        kwargs.pop("score_threshold", None)
+        return self._run(self._relevance_plan(query, k, kwargs))
+
+    async def _asimilarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[Scored]:
+        kwargs.pop("score_threshold", None)
+        return await self._arun(self._relevance_plan(query, k, kwargs))
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        return relevance_fn(self._state.layout.metric)
+
+    def similarity_search_batch(
+        self, queries: Sequence[str], k: int = 4, *, filter: FilterArg = None,
+        expr: str | None = None, param: dict[str, Any] | None = None,
+        timeout: float | None = None, **kwargs: Any,
+    ) -> list[list[Document]]:
+        """Search many queries with one nq-batched search (and one embedding request)."""
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        scored = self._run(ops.scored_plan(self._state, list(queries), k, **options))
+        return [ops.documents_of(s) for s in scored]
+
+    async def asimilarity_search_batch(
+        self, queries: Sequence[str], k: int = 4, *, filter: FilterArg = None,
+        expr: str | None = None, param: dict[str, Any] | None = None,
+        timeout: float | None = None, **kwargs: Any,
+    ) -> list[list[Document]]:
+        """Async `similarity_search_batch`."""
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        scored = await self._arun(ops.scored_plan(self._state, list(queries), k, **options))
+        return [ops.documents_of(s) for s in scored]
+
+    def max_marginal_relevance_search(
+        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
+        param: dict[str, Any] | None = None, expr: str | None = None,
+        timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """Diverse results: `fetch_k` candidates (with vectors, one search), `k` picked by MMR."""
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        return ops.documents_of(self._run(
+            ops.mmr_plan(self._state, query, k, fetch_k, lambda_mult, **options)))
+
+    async def amax_marginal_relevance_search(
+        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
+        param: dict[str, Any] | None = None, expr: str | None = None,
+        timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """Async `max_marginal_relevance_search`."""
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        return ops.documents_of(await self._arun(
+            ops.mmr_plan(self._state, query, k, fetch_k, lambda_mult, **options)))
+
+    def max_marginal_relevance_search_by_vector(  # type: ignore[override]
+        self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
+        param: dict[str, Any] | None = None, expr: str | None = None,
+        timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """MMR for a query vector."""
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        return ops.documents_of(self._run(
+            ops.mmr_plan(self._state, embedding, k, fetch_k, lambda_mult, **options)))
+
+    async def amax_marginal_relevance_search_by_vector(  # type: ignore[override]
+        self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
+        param: dict[str, Any] | None = None, expr: str | None = None,
+        timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
+    ) -> list[Document]:
+        """Async `max_marginal_relevance_search_by_vector`."""
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        return ops.documents_of(await self._arun(
+            ops.mmr_plan(self._state, embedding, k, fetch_k, lambda_mult, **options)))
+
+    def hybrid_search_with_score(
+        self, query: str, k: int = 4, *, filter: FilterArg = None, expr: str | None = None,
+        ranker: Literal["rrf", "weighted"] = "rrf", weights: tuple[float, float] = (0.5, 0.5),
+        rrf_k: int = 60, fetch_k: int | None = None, param: dict[str, Any] | None = None,
+        timeout: float | None = None, **kwargs: Any,
+    ) -> list[Scored]:
+        """Dense + BM25 full-text search fused by RRF or weights (needs full_text_search=True).
+
+        Args:
+            query: The query text (embedded for the dense part, tokenised for BM25).
+            k: Number of results.
+            filter: Dict filter or expression applied to both sub-searches.
+            expr: Raw Milvus expression (ANDed with `filter`).
+            ranker: "rrf" or "weighted".
+            weights: (dense, full-text) weights for the weighted ranker.
+            rrf_k: The RRF constant.
+            fetch_k: Candidates per sub-search (default 2 * k).
+            param: Dense search params.
+            timeout: Seconds for this call.
+            **kwargs: `partition_names`.
+
+        Returns:
+            (Document, fused score) pairs, best first.
+        """
+        return self._run(self._hybrid_plan(
+            query, k, filter, expr, HybridOptions(ranker, weights, rrf_k, fetch_k),
+            param, timeout, kwargs))
+
+    async def ahybrid_search_with_score(
+        self, query: str, k: int = 4, *, filter: FilterArg = None, expr: str | None = None,
+        ranker: Literal["rrf", "weighted"] = "rrf", weights: tuple[float, float] = (0.5, 0.5),
+        rrf_k: int = 60, fetch_k: int | None = None, param: dict[str, Any] | None = None,
+        timeout: float | None = None, **kwargs: Any,
+    ) -> list[Scored]:
+        """Async `hybrid_search_with_score`."""
+        return await self._arun(self._hybrid_plan(
+            query, k, filter, expr, HybridOptions(ranker, weights, rrf_k, fetch_k),
+            param, timeout, kwargs))
+
+    def _hybrid_plan(self, query: str, k: int, filter: FilterArg, expr: str | None,
+                     hybrid: HybridOptions, param: dict[str, Any] | None,
+                     timeout: float | None, kwargs: Mapping[str, Any]) -> PlanOf[list[Scored]]:
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        return ops.hybrid_plan(self._state, query, k, hybrid=hybrid, **options)
+
+    def hybrid_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
+        """Documents of `hybrid_search_with_score`."""
+        return ops.documents_of(self.hybrid_search_with_score(query, k, **kwargs))
+
+    async def ahybrid_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
+        """Async `hybrid_search`."""
+        return ops.documents_of(await self.ahybrid_search_with_score(query, k, **kwargs))
+
+    def _retrieve_plan(self, query: str, search_type: str, hybrid: HybridOptions,
+                       options: Mapping[str, Any]) -> PlanOf[list[Document]]:
+        """A retriever's search (see `MilvusRetriever`): `options` are `k`, `fetch_k`,
+        `lambda_mult`, `score_threshold`, `filter` and search arguments."""
+        o = dict(options)
+        search = self._search_options(
+            o.pop("param", None), o.pop("expr", None), o.pop("timeout", None),
+            o.pop("filter"), {"partition_names": o.pop("partition_names", None)})
+        return ops.retrieve_plan(self._state, query, search_type, hybrid=hybrid, **o, **search)
 
     def as_retriever(self, **kwargs: Any) -> MilvusRetriever:  # type: ignore[override]
         """A `MilvusRetriever` over this store (accepts LangChain's `search_kwargs` style).
@@ -528,10 +765,7 @@ class MilvusVectorStore(SearchMethods):
             store.as_retriever(search_type="mmr", search_kwargs={"k": 4, "fetch_k": 20})
             ```
         """
-        from langchain_milvus_ext.retriever import MilvusRetriever
-
-        search_kwargs = dict(kwargs.pop("search_kwargs", None) or {})
-        own = {name: search_kwargs.pop(name) for name in _RETRIEVER_FIELDS if name in search_kwargs}
+        own, search_kwargs = split_search_kwargs(kwargs.pop("search_kwargs", None))
         return MilvusRetriever(vectorstore=self, search_kwargs=search_kwargs, **own, **kwargs)
 
     def for_tenant(self, tenant: str | int, *, field: str | None = None) -> TenantView:

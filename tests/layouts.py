@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_milvus_ext._schema import CollectionLayout, plan_layout
+from langchain_milvus_ext._schema import CollectionLayout, layout_for
 
 
 def planned(**overrides: Any) -> CollectionLayout:
@@ -20,4 +20,4 @@ def planned(**overrides: Any) -> CollectionLayout:
         "partition_key_field": None,
     }
     options.update(overrides)
-    return plan_layout(**options)
+    return layout_for(**options)

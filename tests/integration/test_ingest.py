@@ -18,10 +18,10 @@ from langchain_text_splitters import CharacterTextSplitter
 from langchain_milvus_ext import MilvusVectorStore
 from langchain_milvus_ext.ingest import (
     aingest_documents,
+    chunk_documents,
     chunk_hash,
     chunk_id,
     ingest_documents,
-    plan_ingest,
     source_of,
 )
 
@@ -65,10 +65,10 @@ def _source_texts(store: MilvusVectorStore, source: str) -> list[str]:
     return sorted(d.page_content for d in docs)  # no position is stored; texts sort in order
 
 
-def test_plan_is_pure_and_deterministic() -> None:
+def test_chunking_is_pure_and_deterministic() -> None:
     docs = _corpus()
-    first = plan_ingest(docs, chunk_size=CHUNK, chunk_overlap=0)
-    second = plan_ingest(_corpus(), chunk_size=CHUNK, chunk_overlap=0)
+    first = chunk_documents(docs, chunk_size=CHUNK, chunk_overlap=0)
+    second = chunk_documents(_corpus(), chunk_size=CHUNK, chunk_overlap=0)
     assert first.ids == second.ids
     assert first.chunk_counts == {"a.md": 3, "b.md": 4, "c.md": 5}
     assert len(set(first.ids)) == 12
@@ -87,14 +87,14 @@ def test_sources_without_metadata_source() -> None:
     assert source_of(by_id) == "doc-7"
     assert source_of(by_hash) == source_of(Document(page_content="same text"))
     assert source_of(by_hash).startswith("sha256:")
-    plan = plan_ingest([by_id, by_hash], chunk_size=CHUNK, chunk_overlap=0)
+    plan = chunk_documents([by_id, by_hash], chunk_size=CHUNK, chunk_overlap=0)
     assert [c.metadata["source"] for c in plan.chunks] == ["doc-7", source_of(by_hash)]
 
 
 def test_pages_of_one_source_are_numbered_across_documents() -> None:
     pages = [Document(page_content=_text("p", 2, f"page{i}"), metadata={"source": "f.pdf"})
              for i in range(3)]
-    plan = plan_ingest(pages, chunk_size=CHUNK, chunk_overlap=0)
+    plan = chunk_documents(pages, chunk_size=CHUNK, chunk_overlap=0)
     assert plan.chunk_counts == {"f.pdf": 6}
     assert [c.page_content.split()[1] for c in plan.chunks] == [
         "page0", "page0", "page1", "page1", "page2", "page2"]
@@ -103,7 +103,7 @@ def test_pages_of_one_source_are_numbered_across_documents() -> None:
 
 def test_custom_splitter_and_bad_arguments(store: MilvusVectorStore) -> None:
     splitter = CharacterTextSplitter(separator="\n\n", chunk_size=1, chunk_overlap=0)
-    plan = plan_ingest(_corpus(), splitter=splitter)
+    plan = chunk_documents(_corpus(), splitter=splitter)
     assert plan.chunk_counts == {"a.md": 3, "b.md": 4, "c.md": 5}
     with pytest.raises(ValueError, match="batch_size"):
         ingest_documents(store, _corpus(), batch_size=0, progress=False)
@@ -185,7 +185,7 @@ async def test_async_reingest_replaces_and_shrinks(store: MilvusVectorStore) -> 
     kwargs = {"chunk_size": CHUNK, "chunk_overlap": 0, "batch_size": 2, "progress": False}
     first = await aingest_documents(store, _corpus(), **kwargs)  # type: ignore[arg-type]
     assert (first.num_chunks, first.num_sources, first.num_stale_deleted) == (12, 3, 0)
-    assert first.ids == plan_ingest(_corpus(), chunk_size=CHUNK, chunk_overlap=0).ids
+    assert first.ids == chunk_documents(_corpus(), chunk_size=CHUNK, chunk_overlap=0).ids
     assert len(await store.aget_pks("pk != ''")) == 12
 
     again = await aingest_documents(store, _corpus(), **kwargs)  # type: ignore[arg-type]
@@ -194,7 +194,7 @@ async def test_async_reingest_replaces_and_shrinks(store: MilvusVectorStore) -> 
 
     await aingest_documents(store, _corpus(**{"b.md": _text("b.md", 4, "v2")}),
                             **kwargs)  # type: ignore[arg-type]
-    b_ids = plan_ingest(_corpus(**{"b.md": _text("b.md", 4, "v2")}), chunk_size=CHUNK,
+    b_ids = chunk_documents(_corpus(**{"b.md": _text("b.md", 4, "v2")}), chunk_size=CHUNK,
                         chunk_overlap=0).ids[3:7]
     docs = await store.aget_by_ids(b_ids)
     assert len(docs) == 4 and all(" v2 " in d.page_content for d in docs)
@@ -243,7 +243,7 @@ def test_incremental_on_other_layouts(tmp_path: Path, layout: dict[str, object])
 
 
 def test_changes_is_a_pure_diff() -> None:
-    plan = plan_ingest(_corpus(), chunk_size=CHUNK, chunk_overlap=0)
+    plan = chunk_documents(_corpus(), chunk_size=CHUNK, chunk_overlap=0)
     stored = [*plan.ids[:5], "gone-1", "gone-0"]
     new, stale = plan.changes(stored)
     assert [c.id for c in new] == plan.ids[5:]

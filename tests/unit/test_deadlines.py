@@ -19,11 +19,12 @@ from pymilvus.exceptions import MilvusException, MilvusUnavailableException
 
 from langchain_milvus_ext import _drivers
 from langchain_milvus_ext._clients import ClientRegistry
+from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._drivers import AsyncDriver, DriverOptions, SyncDriver
 from langchain_milvus_ext._errors import MilvusConnectionError
-from langchain_milvus_ext._plans import Call, CollectionState
 from langchain_milvus_ext._retry import Attempts, RetryPolicy
 from langchain_milvus_ext._schema import CollectionLayout
+from langchain_milvus_ext._steps import Call
 
 
 @dataclass

@@ -22,9 +22,9 @@ from pymilvus.exceptions import MilvusException
 
 from langchain_milvus_ext import _clients, _drivers
 from langchain_milvus_ext._clients import ClientRegistry
+from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._drivers import AsyncDriver, DriverOptions, SyncDriver
 from langchain_milvus_ext._errors import MilvusConnectionError
-from langchain_milvus_ext._plans import Call, CollectionState
 from langchain_milvus_ext._retry import (
     Attempts,
     Failure,
@@ -34,6 +34,7 @@ from langchain_milvus_ext._retry import (
     after_failure,
 )
 from langchain_milvus_ext._schema import CollectionLayout
+from langchain_milvus_ext._steps import Call
 
 URI = "http://milvus.example:19530"
 KINDS = ["sync", "async"]

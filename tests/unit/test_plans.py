@@ -1,4 +1,5 @@
-"""Unit tests for the sans-I/O plans of `_plans` and `_operations`, driven by a fake driver."""
+"""Unit tests for the sans-I/O plans (`_collection`, `_batch_plans`, `_operations`), driven by
+a fake driver."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ import pytest
 from layouts import planned
 from pymilvus import DataType
 
+from langchain_milvus_ext._batch_plans import (
+    delete_batch_plan,
+    search_batch_plan,
+    store_rows_plan,
+    write_batch_plan,
+)
+from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._operations import (
     add_plan,
     delete_plan,
@@ -17,9 +25,8 @@ from langchain_milvus_ext._operations import (
     retrieve_plan,
     search_plan,
 )
-from langchain_milvus_ext._plans import (
+from langchain_milvus_ext._steps import (
     Call,
-    CollectionState,
     Delete,
     Describe,
     Embed,
@@ -28,10 +35,6 @@ from langchain_milvus_ext._plans import (
     SearchKey,
     Write,
     WriteKey,
-    delete_batch_plan,
-    search_batch_plan,
-    store_rows_plan,
-    write_batch_plan,
 )
 
 DIM = 3
@@ -82,6 +85,16 @@ class Seq:
         self.values = list(values)
 
 
+def _state_asked(plan: Any) -> CollectionState:
+    """The state a plan that yielded `Describe` works on (a real driver has its own): the
+    `state` of the innermost generator, `layout_plan(state)` or a wrapper such as
+    `confine_plan`."""
+    while plan.gi_yieldfrom is not None:
+        plan = plan.gi_yieldfrom
+    state: CollectionState = plan.gi_frame.f_locals["state"]
+    return state
+
+
 class FakeDriver:
     """Answers steps from canned responses and records every step.
 
@@ -122,7 +135,7 @@ class FakeDriver:
             step = next(plan)
             while True:
                 if isinstance(step, Describe):  # the drivers run the layout read in place
-                    step = plan.send(self.run(step.state.describe_plan()))
+                    step = plan.send(self.run(_state_asked(plan).describe_plan()))
                     continue
                 self.steps.append(step)
                 result = self.answer(step)

@@ -47,7 +47,7 @@ def langchain_milvus_description(**overrides: Any) -> dict[str, Any]:
     return description
 
 
-# --------------------------------------------------------------------------- plan_layout
+# --------------------------------------------------------------------------- layout_for
 
 
 def test_default_plan() -> None:

@@ -10,6 +10,7 @@ from layouts import planned
 from pymilvus import AnnSearchRequest, DataType
 from test_plans import CREATE_OPTIONS, FakeDriver
 
+from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._filters import is_self_contained
 from langchain_milvus_ext._operations import (
     add_plan,
@@ -18,9 +19,8 @@ from langchain_milvus_ext._operations import (
     query_plan,
     search_plan,
 )
-from langchain_milvus_ext._plans import (
+from langchain_milvus_ext._steps import (
     Call,
-    CollectionState,
     Delete,
     Plan,
     Search,

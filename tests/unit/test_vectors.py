@@ -10,7 +10,7 @@ from langchain_milvus.function import BM25BuiltInFunction
 from langchain_milvus.utils.sparse import BaseSparseEmbedding
 from pymilvus import Function, FunctionType, RRFRanker, WeightedRanker
 
-from langchain_milvus_ext._vectors import plan_vector_fields, ranker_for
+from langchain_milvus_ext._vectors import ranker_for, vector_fields_for
 
 DENSE = DeterministicFakeEmbedding(size=4)
 
@@ -24,14 +24,14 @@ class Sparse(BaseSparseEmbedding):
 
 
 def test_unnamed_models_get_langchain_milvus_names() -> None:
-    fields = plan_vector_fields([DENSE, DENSE, DENSE], [], "vector", None, "text")
+    fields = vector_fields_for([DENSE, DENSE, DENSE], [], "vector", None, "text")
     assert [f.name for f in fields] == ["vector", "vector_2", "vector_3"]
     assert [f.model for f in fields] == [0, 1, 2]
     assert all(f.kind == "dense" and f.metric == "L2" for f in fields)
 
 
 def test_function_outputs_come_last_and_named_fields_go_to_models() -> None:
-    fields = plan_vector_fields([DENSE], [BM25BuiltInFunction(output_field_names="sp")],
+    fields = vector_fields_for([DENSE], [BM25BuiltInFunction(output_field_names="sp")],
                                 ["dense", "sp"], None, "text")
     assert [(f.name, f.kind, f.model) for f in fields] == [("dense", "dense", 0),
                                                            ("sp", "bm25", None)]
@@ -40,18 +40,18 @@ def test_function_outputs_come_last_and_named_fields_go_to_models() -> None:
 
 
 def test_a_name_that_is_a_function_output_does_not_take_a_model() -> None:
-    fields = plan_vector_fields([DENSE], [BM25BuiltInFunction()], "sparse", None, "text")
+    fields = vector_fields_for([DENSE], [BM25BuiltInFunction()], "sparse", None, "text")
     assert [f.name for f in fields] == ["vector_1", "sparse"]
 
 
 def test_analyzer_parameters_reach_the_text_field() -> None:
     function = BM25BuiltInFunction(analyzer_params={"type": "english"})
-    (field,) = plan_vector_fields([], [function], "sparse", None, "text")
+    (field,) = vector_fields_for([], [function], "sparse", None, "text")
     assert field.text_kwargs["analyzer_params"] == {"type": "english"}
 
 
 def test_index_params_align_with_the_fields() -> None:
-    fields = plan_vector_fields(
+    fields = vector_fields_for(
         [DENSE, DENSE], [], ["a", "b"],
         [{"metric_type": "COSINE", "index_type": "HNSW", "params": {"M": 8}},
          {"metric_type": "IP"}], "text")
@@ -62,7 +62,7 @@ def test_index_params_align_with_the_fields() -> None:
 
 
 def test_sparse_models_get_a_sparse_index() -> None:
-    (field,) = plan_vector_fields([Sparse()], [], "sparse_vec", None, "text")
+    (field,) = vector_fields_for([Sparse()], [], "sparse_vec", None, "text")
     assert field.kind == "sparse" and field.index["index_type"] == "SPARSE_INVERTED_INDEX"
 
 
@@ -75,7 +75,7 @@ def test_sparse_models_get_a_sparse_index() -> None:
 ])
 def test_bad_set_ups_are_clear_errors(args: tuple[Any, ...], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        plan_vector_fields(*args, "text")
+        vector_fields_for(*args, "text")
 
 
 def test_rankers() -> None:
