@@ -239,7 +239,8 @@ class SyncDriver:
                 if pending is not None:
                     written += pending.result()
                     pending = None
-                plan = store_rows_plan(self.state, chunk.rows, vectors, chunk.key)
+                plan = store_rows_plan(self.state, chunk.rows, vectors, chunk.key,
+                                       checked=chunk.vectors is not None)
                 pending = (self._writer().submit(self.run, plan) if len(chunks) > 1
                            else _done(self.run, plan))
             if pending is not None:
@@ -480,7 +481,7 @@ class AsyncDriver:
             for item, vector in zip(missing, vectors, strict=True):
                 item.vector = vector
         plan = store_rows_plan(self.state, [item.row for item in items],
-                               [item.vector or [] for item in items], key[0])
+                               [item.vector or [] for item in items], key[0], checked=not key[1])
         return list(await self._drive(plan, session, coalesce=False))
 
     async def search_batch(self, session: _LoopSession, key: SearchKey,
