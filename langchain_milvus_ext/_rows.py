@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import reprlib
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import chain
@@ -99,8 +99,17 @@ def _one_id(raw: Any, layout: CollectionLayout, where: str) -> PrimaryKey:
 def new_ids(count: int, layout: CollectionLayout) -> list[PrimaryKey]:
     """Generate fresh ids in the collection's key type (uuid4 strings, or random 63-bit ints)."""
     if layout.pk_is_int:
-        return [uuid.uuid4().int >> 65 for _ in range(count)]
-    return [uuid.uuid4().hex for _ in range(count)]
+        return [_uuid4_int() >> 65 for _ in range(count)]
+    return [f"{_uuid4_int():032x}" for _ in range(count)]  # uuid.uuid4().hex
+
+
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
+def _uuid4_int() -> int:
+    """`uuid.uuid4().int` without building a UUID object (half the time)."""
+    return int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET
 
 
 def resolve_ids(
