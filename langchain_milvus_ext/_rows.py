@@ -13,7 +13,7 @@ import reprlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from langchain_core.documents import Document
@@ -366,6 +366,8 @@ def attach_vectors(
 
     `checked`: the vectors come from :func:`float_vectors` already (given vectors, checked
     when the call was made), so only their dimension is checked again, against `layout`.
+    Otherwise they are a model's output, which only this write holds: lists of floats are
+    attached as they are (see `float_vectors`).
     """
     if len(vectors) != len(rows):
         raise ValueError(f"embedding returned {len(vectors)} vectors for {len(rows)} texts")
@@ -373,19 +375,27 @@ def attach_vectors(
         for position, vector in enumerate(vectors):
             _check_dimension(position, len(vector), layout.dim)
     else:
-        vectors = float_vectors(vectors, layout)
+        vectors = float_vectors(vectors, layout, keep_lists=True)
     name = layout.vector_field
     return [{**row, name: vector} for row, vector in zip(rows, vectors, strict=True)]
 
 
 def float_vectors(
-    vectors: Sequence[Sequence[float]], layout: CollectionLayout
+    vectors: Sequence[Sequence[float]], layout: CollectionLayout, *, keep_lists: bool = False
 ) -> list[list[float]]:
-    """`vectors` as new lists of Python floats, after checking dimension and finiteness."""
+    """`vectors` as new lists of Python floats, after checking dimension and finiteness.
+
+    `keep_lists`: vectors that are lists of floats already (Python or numpy float64, a float
+    subclass pymilvus packs as it is), as a model returns them, are kept, not copied.
+    """
     head = vectors[0] if len(vectors) else None
-    if head is not None and not (type(head) is list and len(head) and type(head[0]) is float):
-        matrix = _float_matrix(vectors, layout.dim)  # e.g. numpy floats: one numpy conversion
-        if matrix is not None:
+    plain = type(head) is list and len(head) > 0 and type(head[0]) is float
+    if head is not None and (keep_lists or not plain):
+        flat = _finite_flat(vectors, layout.dim)  # e.g. numpy floats: one numpy conversion
+        if flat is not None:
+            if keep_lists and all(type(v) is list and type(v[0]) in _FLOATS for v in vectors):
+                return _own_lists(cast("list[list[float]]", vectors))
+            matrix: list[list[float]] = flat.reshape(len(vectors), -1).tolist()
             return matrix
     out: list[list[float]] = []
     for position, vector in enumerate(vectors):
@@ -397,9 +407,22 @@ def float_vectors(
     return out
 
 
-def _float_matrix(vectors: Sequence[Sequence[float]], dim: int | None) -> list[list[float]] | None:
-    """The vectors as float lists via one numpy conversion, or None if any of them would fail
-    a check (then the per-vector path names the culprit)."""
+_FLOATS = (float, np.float64)
+
+
+def _own_lists(vectors: list[list[float]]) -> list[list[float]]:
+    """The lists, one per row: a list that comes twice (equal texts share one) is copied."""
+    out: list[list[float]] = []
+    seen: set[int] = set()
+    for vector in vectors:
+        out.append(list(vector) if id(vector) in seen else vector)
+        seen.add(id(vector))
+    return out
+
+
+def _finite_flat(vectors: Sequence[Sequence[float]], dim: int | None) -> Any:
+    """All values as one float64 array, or None if any vector would fail a check (then the
+    per-vector path names the culprit)."""
     width = len(vectors[0])
     if not width or (dim is not None and width != dim) or any(len(v) != width for v in vectors):
         return None
@@ -407,10 +430,7 @@ def _float_matrix(vectors: Sequence[Sequence[float]], dim: int | None) -> list[l
         flat = np.fromiter(chain.from_iterable(vectors), np.float64, width * len(vectors))
     except (TypeError, ValueError, OverflowError):
         return None
-    if not np.isfinite(flat).all():
-        return None
-    matrix: list[list[float]] = flat.reshape(len(vectors), width).tolist()
-    return matrix
+    return flat if np.isfinite(flat).all() else None
 
 
 def _check_dimension(position: int, size: int, dim: int | None) -> None:
