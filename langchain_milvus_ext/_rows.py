@@ -181,7 +181,7 @@ def build_rows(
     if ids is not None and len(ids) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(ids)} ids")
     rows: list[Row] = []
-    reserved = layout.reserved_keys  # a property that builds a set: once, not per row
+    reserved = layout.reserved_keys  # read once per call, not once per row
     for position, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"texts[{position}] is {type(text).__name__}, expected str")
