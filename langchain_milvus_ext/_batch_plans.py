@@ -30,16 +30,18 @@ H = TypeVar("H", bound=Hashable)
 
 
 def store_rows_plan(
-    state: CollectionState, rows: list[Row], vectors: Sequence[Sequence[float]], key: WriteKey
+    state: CollectionState, rows: list[Row], vectors: Sequence[Sequence[float]], key: WriteKey,
+    *, checked: bool = False,
 ) -> Plan:
     """Write one batch: attach vectors, ensure the collection, upsert (or insert with auto_id).
 
-    Returns the ids written, in row order.
+    `checked`: the vectors were given and checked by `add_plan` (`Write.vectors`), not
+    embedded; they are not converted again. Returns the ids written, in row order.
     """
     if not rows:
         return []
     layout = yield from state.ensure_plan(len(vectors[0]), rows[0])
-    rows = attach_vectors(rows, vectors, layout)
+    rows = attach_vectors(rows, vectors, layout, checked=checked)
     return (yield from send_rows_plan(state, layout, rows, key))
 
 
@@ -62,7 +64,8 @@ def write_batch_plan(state: CollectionState, write: Write) -> Plan:
     vectors = write.vectors
     if vectors is None:
         vectors = yield from embed_plan(write.texts or [], "documents")
-    return (yield from store_rows_plan(state, write.rows, vectors, write.key))
+    return (yield from store_rows_plan(state, write.rows, vectors, write.key,
+                                       checked=write.vectors is not None))
 
 
 def distinct(keys: Sequence[H]) -> tuple[list[H], list[int]]:

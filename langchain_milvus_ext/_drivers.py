@@ -247,7 +247,8 @@ class SyncDriver:
                 if pending is not None:
                     written += pending.result()
                     pending = None
-                plan = store_rows_plan(self.state, chunk.rows, vectors, chunk.key)
+                plan = store_rows_plan(self.state, chunk.rows, vectors, chunk.key,
+                                       checked=chunk.vectors is not None)
                 pending = (self._writer().submit(self.run, plan) if len(chunks) > 1
                            else _done(self.run, plan))
             if pending is not None:
@@ -287,7 +288,9 @@ class _WriteItem:
     vector: Sequence[float] | None  # given, or embedded by the first batch that held the row
 
 
-_WriteBatchKey = tuple[WriteKey, bool]
+_WriteBatchKey = tuple[str | None, float | None, bool]
+"""(partition name, timeout, embedded): a `WriteKey` as a plain tuple, hashed and compared in C
+for every row queued, and whether the rows' vectors are embedded (not given)."""
 _MAX_DELETE_BYTES = 64 * 1024
 
 
@@ -438,7 +441,8 @@ class AsyncDriver:
                 for i, row in enumerate(write.rows)
             ]
             try:
-                return await session.writes.submit((write.key, write.texts is not None), items)
+                key = (write.key.partition_name, write.key.timeout, write.texts is not None)
+                return await session.writes.submit(key, items)
             except BatchError as error:
                 cause = error.errors[0]
                 if rejected_before_sending(cause, error.succeeded_indices):
@@ -478,7 +482,8 @@ class AsyncDriver:
             for item, vector in zip(missing, vectors, strict=True):
                 item.vector = vector
         plan = store_rows_plan(self.state, [item.row for item in items],
-                               [item.vector or [] for item in items], key[0])
+                               [item.vector or [] for item in items], WriteKey(*key[:2]),
+                               checked=not key[2])
         return list(await self._drive(plan, session, coalesce=False))
 
     async def search_batch(self, session: _LoopSession, key: SearchKey,

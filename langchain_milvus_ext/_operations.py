@@ -28,9 +28,9 @@ from langchain_milvus_ext._results import (
 )
 from langchain_milvus_ext._rows import (
     PrimaryKey,
-    attach_vectors,
     build_rows,
     check_query_vector,
+    float_vectors,
     id_list,
     normalize_ids,
     resolve_ids,
@@ -87,8 +87,8 @@ def add_plan(
         raise error.nothing_written(ids, len(texts)) from error
     keys = resolve_ids(len(texts), ids, layout, replace=replace)
     rows = build_rows(texts, metadatas, keys, layout)
-    if vectors is not None:  # dimension and finiteness, before anything is sent
-        attach_vectors(rows, vectors, layout)
+    if vectors is not None:  # dimension and finiteness, before anything is sent; once
+        vectors = float_vectors(vectors, layout)
         if len({len(v) for v in vectors}) > 1:
             raise ValueError("embeddings have different dimensions")
     if not rows:
@@ -103,7 +103,7 @@ def add_plan(
     written = yield Write(
         rows=rows,
         texts=None if vectors is not None else texts,
-        vectors=[list(map(float, v)) for v in vectors] if vectors is not None else None,
+        vectors=vectors,  # checked float lists (see store_rows_plan's `checked`)
         key=key,
     )
     return [str(i) for i in written]

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import reprlib
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
+from itertools import chain
+from typing import Any, cast
 
+import numpy as np
 from langchain_core.documents import Document
 from pymilvus import DataType
 
@@ -56,10 +58,14 @@ def normalize_ids(
         ValueError: an id is empty, of the wrong type, too long, or repeated.
     """
     out: list[PrimaryKey] = []
+    plain_str, longest = not layout.pk_is_int, layout.pk_max_length
     for position, raw in enumerate(ids):
-        out.append(_one_id(raw, layout, f"{argument}[{position}]"))
-    dupes = sorted(str(key) for key, count in Counter(out).items() if count > 1)
-    if dupes:
+        if plain_str and type(raw) is str and raw.isascii() and 0 < len(raw) <= longest:
+            out.append(raw)  # the common case: _one_id would accept it as it is
+        else:
+            out.append(_one_id(raw, layout, f"{argument}[{position}]"))
+    if len(out) > 1 and len(set(out)) != len(out):
+        dupes = sorted(str(key) for key, count in Counter(out).items() if count > 1)
         raise ValueError(f"{argument} contains duplicates: {dupes[:10]}")
     return out
 
@@ -93,8 +99,17 @@ def _one_id(raw: Any, layout: CollectionLayout, where: str) -> PrimaryKey:
 def new_ids(count: int, layout: CollectionLayout) -> list[PrimaryKey]:
     """Generate fresh ids in the collection's key type (uuid4 strings, or random 63-bit ints)."""
     if layout.pk_is_int:
-        return [uuid.uuid4().int >> 65 for _ in range(count)]
-    return [uuid.uuid4().hex for _ in range(count)]
+        return [_uuid4_int() >> 65 for _ in range(count)]
+    return [f"{_uuid4_int():032x}" for _ in range(count)]  # uuid.uuid4().hex
+
+
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
+def _uuid4_int() -> int:
+    """`uuid.uuid4().int` without building a UUID object (half the time)."""
+    return int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET
 
 
 def resolve_ids(
@@ -105,7 +120,8 @@ def resolve_ids(
     With `replace` (an upsert), an auto_id collection takes the keys of existing rows, which
     are then replaced in place, as langchain-milvus's `upsert(ids=store.get_pks(...))` does.
     """
-    if ids is not None and all(i is None for i in ids) and len(ids) == count:
+    # `None in ids` (identity first, in C) spares the scans in Python when no id is missing.
+    if ids is not None and None in ids and len(ids) == count and all(i is None for i in ids):
         ids = None
     if ids is not None:
         if len(ids) != count:
@@ -115,7 +131,7 @@ def resolve_ids(
                 "this collection uses auto_id=True: the server assigns primary keys, so ids "
                 "cannot be given (use a collection with auto_id=False to choose ids)"
             )
-        missing = [n for n, i in enumerate(ids) if i is None]
+        missing = [n for n, i in enumerate(ids) if i is None] if None in ids else []
         if missing and layout.auto_id:
             raise ValueError(f"ids[{missing[0]}] is None: an upsert needs every row's key")
         if missing:  # documents without Document.id among documents with one
@@ -165,10 +181,11 @@ def build_rows(
     if ids is not None and len(ids) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(ids)} ids")
     rows: list[Row] = []
+    reserved = layout.reserved_keys  # read once per call, not once per row
     for position, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"texts[{position}] is {type(text).__name__}, expected str")
-        size = len(utf8(text, f"texts[{position}]"))
+        size = len(text) if text.isascii() else len(utf8(text, f"texts[{position}]"))
         if size > layout.text_max_length:
             raise ValueError(
                 f"texts[{position}] is {size} bytes, over the text field's max_length of "
@@ -178,7 +195,7 @@ def build_rows(
         row: Row = {layout.text_field: text}
         if ids is not None:
             row[layout.pk_field] = ids[position]
-        row.update(_metadata_columns(metadata, layout, position))
+        row.update(_metadata_columns(metadata, layout, position, reserved))
         rows.append(row)
     return rows
 
@@ -187,23 +204,29 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 _STRICT_JSON = json.JSONEncoder(allow_nan=False)  # json.dumps(**options) builds one per call
 
 
-def _metadata_columns(metadata: Any, layout: CollectionLayout, position: int) -> Row:
+def _metadata_columns(
+    metadata: Any, layout: CollectionLayout, position: int, reserved: frozenset[str]
+) -> Row:
     where = f"metadatas[{position}]"
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict):
         raise ValueError(f"{where} must be a dict, got {type(metadata).__name__}")
-    bad = [k for k in metadata if not isinstance(k, str)]
-    if bad:
-        raise ValueError(f"{where} has non-string keys {bad[:5]!r}")
-    try:
-        encoded = _STRICT_JSON.encode(metadata)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{where} is not JSON-serialisable: {error}") from error
-    if _SUSPECT.search(encoded):  # rare: find the value pymilvus would reject, and say where
-        _check_json_value(metadata, where)
     columns: Row = {}
+    if not layout.metadata_field and _plain_json(metadata):
+        encoded = None  # valid as it is: no JSON round trip (dynamic or column mode)
+    else:
+        bad = [k for k in metadata if not isinstance(k, str)]
+        if bad:
+            raise ValueError(f"{where} has non-string keys {bad[:5]!r}")
+        try:
+            encoded = _STRICT_JSON.encode(metadata)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{where} is not JSON-serialisable: {error}") from error
+        if _SUSPECT.search(encoded):  # rare: find the value pymilvus would reject, and say where
+            _check_json_value(metadata, where)
     if layout.metadata_field:
+        assert encoded is not None
         if len(encoded.encode("utf-8")) > JSON_MAX_BYTES:
             raise ValueError(f"{where} encodes to over {JSON_MAX_BYTES} bytes of JSON")
         # A private copy: shallow suffices for flat metadata, nested values are rebuilt.
@@ -212,11 +235,10 @@ def _metadata_columns(metadata: Any, layout: CollectionLayout, position: int) ->
         for name, dtype in layout.scalar_fields.items():  # e.g. a partition key, also a column
             columns[name] = _column_value(metadata, name, dtype, layout, where)
         return columns
-    reserved = sorted(set(metadata) & layout.reserved_keys)
-    if reserved:
+    if not reserved.isdisjoint(metadata):
         raise ValueError(
-            f"{where} uses reserved key(s) {reserved}: they name the collection's primary "
-            "key, text or vector field"
+            f"{where} uses reserved key(s) {sorted(reserved.intersection(metadata))}: they "
+            "name the collection's primary key, text or vector field"
         )
     if not layout.dynamic:
         unknown = sorted(set(metadata) - set(layout.scalar_fields))
@@ -226,10 +248,31 @@ def _metadata_columns(metadata: Any, layout: CollectionLayout, position: int) ->
                 f"(it has {sorted(layout.scalar_fields)} and no dynamic or JSON metadata field; "
                 "langchain-milvus would drop them silently)"
             )
-    columns.update(json.loads(encoded))
+    columns.update(metadata if encoded is None else json.loads(encoded))  # a private copy
     for name, dtype in layout.scalar_fields.items():
         columns[name] = _column_value(metadata, name, dtype, layout, where)
     return columns
+
+
+def _plain_json(metadata: dict[Any, Any]) -> bool:
+    """Whether `metadata` is flat and JSON that pymilvus takes as it is: ASCII string keys,
+    values None, bool, finite float, int64, or ASCII str. (False: check it the long way.)"""
+    for key, value in metadata.items():
+        if type(key) is not str or not key.isascii():
+            return False
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                return False
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind is int:
+            if value not in _INT64:
+                return False
+        elif kind is not bool and value is not None:
+            return False
+    return True
 
 
 def _column_value(
@@ -316,24 +359,85 @@ def _field_value(value: Any, dtype: DataType, name: str, where: str) -> Any:
 
 
 def attach_vectors(
-    rows: Sequence[Row], vectors: Sequence[Sequence[float]], layout: CollectionLayout
+    rows: Sequence[Row], vectors: Sequence[Sequence[float]], layout: CollectionLayout, *,
+    checked: bool = False,
 ) -> list[Row]:
-    """Rows with their vectors, after checking count, dimension and finiteness."""
+    """Rows with their vectors, after checking count, dimension and finiteness.
+
+    `checked`: the vectors come from :func:`float_vectors` already (given vectors, checked
+    when the call was made), so only their dimension is checked again, against `layout`.
+    Otherwise they are a model's output, which only this write holds: lists of floats are
+    attached as they are (see `float_vectors`).
+    """
     if len(vectors) != len(rows):
         raise ValueError(f"embedding returned {len(vectors)} vectors for {len(rows)} texts")
-    dim = layout.dim
-    out: list[Row] = []
-    for position, (row, vector) in enumerate(zip(rows, vectors, strict=True)):
+    if checked:
+        for position, vector in enumerate(vectors):
+            _check_dimension(position, len(vector), layout.dim)
+    else:
+        vectors = float_vectors(vectors, layout, keep_lists=True)
+    name = layout.vector_field
+    return [{**row, name: vector} for row, vector in zip(rows, vectors, strict=True)]
+
+
+def float_vectors(
+    vectors: Sequence[Sequence[float]], layout: CollectionLayout, *, keep_lists: bool = False
+) -> list[list[float]]:
+    """`vectors` as new lists of Python floats, after checking dimension and finiteness.
+
+    `keep_lists`: vectors that are lists of floats already (Python or numpy float64, a float
+    subclass pymilvus packs as it is), as a model returns them, are kept, not copied.
+    """
+    head = vectors[0] if len(vectors) else None
+    plain = type(head) is list and len(head) > 0 and type(head[0]) is float
+    if head is not None and (keep_lists or not plain):
+        flat = _finite_flat(vectors, layout.dim)  # e.g. numpy floats: one numpy conversion
+        if flat is not None:
+            if keep_lists and all(type(v) is list and type(v[0]) in _FLOATS for v in vectors):
+                return _own_lists(cast("list[list[float]]", vectors))
+            matrix: list[list[float]] = flat.reshape(len(vectors), -1).tolist()
+            return matrix
+    out: list[list[float]] = []
+    for position, vector in enumerate(vectors):
         values = list(map(float, vector))
-        if dim is not None and len(values) != dim:
-            raise ValueError(
-                f"embeddings[{position}] has dimension {len(values)}, the collection's "
-                f"vector field has {dim}"
-            )
+        _check_dimension(position, len(values), layout.dim)
         if not all_finite(values):
             raise ValueError(f"embeddings[{position}] contains NaN or infinity")
-        out.append({**row, layout.vector_field: values})
+        out.append(values)
     return out
+
+
+_FLOATS = (float, np.float64)
+
+
+def _own_lists(vectors: list[list[float]]) -> list[list[float]]:
+    """The lists, one per row: a list that comes twice (equal texts share one) is copied."""
+    out: list[list[float]] = []
+    seen: set[int] = set()
+    for vector in vectors:
+        out.append(list(vector) if id(vector) in seen else vector)
+        seen.add(id(vector))
+    return out
+
+
+def _finite_flat(vectors: Sequence[Sequence[float]], dim: int | None) -> Any:
+    """All values as one float64 array, or None if any vector would fail a check (then the
+    per-vector path names the culprit)."""
+    width = len(vectors[0])
+    if not width or (dim is not None and width != dim) or any(len(v) != width for v in vectors):
+        return None
+    try:
+        flat = np.fromiter(chain.from_iterable(vectors), np.float64, width * len(vectors))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return flat if np.isfinite(flat).all() else None
+
+
+def _check_dimension(position: int, size: int, dim: int | None) -> None:
+    if dim is not None and size != dim:
+        raise ValueError(
+            f"embeddings[{position}] has dimension {size}, the collection's vector field has {dim}"
+        )
 
 
 def all_finite(values: list[float]) -> bool:

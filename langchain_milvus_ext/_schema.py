@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from pymilvus import DataType, Function, FunctionType, MilvusClient
@@ -95,7 +96,7 @@ class CollectionLayout:
     field_names: tuple[str, ...] = ()
     vectors: tuple[VectorField, ...] = ()
 
-    @property
+    @cached_property  # asked for every row written; the layout is frozen
     def reserved_keys(self) -> frozenset[str]:
         """Field names a metadata key may not overwrite in dynamic or column mode."""
         names = {self.pk_field, self.text_field, self.vector_field, "$meta"}

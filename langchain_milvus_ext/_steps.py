@@ -44,6 +44,7 @@ class WriteKey:
 class Write:
     """Write rows with the given vectors, or with vectors embedded from `texts`.
 
+    Given `vectors` are float lists already checked (`_rows.float_vectors`): not again.
     The result is the ids written, in row order.
     """
 
