@@ -31,17 +31,8 @@ from langchain_milvus_ext.benchmark.config import (
     WORKLOADS,
     BenchmarkConfig,
     ConfigError,
-    cli_fields,
-)
-from langchain_milvus_ext.benchmark.contenders import (
-    Timed,
-    resolve_contenders,
-    time_batch,
-    time_gather,
-    time_sync,
-)
-from langchain_milvus_ext.benchmark.data import (
     CountingEmbeddings,
+    cli_fields,
     key_from_content,
     make_documents,
     make_embeddings,
@@ -50,17 +41,22 @@ from langchain_milvus_ext.benchmark.data import (
 )
 from langchain_milvus_ext.benchmark.plot import write_plots
 from langchain_milvus_ext.benchmark.report import (
-    format_markdown,
-    format_report,
-    format_table,
-    render_markdown,
-    render_table,
-)
-from langchain_milvus_ext.benchmark.results import (
     BenchmarkResults,
     CaseResult,
     LatencyStats,
+    format_markdown,
+    format_report,
+    format_table,
     percentile,
+    render_markdown,
+    render_table,
+)
+from langchain_milvus_ext.benchmark.runner import (
+    Timed,
+    resolve_contenders,
+    time_batch,
+    time_gather,
+    time_sync,
 )
 
 
