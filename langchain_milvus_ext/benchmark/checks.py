@@ -53,7 +53,7 @@ class BenchContext:
     token: str | None
     embeddings: CountingEmbeddings
     _checker: Any = field(default=None, init=False, repr=False)
-    _query_vectors: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    _top_k: dict[tuple[str, str], list[str]] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def checker(self) -> Any:
@@ -137,20 +137,22 @@ class BenchContext:
         return np.asarray(self.embeddings.inner.embed_documents(texts))
 
     def exact_top_k(self, query: str, metric: str) -> list[str] | None:
-        """Brute-force top-k metadata ids of ``query`` in the pre-fill (``None``: remote model)."""
+        """Brute-force top-k metadata ids of ``query`` in the pre-fill (``None``: remote model);
+        computed once per text and metric, with the uncounted inner model."""
         docs = self._reference_docs
         if docs is None:
             return None
-        q = self._query_vectors.get(query)
-        if q is None:  # from the uncounted inner model, once per text
-            q = self._query_vectors[query] = np.asarray(self.embeddings.inner.embed_query(query))
-        if metric == "L2":
-            order = np.argsort(((docs - q) ** 2).sum(axis=1))
-        elif metric == "IP":
-            order = np.argsort(-(docs @ q))
-        else:
-            order = np.argsort(-(docs @ q) / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q)))
-        return [str(self.prefill_docs[int(i)].metadata["id"]) for i in order[: self.config.k]]
+        if (query, metric) not in self._top_k:
+            q = np.asarray(self.embeddings.inner.embed_query(query))
+            if metric == "L2":
+                order = np.argsort(((docs - q) ** 2).sum(axis=1))
+            elif metric == "IP":
+                order = np.argsort(-(docs @ q))
+            else:
+                order = np.argsort(-(docs @ q) / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q)))
+            top = [str(self.prefill_docs[int(i)].metadata["id"]) for i in order[: self.config.k]]
+            self._top_k[query, metric] = top
+        return self._top_k[query, metric]
 
 
 @dataclass

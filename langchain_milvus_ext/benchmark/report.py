@@ -49,8 +49,11 @@ class CaseResult:
     """One (workload, N, contender[, concurrency]) cell, over its timed repetitions.
 
     ``total_s`` is the median of ``totals_s`` and ``throughput`` N / ``total_s``; ``latency`` is
-    the median repetition's, the embedding counts the last one's. ``concurrency``: the service
-    workload's HTTP clients. ``error``: the case raised or a check failed.
+    the median repetition's, the embedding counts the last one's. ``ops_timed`` is set when a
+    sync loop stopped at the case budget (its only repetition): the calls it made, which
+    ``total_s``, ``throughput`` and ``latency`` are of. ``concurrency``: the service workload's
+    HTTP clients. ``error``: the case raised or a check failed. ``wall_s``: the case's whole
+    time, set-up and checks included.
     """
 
     workload: str
@@ -70,6 +73,8 @@ class CaseResult:
     recall: float | None = None
     checks: list[str] = field(default_factory=list)
     error: str | None = None
+    ops_timed: int | None = None
+    wall_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -87,13 +92,19 @@ class CaseResult:
         clients = f"/clients={self.concurrency}" if self.concurrency is not None else ""
         return f"{self.contender}/{self.workload}/N={self.n}{clients}"
 
-    def add_repetition(self, total_s: float, latencies_s: Sequence[float]) -> None:
-        """Record one timed repetition and recompute the median and spread."""
+    def add_repetition(
+        self, total_s: float, latencies_s: Sequence[float], ops: int | None = None
+    ) -> None:
+        """Record one timed repetition of ``ops`` operations (default N; fewer only for a
+        case's single, budget-stopped repetition) and recompute the median and spread."""
+        if ops is not None and ops != self.n:
+            self.ops_timed = ops
         self.totals_s.append(total_s)
         self.total_s = median = statistics.median(self.totals_s)
-        self.throughput = self.n / median if median > 0 else float("inf")
-        self.throughput_min = self.n / max(self.totals_s)
-        self.throughput_max = self.n / min(self.totals_s) if min(self.totals_s) > 0 else None
+        done = self.ops_timed or self.n
+        self.throughput = done / median if median > 0 else float("inf")
+        self.throughput_min = done / max(self.totals_s)
+        self.throughput_max = done / min(self.totals_s) if min(self.totals_s) > 0 else None
         if total_s == median or self.latency is None:
             self.latency = LatencyStats.from_seconds(latencies_s)
 
@@ -220,7 +231,8 @@ def case_cells(results: BenchmarkResults, case: CaseResult) -> dict[str, str]:
     return {
         "workload": case.workload, "N": str(case.n), "contender": case.contender,
         "clients": str(case.concurrency), "requests": str(case.n),
-        "total s": _fmt(case.total_s, "s"), "ops/s": rate, "req/s": rate,
+        "total s": _fmt(case.total_s, "s") + ("*" if case.ops_timed else ""),
+        "ops/s": rate, "req/s": rate,
         "min-max ops/s": spread, "min-max req/s": spread, "reps": str(case.repeats),
         "p50 ms": _fmt(p50, "ms"), "p95 ms": _fmt(p95, "ms"), "p99 ms": _fmt(p99, "ms"),
         "vs lcm-async": _fmt(results.ratio(case, LCM_ASYNC), "x"),
@@ -287,6 +299,9 @@ def _header_and_footer(results: BenchmarkResults) -> tuple[str, list[str]]:
         lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     if isinstance(m := env.get("machine"), dict):
         lines.append(f"Machine: {m.get('cores')} cores, {m.get('memory_gib')} GiB, {m.get('cpu')}")
+    lines += [f"* {c.label}: the sync loop stopped at --case-budget-s after {c.ops_timed} of "
+              f"{c.n} calls; total s, ops/s and latencies are of those calls"
+              for c in results.ordered_cases() if c.ops_timed]
     lines += [f"FAILED {case.label}: {case.error}" for case in results.failures]
     return title, [*lines, f"Total run time: {results.wall_time_s:.1f} s"]
 

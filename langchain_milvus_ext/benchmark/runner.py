@@ -1,16 +1,10 @@
-"""``run_benchmark``: the contenders, where they run, and every (workload, N, contender) case,
-timed, repeated and checked.
+"""``run_benchmark``: the contenders, where they run, every case timed, repeated and checked.
 
-Fairness rules, the same for every contender: a fresh collection per repetition of a writing
-workload (add, delete, upsert), one per case for the reading ones (search, mmr), created and
-filled before timing (add writes one seed document, as langchain-milvus creates its collection
-on the first insert); one untimed warm-up read right before the timed work, in the same event
-loop for async contenders, after which the embedding counters are reset. Store contenders make
-N single calls, a sync loop or an ``asyncio.gather`` in a fresh event loop; the ``ceiling`` makes
-the same N operations as one batched pymilvus call.
-
-Milvus Lite opened as a ``.db`` file serves from threads of this process (one GIL);
-``--target lite-server`` runs ``python -m milvus_lite server`` as a separate process instead.
+The same for every contender: a fresh collection per repetition of add, delete and upsert, one
+per case for search and mmr, filled before timing (add: one seed document); one untimed warm-up
+read before the timed work (in the same event loop), then the embedding counters are reset.
+Stores make N single calls (a sync loop, or ``asyncio.gather`` in a fresh loop); the ceiling
+does the same N operations in one batched pymilvus call.
 """
 
 from __future__ import annotations
@@ -64,16 +58,8 @@ READ_WORKLOADS = frozenset({"search", "mmr"})  # their repetitions share one col
 @dataclass(frozen=True)
 class Contender:
     """One column of the comparison: a store driven sync or async, or the batched ceiling.
-
-    Attributes:
-        name: One of :data:`~.config.CONTENDERS`.
-        mode: ``sync`` loop, ``async`` gather, or ``ceiling`` (one batched pymilvus call).
-        implementation: Human-readable description, shown in the report.
-        store_class: The store, built from langchain-milvus's constructor arguments.
-        auto_id: ``True`` for langchain-milvus, like the tutorial; ours keeps ``False`` (with
-            ``True`` it refuses caller-chosen ids, so upserts could not address rows).
-        delete_kwargs: Arguments of ``delete``/``adelete`` removing metadata ``id`` = key.
-    """
+    ``auto_id`` is langchain-milvus's tutorial setting (ours refuses caller ids with it, so
+    upserts could not address rows); ``delete_kwargs(key)`` deletes metadata ``id`` = key."""
 
     name: str
     mode: Literal["sync", "async", "ceiling"]
@@ -83,14 +69,6 @@ class Contender:
     delete_kwargs: Callable[[str], dict[str, Any]] | None = None
 
 
-def _ours_delete(key: str) -> dict[str, Any]:
-    return {"filter": {"id": key}}
-
-
-def _lcm_delete(key: str) -> dict[str, Any]:
-    return {"expr": f"id == '{key}'"}  # the tutorial's expression
-
-
 def resolve_contenders(names: Sequence[str]) -> list[Contender]:
     """The contenders named, in report order (``langchain_milvus`` is imported here)."""
     from langchain_milvus import Milvus
@@ -98,6 +76,13 @@ def resolve_contenders(names: Sequence[str]) -> list[Contender]:
     from langchain_milvus_ext import MilvusVectorStore as Ours
 
     ours, lcm = "langchain_milvus_ext.MilvusVectorStore", "langchain_milvus.Milvus"
+
+    def _ours_delete(key: str) -> dict[str, Any]:
+        return {"filter": {"id": key}}
+
+    def _lcm_delete(key: str) -> dict[str, Any]:
+        return {"expr": f"id == '{key}'"}  # the tutorial's expression
+
     table = {
         OURS_SYNC: Contender(OURS_SYNC, "sync", f"{ours}, sync", Ours, False, _ours_delete),
         OURS_ASYNC: Contender(OURS_ASYNC, "async", f"{ours}, async", Ours, False, _ours_delete),
@@ -108,29 +93,31 @@ def resolve_contenders(names: Sequence[str]) -> list[Contender]:
     return [table[name] for name in CONTENDERS if name in names]
 
 
-# -- timing ---------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Timed:
-    """Wall time of the whole batch, each operation's latency, and each operation's result."""
+    """Wall time of the batch, each operation's latency and result; ``stopped_early``: a sync
+    loop stopped at its time budget, so only ``len(outputs)`` operations ran."""
 
     total_s: float
     latencies_s: list[float]
     outputs: list[Any]
+    stopped_early: bool = False
 
 
-def time_sync(calls: Sequence[Callable[[], Any]]) -> Timed:
-    """Run ``calls`` one after another; latency = each call's time."""
+def time_sync(calls: Sequence[Callable[[], Any]], budget_s: float = 0.0) -> Timed:
+    """Run ``calls`` one after another; latency = each call's time. With ``budget_s``, no call
+    starts once the loop took that long (at least one runs)."""
     outputs: list[Any] = []
     latencies: list[float] = []
     gc.collect()  # the previous case's garbage is not collected inside this one's timing
     start = time.perf_counter()
     for call in calls:
+        if budget_s and outputs and time.perf_counter() - start >= budget_s:
+            break
         t0 = time.perf_counter()
         outputs.append(call())
         latencies.append(time.perf_counter() - t0)
-    return Timed(time.perf_counter() - start, latencies, outputs)
+    return Timed(time.perf_counter() - start, latencies, outputs, len(outputs) < len(calls))
 
 
 async def time_gather(calls: Sequence[Callable[[], Awaitable[Any]]]) -> Timed:
@@ -155,9 +142,6 @@ def time_batch(call: Callable[[], Sequence[Any]]) -> Timed:
     outputs = list(call())
     total = time.perf_counter() - start
     return Timed(total, [total] * len(outputs), outputs)
-
-
-# -- store contenders -----------------------------------------------------------------------
 
 
 def build_store(ctx: BenchContext, contender: Contender, name: str, *, fresh: bool) -> Any:
@@ -220,9 +204,11 @@ async def aclose_store(store: Any) -> None:
 
 
 def run_repetition(
-    ctx: BenchContext, contender: Contender, workload: str, n: int, name: str, *, fresh: bool
+    ctx: BenchContext, contender: Contender, workload: str, n: int, name: str, *, fresh: bool,
+    budget_s: float = 0.0,
 ) -> tuple[Timed, int]:
-    """Set up (if ``fresh``), warm up and time one repetition; returns it and the rows before."""
+    """Set up (if ``fresh``), warm up and time one repetition; returns it and the rows before.
+    A sync loop stops after ``budget_s`` (0: runs all N calls)."""
     if contender.mode == "ceiling":
         return _run_ceiling(ctx, workload, n, name, fresh=fresh)
     store = build_store(ctx, contender, name, fresh=fresh)
@@ -233,7 +219,7 @@ def run_repetition(
         if contender.mode == "sync":
             warm[0]()
             ctx.embeddings.reset()
-            return time_sync(calls), rows
+            return time_sync(calls, budget_s), rows
 
         async def gather() -> Timed:
             try:
@@ -256,8 +242,8 @@ INSERT_CHUNK = 1000
 
 
 def _create_collection(client: Any, name: str, dim: int, metric: str) -> None:
-    """langchain-milvus's layout (metadata keys as scalar fields, AUTOINDEX, Session) with a
-    VARCHAR primary key the benchmark assigns, so upserts address rows without auto-id."""
+    """langchain-milvus's layout (metadata as scalar fields, AUTOINDEX, Session), with a VARCHAR
+    primary key the benchmark assigns."""
     if client.has_collection(name):
         client.drop_collection(name)
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -359,13 +345,8 @@ def _ceiling_call(
 
 
 def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
-    """Run every selected case and return the results (failures are recorded, not raised).
-
-    A case whose contender raises or returns wrong data gets ``error`` set; with
-    ``config.fail_fast`` the run stops there.
-
-    Example:
-        >>> results = run_benchmark(BenchmarkConfig(n=(5,), prefill=20))  # doctest: +SKIP
+    """Run every selected case and return the results; a case that raised or returned wrong
+    data gets ``error`` set (with ``config.fail_fast`` the run stops there).
 
     Raises:
         ConfigError: Invalid configuration, or a module of the ``benchmark`` extra this run
@@ -425,14 +406,10 @@ def repeat_case(
     *,
     drop: bool = True,
 ) -> CaseResult:
-    """Run ``one(fresh)`` (a timed repetition) up to ``repeat`` times, checking each one.
-
-    Repetitions stop once one more (at the mean so far) would take them past
-    ``case_budget_s``; at least one runs. Errors and failed checks are recorded on
-    ``result``; the collection is dropped afterwards if ``drop``. ``one`` gets
-    ``fresh=False`` when the repetition reuses the collection.
-    """
-    cfg = ctx.config
+    """Run ``one(fresh)`` (a timed repetition) up to ``repeat`` times, checking each one,
+    until one more (at the mean so far) would take the case past ``case_budget_s``. Errors and
+    failed checks are recorded on ``result``; ``drop``: drop the collection afterwards."""
+    cfg, started = ctx.config, time.perf_counter()
     try:
         while result.repeats < cfg.repeat:
             elapsed = sum(result.totals_s)
@@ -444,9 +421,9 @@ def repeat_case(
             timed, rows_before = one(fresh)
             result.embed_requests = ctx.embeddings.requests
             result.embed_texts = ctx.embeddings.texts
-            report = check_case(ctx, collection, result.workload, result.n, timed.outputs,
-                                rows_before)
-            result.add_repetition(timed.total_s, timed.latencies_s)
+            ops = len(timed.outputs) if timed.stopped_early else result.n
+            report = check_case(ctx, collection, result.workload, ops, timed.outputs, rows_before)
+            result.add_repetition(timed.total_s, timed.latencies_s, ops)
             result.rows_before, result.rows_after = rows_before, report.rows_after
             result.recall, result.checks = report.recall, report.passed
     except CheckFailure as exc:
@@ -458,17 +435,20 @@ def repeat_case(
         if drop:
             with contextlib.suppress(Exception):
                 ctx.drop(collection)
+        result.wall_s = time.perf_counter() - started
     return result
 
 
 def run_case(ctx: BenchContext, contender: Contender, workload: str, n: int) -> list[CaseResult]:
-    """Run and check one case's repetitions (fresh collections; dropped afterwards)."""
-    name = ctx.collection_name(contender.name, workload, n)
+    """Run and check one case's repetitions; a first sync loop stops at the case budget."""
+    name, result = ctx.collection_name(contender.name, workload, n), CaseResult(workload, n,
+                                                                                contender.name)
 
     def one(fresh: bool) -> tuple[Timed, int]:
-        return run_repetition(ctx, contender, workload, n, name, fresh=fresh)
+        budget_s = 0.0 if result.repeats else ctx.config.case_budget_s
+        return run_repetition(ctx, contender, workload, n, name, fresh=fresh, budget_s=budget_s)
 
-    return [repeat_case(ctx, CaseResult(workload, n, contender.name), name, one)]
+    return [repeat_case(ctx, result, name, one)]
 
 
 def environment(ctx: BenchContext, target: str, contenders: list[Contender]) -> dict[str, Any]:
