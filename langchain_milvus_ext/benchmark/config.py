@@ -47,7 +47,8 @@ class BenchmarkConfig:
     """Settings of one benchmark run; each field with a ``help`` is the CLI flag ``--field-name``.
 
     A case runs up to ``repeat`` timed repetitions, each after a warm-up call, and stops once
-    one more (at the mean so far) would take it past ``case_budget_s``.
+    one more (at the mean so far, set-up and checks included) would take it past
+    ``case_budget_s``; a first sync loop starts no call once it took that long.
 
     Example:
         >>> BenchmarkConfig(n=(5,), prefill=20).validate()
@@ -63,7 +64,8 @@ class BenchmarkConfig:
     )
     repeat: int = _opt(3, "timed repetitions per case (median and min-max reported)")
     case_budget_s: float = _opt(
-        10.0, "seconds of timed work after which a case repeats no more (0: no limit)", metavar="S"
+        10.0, "seconds (set-up and checks included) after which a case repeats no more, and a "
+        "first sync loop starts no more calls (0: no limit)", metavar="S"
     )
     k: int = _opt(3, "results per search")
     fetch_k: int = _opt(20, "MMR candidates")

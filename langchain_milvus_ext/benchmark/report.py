@@ -194,9 +194,9 @@ SERVICE_COLUMNS: tuple[str, ...] = (
 _LEFT = {"workload", "contender", "check"}
 NOTE = (
     "ops/s = N / median total s over the reps (min-max: their spread; a cell stops repeating "
-    "once its reps took --case-budget-s); ratios are of medians. Latency per call: sync loops "
-    "time each call; async gathers time each call from the moment all N were submitted; the "
-    "ceiling is one batched call, so every operation's latency is the batch's."
+    "once its reps, set-up included, took --case-budget-s); ratios are of medians. Latency per "
+    "call: sync loops time each call; async gathers time each call from the moment all N were "
+    "submitted; the ceiling is one batched call, so every operation's latency is the batch's."
 )
 SERVICE_NOTE = "Service: one HTTP request = one asimilarity_search; latency per request."
 Row = Sequence[str] | None  # None: a separator line

@@ -208,7 +208,9 @@ def run_repetition(
     budget_s: float = 0.0,
 ) -> tuple[Timed, int]:
     """Set up (if ``fresh``), warm up and time one repetition; returns it and the rows before.
-    A sync loop stops after ``budget_s`` (0: runs all N calls)."""
+    A sync loop starts no call once the repetition, set-up included, took ``budget_s`` (0: it
+    makes all N calls)."""
+    started = time.perf_counter()
     if contender.mode == "ceiling":
         return _run_ceiling(ctx, workload, n, name, fresh=fresh)
     store = build_store(ctx, contender, name, fresh=fresh)
@@ -219,7 +221,8 @@ def run_repetition(
         if contender.mode == "sync":
             warm[0]()
             ctx.embeddings.reset()
-            return time_sync(calls, budget_s), rows
+            left = max(budget_s - (time.perf_counter() - started), 1e-9) if budget_s else 0.0
+            return time_sync(calls, left), rows
 
         async def gather() -> Timed:
             try:
@@ -407,17 +410,18 @@ def repeat_case(
     drop: bool = True,
 ) -> CaseResult:
     """Run ``one(fresh)`` (a timed repetition) up to ``repeat`` times, checking each one,
-    until one more (at the mean so far) would take the case past ``case_budget_s``. Errors and
-    failed checks are recorded on ``result``; ``drop``: drop the collection afterwards."""
-    cfg, started = ctx.config, time.perf_counter()
+    until one more (at the mean so far, set-up and checks included) would take the case past
+    ``case_budget_s``. Errors and failed checks are recorded on ``result``; ``drop``: drop the
+    collection afterwards."""
+    cfg, started, spent = ctx.config, time.perf_counter(), 0.0
     try:
         while result.repeats < cfg.repeat:
-            elapsed = sum(result.totals_s)
             if result.repeats and cfg.case_budget_s and (
-                elapsed + elapsed / result.repeats > cfg.case_budget_s
+                spent + spent / result.repeats > cfg.case_budget_s
             ):
                 break
             fresh = result.workload not in READ_WORKLOADS or not result.repeats
+            rep_started = time.perf_counter()
             timed, rows_before = one(fresh)
             result.embed_requests = ctx.embeddings.requests
             result.embed_texts = ctx.embeddings.texts
@@ -426,6 +430,7 @@ def repeat_case(
             result.add_repetition(timed.total_s, timed.latencies_s, ops)
             result.rows_before, result.rows_after = rows_before, report.rows_after
             result.recall, result.checks = report.recall, report.passed
+            spent += max(time.perf_counter() - rep_started, timed.total_s)
     except CheckFailure as exc:
         result.error = f"wrong data: {exc}"
     except Exception as exc:  # a contender may raise anything; record it, name the case
