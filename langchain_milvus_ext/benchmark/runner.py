@@ -408,11 +408,12 @@ def repeat_case(
     one: Callable[[bool], tuple[Timed, int]],
     *,
     drop: bool = True,
+    only_timed: bool = False,
 ) -> CaseResult:
     """Run ``one(fresh)`` (a timed repetition) up to ``repeat`` times, checking each one,
     until one more (at the mean so far, set-up and checks included) would take the case past
-    ``case_budget_s``. Errors and failed checks are recorded on ``result``; ``drop``: drop the
-    collection afterwards."""
+    ``case_budget_s`` (``only_timed``: the timed work only). Errors and failed checks are
+    recorded on ``result``; ``drop``: drop the collection afterwards."""
     cfg, started, spent = ctx.config, time.perf_counter(), 0.0
     try:
         while result.repeats < cfg.repeat:
@@ -430,7 +431,8 @@ def repeat_case(
             result.add_repetition(timed.total_s, timed.latencies_s, ops)
             result.rows_before, result.rows_after = rows_before, report.rows_after
             result.recall, result.checks = report.recall, report.passed
-            spent += max(time.perf_counter() - rep_started, timed.total_s)
+            spent += timed.total_s if only_timed else max(time.perf_counter() - rep_started,
+                                                          timed.total_s)
     except CheckFailure as exc:
         result.error = f"wrong data: {exc}"
     except Exception as exc:  # a contender may raise anything; record it, name the case
