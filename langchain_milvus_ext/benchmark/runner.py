@@ -448,8 +448,8 @@ def repeat_case(
 
 def run_case(ctx: BenchContext, contender: Contender, workload: str, n: int) -> list[CaseResult]:
     """Run and check one case's repetitions; a first sync loop stops at the case budget."""
-    name, result = ctx.collection_name(contender.name, workload, n), CaseResult(workload, n,
-                                                                                contender.name)
+    name = ctx.collection_name(contender.name, workload, n)
+    result = CaseResult(workload, n, contender.name)
 
     def one(fresh: bool) -> tuple[Timed, int]:
         budget_s = 0.0 if result.repeats else ctx.config.case_budget_s
