@@ -28,13 +28,13 @@ from .config import (
     BenchmarkConfig,
     ConfigError,
     cli_fields,
+    require_extra,
 )
-from .config import require_extra as _require_extra
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser: one flag per :class:`BenchmarkConfig` field, plus presets
-    and outputs. Unset flags stay absent, so the dataclass (or a preset) gives the default."""
+    """One flag per :class:`BenchmarkConfig` field, plus presets and outputs; unset flags stay
+    absent, so the dataclass (or a preset) gives the default."""
     p = argparse.ArgumentParser(
         prog="python -m langchain_milvus_ext.benchmark",
         description="The async tutorial's workload: N concurrent single operations per case, "
@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         help_text = meta["help"] if default is None else f"{meta['help']} [{shown}]"
         if isinstance(default, bool):  # --flag, or --no-flag for a setting on by default
             flag = f"--no-{name}" if default else f"--{name}"
-            s.add_argument(flag.replace("_", "-"), dest=name, action=f"store_{not default}".lower(),
-                           help=f"no {meta['help']}" if default else meta["help"])  # fmt: skip
+            s.add_argument(flag.replace("_", "-"), dest=name, action="store_const",
+                           const=not default, help=("no " if default else "") + meta["help"])
             continue
         if isinstance(default, tuple):
             options.update(nargs="+", type=type(default[0]))
@@ -59,28 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(f"--{name.replace('_', '-')}", dest=name, help=help_text, **options)
     presets = p.add_argument_group("presets (explicit flags win)")
     for preset, values in PRESETS.items():
-        shown = ", ".join(f"{k}={v}" for k, v in values.items())
         presets.add_argument(f"--{preset}", dest="preset", action="store_const", const=preset,
-                             help=shown)  # fmt: skip
+                             help=", ".join(f"{k}={v}" for k, v in values.items()))
     o = p.add_argument_group("output")
     o.add_argument("--json", metavar="PATH", default=None, help="write machine-readable results")
     o.add_argument("--markdown", metavar="PATH", default=None, help="write GitHub markdown tables")
     o.add_argument("--plot", nargs="?", const=DEFAULT_PLOT_PATH, default=None, metavar="PATH",
                    help=f"write PNG charts (default path: {DEFAULT_PLOT_PATH}; -scaling and "
-                   "-service charts beside it)")  # fmt: skip
+                   "-service charts beside it)")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
     """Map parsed arguments to a :class:`BenchmarkConfig`: defaults < preset < explicit flags."""
-    given = {name: getattr(args, name) for name, _, _ in cli_fields() if hasattr(args, name)}
-    for name, value in given.items():
-        if isinstance(value, list):
-            given[name] = tuple(value)
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()
+             if k in {name for name, _, _ in cli_fields()}}
     for name, order in (("workloads", WORKLOADS), ("contenders", CONTENDERS)):
         if name in given:  # canonical order
             given[name] = tuple(c for c in order if c in given[name])
-    return BenchmarkConfig.with_preset(getattr(args, "preset", None), **given)
+    return BenchmarkConfig.with_preset(vars(args).get("preset"), **given)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,8 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         parser.error(str(exc))  # exits with status 2
     try:  # before anything starts: the run's optional modules
-        _require_extra(progress=config.progress, plot=bool(args.plot),
-                       service="service" in config.workloads)  # fmt: skip
+        require_extra(progress=config.progress, plot=bool(args.plot),
+                      service="service" in config.workloads)
         from .report import format_markdown, format_report
         from .runner import run_benchmark
 

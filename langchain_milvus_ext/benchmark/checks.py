@@ -1,6 +1,6 @@
-"""What every case shares (target, embeddings, documents, a checker client), and the
-correctness checks after each timed repetition: row counts, k known results, recall against
-brute force, deleted ids gone. A failed check fails the case loudly."""
+"""What every case shares (target, embeddings, documents, a checker client), and the checks
+after each timed repetition: row counts, k known results, recall against brute force, deleted
+ids gone. A failed check fails the case loudly."""
 
 from __future__ import annotations
 
@@ -15,14 +15,18 @@ import numpy as np
 from langchain_core.documents import Document
 from pymilvus import MilvusClient
 
-from .config import BenchmarkConfig
-from .data import UPDATED_PREFIX, CountingEmbeddings, doc_key, key_from_content, make_documents
-from .data import query_text as _query_text
+from .config import (
+    UPDATED_PREFIX,
+    BenchmarkConfig,
+    CountingEmbeddings,
+    doc_key,
+    key_from_content,
+    make_documents,
+    query_text,
+)
 
-_UNSAFE = re.compile(r"[^0-9A-Za-z_]")
+TEXT_FIELD = "text"  # the scalar field holding page_content in every contender's collection
 KEY_CHUNK = 100
-TEXT_FIELD = "text"
-"""The scalar field holding ``page_content`` in every contender's collection."""
 
 
 class CheckFailure(AssertionError):
@@ -30,8 +34,7 @@ class CheckFailure(AssertionError):
 
 
 def key_filter(keys: Sequence[str]) -> str:
-    """``id in ["doc_0", ...]``: a scalar field of langchain-milvus's and the ceiling's
-    collections, a dynamic-field key of ours; the checker reads every contender's rows so."""
+    """``id in ["doc_0", ...]``: matches every contender's rows by metadata ``id``."""
     return f"id in {json.dumps(list(keys))}"
 
 
@@ -42,22 +45,19 @@ def milvus_client(uri: str, token: str | None) -> Any:
 
 @dataclass
 class BenchContext:
-    """What every case needs; the checker client is separate from the contenders' clients.
-
-    The checker reads with ``consistency_level="Strong"`` so counts see every acknowledged
-    write, whatever consistency level the contender wrote with.
-    """
+    """What every case needs. The checker client (not the contenders') reads with Strong
+    consistency, so counts see every acknowledged write."""
 
     config: BenchmarkConfig
     uri: str
     token: str | None
     embeddings: CountingEmbeddings
     _checker: Any = field(default=None, init=False, repr=False)
-    _query_vectors: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    _top_k: dict[tuple[str, str], list[str]] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def checker(self) -> Any:
-        """A ``pymilvus.MilvusClient`` used only for set-up and correctness checks."""
+        """A ``pymilvus.MilvusClient`` used only for set-up and checks."""
         self._checker = self._checker or milvus_client(self.uri, self.token)
         return self._checker
 
@@ -79,47 +79,45 @@ class BenchContext:
         return {str(d.metadata["id"]): d for d in self.prefill_docs}
 
     def query(self, i: int) -> str:
-        return _query_text(i, distinct=self.config.distinct_queries)
+        return query_text(i, distinct=self.config.distinct_queries)
 
     def queries(self, n: int) -> list[str]:
-        """The first ``n`` query texts, duplicates included (the same list for everyone)."""
+        """The first ``n`` query texts, duplicates included."""
         return [self.query(i) for i in range(n)]
 
     @cached_property
     def dim(self) -> int:
-        """The embedding size (probed once, untimed, when the configuration leaves it open)."""
+        """The embedding size (probed once, untimed, if the configuration leaves it open)."""
         dim = self.config.effective_dim
         return dim if dim is not None else len(self.embeddings.inner.embed_query("probe"))
 
     @property
     def store_index_params(self) -> dict[str, Any] | None:
-        """``index_params`` given to every store (``None`` = each store's own default)."""
+        """``index_params`` given to every store (``None``: each store's own default)."""
         if self.config.metric == "native":
             return None
         return {"index_type": "AUTOINDEX", "metric_type": self.config.metric, "params": {}}
 
     @property
     def ceiling_metric(self) -> str:
-        """The ceiling's metric: the forced one, else pymilvus's default (COSINE)."""
+        """The forced metric, else pymilvus's default (COSINE)."""
         return "COSINE" if self.config.metric == "native" else self.config.metric
 
     def collection_name(self, contender: str, workload: str, n: int) -> str:
         """A valid Milvus collection name for one case."""
-        return _UNSAFE.sub("_", f"{self.config.collection_prefix}_{workload}_{n}_{contender}")
+        name = f"{self.config.collection_prefix}_{workload}_{n}_{contender}"
+        return re.sub(r"[^0-9A-Za-z_]", "_", name)
 
     def count(self, collection: str, expr: str = "") -> int:
         """Rows matching ``expr`` (all rows when empty), read with Strong consistency."""
-        rows = self.checker.query(
-            collection, filter=expr, output_fields=["count(*)"], consistency_level="Strong"
-        )
+        rows = self.checker.query(collection, filter=expr, output_fields=["count(*)"],
+                                  consistency_level="Strong")
         return int(rows[0]["count(*)"])
 
     def count_keys(self, collection: str, keys: Sequence[str]) -> int:
-        """Rows whose metadata ``id`` is one of ``keys`` (queried in chunks of 100 keys)."""
-        return sum(
-            self.count(collection, key_filter(keys[i : i + KEY_CHUNK]))
-            for i in range(0, len(keys), KEY_CHUNK)
-        )
+        """Rows whose metadata ``id`` is one of ``keys`` (in chunks of 100 keys)."""
+        return sum(self.count(collection, key_filter(keys[i : i + KEY_CHUNK]))
+                   for i in range(0, len(keys), KEY_CHUNK))
 
     def drop(self, collection: str) -> None:
         if not self.config.keep_collections and self.checker.has_collection(collection):
@@ -128,35 +126,33 @@ class BenchContext:
     def metric(self, collection: str) -> str | None:
         """The metric of the collection's dense vector index (``L2``, ``IP`` or ``COSINE``)."""
         metrics = [str(self.checker.describe_index(collection, i).get("metric_type", "")).upper()
-                   for i in self.checker.list_indexes(collection)]  # fmt: skip
+                   for i in self.checker.list_indexes(collection)]
         return next((m for m in metrics if m in {"L2", "IP", "COSINE"}), None)
 
     @cached_property
     def _reference_docs(self) -> np.ndarray | None:
-        """The pre-filled documents' vectors, or ``None`` when the embeddings are remote."""
         if not self.embeddings.inner_is_local:
             return None  # do not pay a remote model to embed the reference set
         texts = [d.page_content for d in self.prefill_docs]
         return np.asarray(self.embeddings.inner.embed_documents(texts))
 
     def exact_top_k(self, query: str, metric: str) -> list[str] | None:
-        """Brute-force top-k metadata ids of ``query`` in the pre-filled documents.
-
-        ``None`` when the embeddings are remote (recall is then not checked).
-        """
+        """Brute-force top-k metadata ids of ``query`` in the pre-fill (``None``: remote model);
+        computed once per text and metric, with the uncounted inner model."""
         docs = self._reference_docs
         if docs is None:
             return None
-        q = self._query_vectors.get(query)
-        if q is None:  # from the uncounted inner model, once per text
-            q = self._query_vectors[query] = np.asarray(self.embeddings.inner.embed_query(query))
-        if metric == "L2":
-            order = np.argsort(((docs - q) ** 2).sum(axis=1))
-        elif metric == "IP":
-            order = np.argsort(-(docs @ q))
-        else:
-            order = np.argsort(-(docs @ q) / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q)))
-        return [str(self.prefill_docs[int(i)].metadata["id"]) for i in order[: self.config.k]]
+        if (query, metric) not in self._top_k:
+            q = np.asarray(self.embeddings.inner.embed_query(query))
+            if metric == "L2":
+                order = np.argsort(((docs - q) ** 2).sum(axis=1))
+            elif metric == "IP":
+                order = np.argsort(-(docs @ q))
+            else:
+                order = np.argsort(-(docs @ q) / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q)))
+            top = [str(self.prefill_docs[int(i)].metadata["id"]) for i in order[: self.config.k]]
+            self._top_k[query, metric] = top
+        return self._top_k[query, metric]
 
 
 @dataclass
@@ -173,15 +169,10 @@ def expect(condition: bool, message: str) -> None:
         raise CheckFailure(message)
 
 
-def doc_identifier(doc: Document) -> Any:
-    """A search result's id: ``Document.id``, else langchain-milvus's ``metadata["pk"]``."""
-    return doc.id if doc.id is not None else doc.metadata.get("pk")
-
-
 def check_case(
     ctx: BenchContext, collection: str, workload: str, n: int, outputs: Sequence[Any],
     rows_before: int,
-) -> CheckReport:  # fmt: skip
+) -> CheckReport:
     """Check one timed repetition's results and the collection it left behind.
 
     Raises:
@@ -246,13 +237,10 @@ def _check_search(
     truths = [ctx.exact_top_k(ctx.query(i), metric) for i in range(len(returned))] if metric else []
     if truths and all(t is not None for t in truths):
         hits = sum(len(set(t or ()).intersection(r)) for t, r in zip(truths, returned, strict=True))
-        report.recall = hits / (len(returned) * k)
-        expect(
-            report.recall >= ctx.config.min_recall,
-            f"mean recall@{k} {report.recall:.3f} < {ctx.config.min_recall} "
-            "(results are not the nearest neighbours)",
-        )
-        report.passed.append(f"recall@{k} {report.recall:.3f}")
+        report.recall = recall = hits / (len(returned) * k)
+        expect(recall >= ctx.config.min_recall, f"mean recall@{k} {recall:.3f} < "
+               f"{ctx.config.min_recall} (results are not the nearest neighbours)")
+        report.passed.append(f"recall@{k} {recall:.3f}")
 
 
 def _check_document(ctx: BenchContext, doc: Document, what: str) -> None:
@@ -263,12 +251,10 @@ def _check_document(ctx: BenchContext, doc: Document, what: str) -> None:
     original = ctx.prefill_by_key.get(str(key))
     expect(original is not None, f"{what}: {key} was never written")
     assert original is not None
-    expect(
-        doc.page_content == original.page_content,
-        f"{what}: {key} content {doc.page_content!r} != stored {original.page_content!r}",
-    )
-    expect(
-        doc.metadata.get("category") == original.metadata["category"],
-        f"{what}: {key} metadata {doc.metadata!r} != {original.metadata!r}",
-    )
-    expect(doc_identifier(doc) is not None, f"{what}: {key} came back without an id")
+    expect(doc.page_content == original.page_content,
+           f"{what}: {key} content {doc.page_content!r} != stored {original.page_content!r}")
+    expect(doc.metadata.get("category") == original.metadata["category"],
+           f"{what}: {key} metadata {doc.metadata!r} != {original.metadata!r}")
+    # A search result's id: Document.id, else langchain-milvus's metadata["pk"].
+    identifier = doc.id if doc.id is not None else doc.metadata.get("pk")
+    expect(identifier is not None, f"{what}: {key} came back without an id")

@@ -1,38 +1,37 @@
-"""Benchmark configuration: workload and contender names, the run settings and their CLI flags.
-
-Every setting is a field of :class:`BenchmarkConfig`; its ``metadata`` holds the CLI help, so
-the parser in ``__main__`` is derived from the dataclass, never restated.
-"""
+"""What a run is: its settings (each one a CLI flag), the tutorial's documents and queries, and
+the counting embeddings."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import random
+import re
+import threading
+import time
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from importlib.util import find_spec
 from typing import Any
 
-STORE_WORKLOADS: tuple[str, ...] = ("add", "search", "mmr", "delete", "upsert")
-"""The tutorial's workloads: N concurrent single calls (or a sync loop) per case."""
-WORKLOADS: tuple[str, ...] = (*STORE_WORKLOADS, "service")
-"""Every workload, in report order. ``service`` = one search per HTTP request to an ASGI app."""
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 
+STORE_WORKLOADS: tuple[str, ...] = ("add", "search", "mmr", "delete", "upsert")
+WORKLOADS: tuple[str, ...] = (*STORE_WORKLOADS, "service")
 OURS_SYNC, OURS_ASYNC = "ours-sync", "ours-async"
 LCM_SYNC, LCM_ASYNC = "langchain-milvus-sync", "langchain-milvus-async"
 CEILING = "ceiling"
 CONTENDERS: tuple[str, ...] = (OURS_SYNC, OURS_ASYNC, LCM_SYNC, LCM_ASYNC, CEILING)
-"""Every contender, in report order (the service workload runs the two async ones)."""
-
-EMBEDDINGS: tuple[str, ...] = ("fake", "openai")
-TARGETS: tuple[str, ...] = ("lite", "lite-server")
-METRICS: tuple[str, ...] = ("COSINE", "L2", "IP", "native")
 QUERY_SETS: tuple[str, ...] = ("tutorial", "distinct")
-DEFAULT_FAKE_DIM = 128
 DEFAULT_PLOT_PATH = "benchmark-results/benchmark.png"
 INSTALL_EXTRA = "pip install 'langchain-milvus-ext[benchmark]'"
-
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"n": (10, 100), "prefill": 200, "repeat": 1},
     "full": {"n": (10, 100, 1000), "workloads": STORE_WORKLOADS},
 }
-"""``--quick`` and ``--full``: values for the settings not given explicitly."""
+QUERY_DISTINCT = 50  # the tutorial's queries are "test document {i % 50}"
+UPDATED_PREFIX = "This is updated test document"  # page content written by upsert
+_CONTENT_RE = re.compile(r"^This is (?:updated )?test document (\d+) with ")
 
 
 class ConfigError(ValueError):
@@ -40,21 +39,16 @@ class ConfigError(ValueError):
 
 
 def _opt(default: Any, help: str, **cli: Any) -> Any:
-    """A config field whose CLI flag is derived from its name; ``cli`` goes to argparse."""
     return field(default=default, metadata={"help": help, **cli})
 
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    """Settings of one benchmark run.
+    """Settings of one benchmark run; each field with a ``help`` is the CLI flag ``--field-name``.
 
-    Each field is one CLI flag (``--field-name``) and is documented once, by the ``help`` in
-    its metadata (what ``--help`` prints). ``repeat`` timed repetitions run per case, each
-    after a warm-up call; a case stops repeating early when one more repetition (at the mean
-    so far) would take its timed total past ``case_budget_s``, so the default run stays near
-    3 minutes on 2 cores (slow cells such as 1,000 sync Lite calls run once). ``min_recall``
-    is the least mean recall@k of searches against brute force; ``collection_prefix`` names
-    the collections the benchmark creates and drops.
+    A case runs up to ``repeat`` timed repetitions, each after a warm-up call, and stops once
+    one more (at the mean so far, set-up and checks included) would take it past
+    ``case_budget_s``; a first sync loop starts no call once it took that long.
 
     Example:
         >>> BenchmarkConfig(n=(5,), prefill=20).validate()
@@ -70,14 +64,15 @@ class BenchmarkConfig:
     )
     repeat: int = _opt(3, "timed repetitions per case (median and min-max reported)")
     case_budget_s: float = _opt(
-        10.0, "seconds of timed work after which a case repeats no more (0: no limit)", metavar="S"
+        10.0, "seconds (set-up and checks included) after which a case repeats no more, and a "
+        "first sync loop starts no more calls (0: no limit)", metavar="S"
     )
     k: int = _opt(3, "results per search")
     fetch_k: int = _opt(20, "MMR candidates")
     lambda_mult: float = _opt(0.5, "MMR diversity")
     metric: str = _opt(
         "COSINE", "AUTOINDEX metric forced on every contender; native = each store's own",
-        choices=METRICS,
+        choices=("COSINE", "L2", "IP", "native"),
     )
     queries: str = _opt(
         "tutorial",
@@ -89,27 +84,27 @@ class BenchmarkConfig:
         (1, 16, 128), "concurrent HTTP clients of the service workload", metavar="C"
     )
     service_requests: int = _opt(500, "requests per service case")
-    embeddings: str = _opt("fake", "fake = DeterministicFakeEmbedding", choices=EMBEDDINGS)
+    embeddings: str = _opt("fake", "fake = DeterministicFakeEmbedding", choices=("fake", "openai"))
     dim: int | None = _opt(None, "embedding size (default: 128 fake, the model's)", type=int)
     embed_latency_ms: float = _opt(0.0, "simulated latency per embedding request", metavar="MS")
     openai_model: str = _opt("text-embedding-3-small", "OpenAI embedding model")
     openai_base_url: str | None = _opt(None, "OpenAI-compatible embedding server", type=str)
     uri: str | None = _opt(None, "Milvus URI (default: Milvus Lite in a temp dir)", type=str)
-    target: str = _opt("lite", "without --uri: Lite in-process or a lite server", choices=TARGETS)
+    target: str = _opt(
+        "lite", "without --uri: Lite in-process or a lite server", choices=("lite", "lite-server")
+    )
     token: str | None = _opt(None, "Milvus token", type=str)
     seed: int = _opt(42, "document RNG seed")
     keep_collections: bool = _opt(False, "do not drop each case's collection")
     fail_fast: bool = _opt(False, "stop at the first failed case")
     progress: bool = _opt(True, "progress bar on stderr")
-    min_recall: float = field(default=0.9)
-    collection_prefix: str = field(default="lcmx_bench")
+    min_recall: float = 0.9
+    collection_prefix: str = "lcmx_bench"
 
     @property
     def effective_dim(self) -> int | None:
-        """The embedding size actually requested (``None``: the OpenAI model's default)."""
-        if self.dim is not None:
-            return self.dim
-        return DEFAULT_FAKE_DIM if self.embeddings == "fake" else None
+        """The embedding size requested (``None``: the OpenAI model's own)."""
+        return self.dim if self.dim is not None else 128 if self.embeddings == "fake" else None
 
     @property
     def distinct_queries(self) -> bool:
@@ -121,13 +116,12 @@ class BenchmarkConfig:
         if not self.n or min(self.n) < 1:
             raise ConfigError(f"--n needs positive integers, got {list(self.n)}")
         for f in fields(self):
-            choices = f.metadata.get("choices")
-            value = getattr(self, f.name)
-            chosen = value if isinstance(value, tuple) else (value,)
+            choices, value = f.metadata.get("choices"), getattr(self, f.name)
+            chosen, flag = value if isinstance(value, tuple) else (value,), _flag(f.name)
             if choices and (not chosen or set(chosen) - set(choices)):
-                raise ConfigError(f"unknown --{_flag(f.name)} {value!r}; choose from {choices}")
+                raise ConfigError(f"unknown --{flag} {value!r}; choose from {choices}")
             if isinstance(value, tuple) and len(set(value)) != len(value):
-                raise ConfigError(f"duplicate values in --{_flag(f.name)} {list(value)}")
+                raise ConfigError(f"duplicate values in --{flag} {list(value)}")
         if self.case_budget_s < 0:
             raise ConfigError("--case-budget-s must be >= 0")
         if self.repeat < 1 or self.service_requests < 1 or min(self.service_concurrency) < 1:
@@ -152,16 +146,14 @@ class BenchmarkConfig:
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-compatible values (the token is masked)."""
         data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-        if data["token"]:
-            data["token"] = "***"
-        return data
+        return {**data, "token": data["token"] and "***"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchmarkConfig:
-        """Inverse of :meth:`to_dict` (a masked token stays masked; unknown keys are ignored)."""
+        """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
         known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in data.items() if k in known}  # fmt: skip
+                                  for k, v in data.items() if k in known}
         return cls(**values)
 
     @classmethod
@@ -172,11 +164,8 @@ class BenchmarkConfig:
 
 def cli_fields() -> list[tuple[str, Any, dict[str, Any]]]:
     """``(name, default, argparse options)`` of every setting that is a CLI flag."""
-    out = []
-    for f in fields(BenchmarkConfig):
-        if "help" in f.metadata and f.default is not MISSING:
-            out.append((f.name, f.default, dict(f.metadata)))
-    return out
+    return [(f.name, f.default, dict(f.metadata)) for f in fields(BenchmarkConfig)
+            if "help" in f.metadata and f.default is not MISSING]
 
 
 def _flag(name: str) -> str:
@@ -184,30 +173,152 @@ def _flag(name: str) -> str:
 
 
 def require_extra(*, progress: bool, plot: bool, service: bool = False) -> None:
-    """Check that the modules of the ``benchmark`` extra this run uses can be imported.
-
-    Args:
-        progress: The run shows a progress bar (needs tqdm).
-        plot: The run writes a chart (needs matplotlib).
-        service: The run has the service workload (needs starlette, uvicorn, httpx).
+    """Check that the ``benchmark`` extra's modules this run uses can be imported.
 
     Raises:
         ConfigError: A module is missing; the message says what to install.
     """
     wanted = {"tqdm": progress, "matplotlib": plot, "starlette": service, "uvicorn": service,
-              "httpx": service}  # fmt: skip
+              "httpx": service}
     missing = [name for name, used in wanted.items() if used and not _importable(name)]
     if missing:
         hint = " (or run with --no-progress)" if missing == ["tqdm"] else ""
-        raise ConfigError(
-            f"the benchmark needs {' and '.join(missing)}, from its 'benchmark' extra: "
-            f"{INSTALL_EXTRA}{hint}"
-        )
+        raise ConfigError(f"the benchmark needs {' and '.join(missing)}, from its 'benchmark' "
+                          f"extra: {INSTALL_EXTRA}{hint}")
 
 
 def _importable(name: str) -> bool:
     try:
-        __import__(name)
-    except ImportError:
+        return find_spec(name) is not None
+    except ValueError:  # sys.modules[name] is None
         return False
-    return True
+
+
+# -- the tutorial's documents and queries ---------------------------------------------------
+
+
+def make_documents(count: int, seed: int) -> list[Document]:
+    """The tutorial's documents ``0..count-1``; the same ``seed`` gives the same documents."""
+    rng = random.Random(seed)
+    return [Document(page_content=f"This is test document {i} with some random content: {r}",
+                     metadata={"id": doc_key(i), "score": r, "category": f"cat_{i % 5}"})
+            for i, r in ((i, rng.random()) for i in range(count))]
+
+
+def updated_document(doc: Document) -> Document:
+    """The upsert workload's replacement for ``doc``: new content, same metadata ``id``."""
+    content = doc.page_content.replace("This is test document", UPDATED_PREFIX, 1)
+    return Document(page_content=content, metadata=dict(doc.metadata))
+
+
+def seed_document() -> Document:
+    """The one document written (untimed) to create the add workload's collection."""
+    return Document(page_content="This is test document seed with some random content: 0.5",
+                    metadata={"id": "doc_seed", "score": 0.5, "category": "cat_seed"})
+
+
+def query_text(i: int, distinct: bool = False) -> str:
+    """The ``i``-th query: ``"test document {i % 50}"``, or ``"test document {i}"`` if distinct.
+
+    Example:
+        >>> query_text(51), query_text(51, distinct=True)
+        ('test document 1', 'test document 51')
+    """
+    return f"test document {i if distinct else i % QUERY_DISTINCT}"
+
+
+def describe_queries(queries: str) -> str:
+    """A short description of a query set of :data:`QUERY_SETS`."""
+    if queries == "tutorial":
+        n = QUERY_DISTINCT
+        return f'tutorial ("test document {{i % {n}}}", {n} distinct texts)'
+    if queries == "distinct":
+        return 'distinct ("test document {i}", every query different)'
+    return queries
+
+
+def doc_key(i: int) -> str:
+    """The metadata ``id`` of document ``i``."""
+    return f"doc_{i}"
+
+
+def key_from_content(page_content: str) -> str | None:
+    """The metadata ``id`` a page content belongs to, or ``None`` if not a test document."""
+    match = _CONTENT_RE.match(page_content)
+    return doc_key(int(match.group(1))) if match else None
+
+
+# -- embeddings -----------------------------------------------------------------------------
+
+
+class CountingEmbeddings(Embeddings):
+    """Wraps an embedding model, counting requests (calls) and texts, adding ``latency_s`` each.
+
+    With ``inner_is_local`` (fake embeddings) the async methods call the sync ones directly, so
+    no thread pool is part of what is measured.
+    """
+
+    def __init__(
+        self, inner: Embeddings, latency_s: float = 0.0, *, inner_is_local: bool = False
+    ) -> None:
+        self.inner, self.latency_s, self.inner_is_local = inner, latency_s, inner_is_local
+        self._lock = threading.Lock()
+        self.requests = self.texts = 0
+
+    def reset(self) -> None:
+        """Zero both counters."""
+        with self._lock:
+            self.requests = self.texts = 0
+
+    def _count(self, texts: int) -> None:
+        with self._lock:
+            self.requests += 1
+            self.texts += texts
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self._count(len(texts))
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        self._count(len(texts))
+        if self.latency_s:  # no sleep(0): it would change how the event loop schedules
+            await asyncio.sleep(self.latency_s)
+        if self.inner_is_local:
+            return self.inner.embed_documents(texts)
+        return await self.inner.aembed_documents(texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return (await self.aembed_documents([text]))[0]
+
+
+def make_embeddings(config: BenchmarkConfig) -> CountingEmbeddings:
+    """The counting embeddings the configuration asks for.
+
+    Raises:
+        ConfigError: OpenAI without ``OPENAI_API_KEY`` or a base URL, or without langchain-openai.
+    """
+    latency_s = config.embed_latency_ms / 1000.0
+    if config.embeddings == "fake":
+        fake = DeterministicFakeEmbedding(size=config.effective_dim or 0)
+        return CountingEmbeddings(fake, latency_s, inner_is_local=True)
+    api_key = os.environ.get("OPENAI_API_KEY")
+    if not api_key and not config.openai_base_url:
+        raise ConfigError("--embeddings openai needs OPENAI_API_KEY or --openai-base-url")
+    try:
+        from langchain_openai import OpenAIEmbeddings
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigError("--embeddings openai needs langchain-openai "
+                          "(pip install langchain-milvus-ext[openai])") from exc
+    from pydantic import SecretStr
+
+    inner = OpenAIEmbeddings(  # OpenAI-compatible servers usually take strings, not token ids
+        model=config.openai_model, base_url=config.openai_base_url, dimensions=config.dim,
+        api_key=SecretStr(api_key or "not-needed"),
+        check_embedding_ctx_length=config.openai_base_url is None,
+    )
+    return CountingEmbeddings(inner, latency_s)

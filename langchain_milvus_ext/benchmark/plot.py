@@ -9,15 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import CONTENDERS, STORE_WORKLOADS
-from .results import BenchmarkResults, CaseResult
+from .report import BenchmarkResults, CaseResult
 
-COLORS: dict[str, str] = {
-    "ours-sync": "#9ecae1",
-    "ours-async": "#2171b5",
-    "langchain-milvus-sync": "#fdae6b",
-    "langchain-milvus-async": "#d94801",
-    "ceiling": "#6a6a6a",
-}
+COLORS = dict(zip(CONTENDERS, ("#9ecae1", "#2171b5", "#fdae6b", "#d94801", "#6a6a6a"), strict=True))
+Panel = tuple[str, str, Callable[[CaseResult], bool], Callable[[CaseResult], float] | None]
+"""``(title, y label, which cases, y value)``; no y value = median throughput with its spread."""
 
 
 def _short(value: float) -> str:
@@ -30,15 +26,21 @@ def _ok(results: BenchmarkResults, service: bool) -> list[CaseResult]:
     return [c for c in results.cases if c.ok and (c.workload == "service") == service]
 
 
-def _contenders(cases: list[CaseResult]) -> list[str]:
-    return [name for name in CONTENDERS if any(c.contender == name for c in cases)]
-
-
 def _subtitle(results: BenchmarkResults) -> str:
     env, cfg = results.environment, results.config
     return (f"{env.get('target', '')} | {env.get('index', '')}\n{env.get('embeddings', '')} | "
             f"prefill {cfg.get('prefill')}, k={cfg.get('k')}, {results.query_set} queries, "
-            f"median of up to {cfg.get('repeat', 1)} runs")  # fmt: skip
+            f"median of up to {cfg.get('repeat', 1)} runs")
+
+
+def _figure(columns: int, width: float) -> tuple[Any, list[Any]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, columns, figsize=(width, 4.8), squeeze=False)
+    return fig, list(axes[0])
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
@@ -52,20 +54,14 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     return out
 
 
-def _figure(columns: int, width: float) -> tuple[Any, list[Any]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, columns, figsize=(width, 4.8), squeeze=False)
-    return fig, list(axes[0])
+def _rate(case: CaseResult) -> float:
+    return case.throughput or 0.0
 
 
 def _errors(cases: list[CaseResult]) -> list[list[float]]:
     """Error bars from each case's min-max spread around its median."""
-    low = [(c.throughput or 0) - (c.throughput_min or c.throughput or 0) for c in cases]
-    return [low, [(c.throughput_max or c.throughput or 0) - (c.throughput or 0) for c in cases]]
+    return [[_rate(c) - (c.throughput_min or _rate(c)) for c in cases],
+            [(c.throughput_max or _rate(c)) - _rate(c) for c in cases]]
 
 
 def write_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
@@ -80,58 +76,49 @@ def write_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
         raise ValueError("no successful case to plot")
     n = max(c.n for c in ok)
     workloads = [w for w in STORE_WORKLOADS if any(c.workload == w and c.n == n for c in ok)]
-    contenders = _contenders(ok)
+    contenders = [name for name in CONTENDERS if any(c.contender == name for c in ok)]
     width = 0.8 / len(contenders)
     fig, (ax,) = _figure(1, max(8.0, 1.9 * len(workloads) + 3))
     for j, contender in enumerate(contenders):
         cases = [(i, c) for i, w in enumerate(workloads)
-                 if (c := results.get(w, n, contender)) is not None and c.ok]  # fmt: skip
+                 if (c := results.get(w, n, contender)) is not None and c.ok]
         xs = [i + (j - (len(contenders) - 1) / 2) * width for i, _ in cases]
-        ys = [c.throughput or 0.0 for _, c in cases]
+        ys = [_rate(c) for _, c in cases]
         bars = ax.bar(xs, ys, width=width * 0.95, label=contender, color=COLORS.get(contender),
-                      yerr=_errors([c for _, c in cases]), capsize=2, ecolor="#333333")  # fmt: skip
-        tops = [c.throughput_max or c.throughput or 0.0 for _, c in cases]  # above the spread
+                      yerr=_errors([c for _, c in cases]), capsize=2, ecolor="#333333")
+        tops = [c.throughput_max or _rate(c) for _, c in cases]  # labels above the spread
         for bar, value, top in zip(bars, ys, tops, strict=True):
             ax.annotate(_short(value), (bar.get_x() + bar.get_width() / 2, top),
                         xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
-                        fontsize=7, rotation=90 if len(contenders) > 4 else 0)  # fmt: skip
+                        fontsize=7, rotation=90 if len(contenders) > 4 else 0)
     ax.set_yscale("log")
     ax.set_xticks(range(len(workloads)), workloads)
     ax.set_ylabel("throughput (operations/s, log scale)")
     ax.margins(y=0.15)
     ax.set_title(f"Throughput at N={n} concurrent single operations\n{_subtitle(results)}",
-                 fontsize=9)  # fmt: skip
+                 fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(ncols=min(len(contenders), 5), fontsize=8, loc="upper center",
-              bbox_to_anchor=(0.5, -0.08), frameon=False)  # fmt: skip
-    failed = [c.label for c in results.failures if c.n == n]
-    if failed:
+              bbox_to_anchor=(0.5, -0.08), frameon=False)
+    if failed := [c.label for c in results.failures if c.n == n]:
         fig.text(0.01, 0.01, "failed (not shown): " + ", ".join(failed), fontsize=7, color="red")
     return _save(fig, path)
 
 
-Panel = tuple[str, str, Callable[[CaseResult], bool], Callable[[CaseResult], float] | None]
-"""``(title, y label, which cases, y value)``; no y value = median throughput with its spread."""
-
-
 def _lines(
-    results: BenchmarkResults,
-    path: str | os.PathLike[str],
-    panels: list[Panel],
-    x: Callable[[CaseResult], float],
-    xlabel: str,
-    title: str,
+    results: BenchmarkResults, path: str | os.PathLike[str], panels: list[Panel],
+    x: Callable[[CaseResult], float], xlabel: str, title: str,
 ) -> Path:
     """One log-log panel per :data:`Panel`: a line per contender."""
     fig, axes = _figure(len(panels), max(8.0, 4.2 * len(panels) + 1))
     for ax, (panel, ylabel, keep, y) in zip(axes, panels, strict=True):
         for contender in CONTENDERS:
             cases = sorted((c for c in results.cases if c.ok and c.contender == contender
-                            and keep(c)), key=x)  # fmt: skip
+                            and keep(c)), key=x)
             if cases:
                 ax.errorbar([x(c) for c in cases], [(y or _rate)(c) for c in cases],
                             yerr=None if y else _errors(cases), marker="o", capsize=2,
-                            label=contender, color=COLORS.get(contender))  # fmt: skip
+                            label=contender, color=COLORS.get(contender))
         ax.set(xscale="log", yscale="log", title=panel, xlabel=xlabel, ylabel=ylabel)
         ax.grid(which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
@@ -139,42 +126,10 @@ def _lines(
     return _save(fig, path)
 
 
-def _rate(case: CaseResult) -> float:
-    return case.throughput or 0.0
-
-
-def _p99(case: CaseResult) -> float:
-    return case.latency.p99_ms if case.latency else 0.0
-
-
-def write_scaling_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
-    """ops/s against N, log-log, one panel per store workload, a line per contender."""
-    ok = _ok(results, service=False)
-    workloads = [w for w in STORE_WORKLOADS if any(c.workload == w for c in ok)]
-    panels: list[Panel] = [
-        (w, "ops/s", lambda c, w=w: c.workload == w, None)  # type: ignore[misc]
-        for w in workloads
-    ]
-    return _lines(results, path, panels, lambda c: c.n, "N (operations)",
-                  "How throughput grows with the work")  # fmt: skip
-
-
-def write_service_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
-    """The service workload against concurrent clients, log-log: requests/s and p99 latency."""
-
-    def service(c: CaseResult) -> bool:
-        return c.workload == "service"
-
-    panels: list[Panel] = [("requests/s", "requests/s", service, None),
-                           ("p99 latency", "ms", service, _p99)]  # fmt: skip
-    title = "ASGI service: one asimilarity_search per request"
-    return _lines(results, path, panels, lambda c: c.concurrency or 1, "concurrent HTTP clients",
-                  title)  # fmt: skip
-
-
 def write_plots(results: BenchmarkResults, path: str | os.PathLike[str]) -> list[Path]:
-    """Every chart the results allow: ``path``; ``<stem>-scaling.png`` when there are several
-    N; ``<stem>-service.png`` with the service workload.
+    """Every chart the results allow: ``path``; ``<stem>-scaling.png`` (ops/s against N, a
+    panel per workload) when there are several N; ``<stem>-service.png`` (requests/s and p99
+    against clients) with the service workload.
 
     Raises:
         ValueError: No successful case at all.
@@ -185,7 +140,23 @@ def write_plots(results: BenchmarkResults, path: str | os.PathLike[str]) -> list
         raise ValueError("no successful case to plot")
     written = [write_plot(results, base)] if store else []
     if len({c.n for c in store}) > 1:
-        written.append(write_scaling_plot(results, base.with_name(f"{base.stem}-scaling.png")))
+        workloads = [w for w in STORE_WORKLOADS if any(c.workload == w for c in store)]
+        panels: list[Panel] = [(w, "ops/s", lambda c, w=w: c.workload == w, None)  # type: ignore[misc]
+                               for w in workloads]
+        written.append(_lines(results, base.with_name(f"{base.stem}-scaling.png"), panels,
+                              lambda c: c.n, "N (operations)",
+                              "How throughput grows with the work"))
     if service:
-        written.append(write_service_plot(results, base.with_name(f"{base.stem}-service.png")))
+
+        def is_service(c: CaseResult) -> bool:
+            return c.workload == "service"
+
+        def p99(c: CaseResult) -> float:
+            return c.latency.p99_ms if c.latency else 0.0
+
+        panels = [("requests/s", "requests/s", is_service, None),
+                  ("p99 latency", "ms", is_service, p99)]
+        written.append(_lines(results, base.with_name(f"{base.stem}-service.png"), panels,
+                              lambda c: c.concurrency or 1, "concurrent HTTP clients",
+                              "ASGI service: one asimilarity_search per request"))
     return written

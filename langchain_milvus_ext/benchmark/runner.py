@@ -1,13 +1,17 @@
-"""``run_benchmark``: where it runs, and every (workload, N, contender) case, repeated and checked.
+"""``run_benchmark``: the contenders, where they run, every case timed, repeated and checked.
 
-Milvus Lite 3.x opened as a ``.db`` file serves from threads *inside the benchmark's process*,
-so client and "server" share one GIL. ``--target lite-server`` starts ``python -m milvus_lite
-server`` as a separate process on a free loopback port instead, closer to a real deployment.
+The same for every contender: a fresh collection per repetition of add, delete and upsert, one
+per case for search and mmr, filled before timing (add: one seed document); one untimed warm-up
+read before the timed work (in the same event loop), then the embedding counters are reset.
+Stores make N single calls (a sync loop, or ``asyncio.gather`` in a fresh loop); the ceiling
+does the same N operations in one batched pymilvus call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import logging
 import os
 import platform
@@ -16,33 +20,336 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from importlib import metadata
-from typing import Any
+from typing import Any, Literal
 
-from .checks import BenchContext, CheckFailure, check_case
-from .config import BenchmarkConfig, require_extra
-from .contenders import READ_WORKLOADS, Contender, Timed, resolve_contenders, run_repetition
-from .data import describe_queries, make_embeddings
-from .results import BenchmarkResults, CaseResult
-from .service import free_port, wait_for_port
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
+from pymilvus import DataType
+
+from .checks import TEXT_FIELD, BenchContext, CheckFailure, check_case, key_filter, milvus_client
+from .config import (
+    CEILING,
+    CONTENDERS,
+    LCM_ASYNC,
+    LCM_SYNC,
+    OURS_ASYNC,
+    OURS_SYNC,
+    BenchmarkConfig,
+    describe_queries,
+    doc_key,
+    make_embeddings,
+    require_extra,
+    seed_document,
+    updated_document,
+)
+from .report import BenchmarkResults, CaseResult
 
 logger = logging.getLogger(__name__)
 PACKAGES = ("langchain-milvus-ext", "langchain-milvus", "langchain-core", "pymilvus", "milvus-lite")
+READ_WORKLOADS = frozenset({"search", "mmr"})  # their repetitions share one collection
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One column of the comparison: a store driven sync or async, or the batched ceiling.
+    ``auto_id`` is langchain-milvus's tutorial setting (ours refuses caller ids with it, so
+    upserts could not address rows); ``delete_kwargs(key)`` deletes metadata ``id`` = key."""
+
+    name: str
+    mode: Literal["sync", "async", "ceiling"]
+    implementation: str
+    store_class: type[Any] | None = None
+    auto_id: bool = False
+    delete_kwargs: Callable[[str], dict[str, Any]] | None = None
+
+
+def resolve_contenders(names: Sequence[str]) -> list[Contender]:
+    """The contenders named, in report order (``langchain_milvus`` is imported here)."""
+    from langchain_milvus import Milvus
+
+    from langchain_milvus_ext import MilvusVectorStore as Ours
+
+    ours, lcm = "langchain_milvus_ext.MilvusVectorStore", "langchain_milvus.Milvus"
+
+    def _ours_delete(key: str) -> dict[str, Any]:
+        return {"filter": {"id": key}}
+
+    def _lcm_delete(key: str) -> dict[str, Any]:
+        return {"expr": f"id == '{key}'"}  # the tutorial's expression
+
+    table = {
+        OURS_SYNC: Contender(OURS_SYNC, "sync", f"{ours}, sync", Ours, False, _ours_delete),
+        OURS_ASYNC: Contender(OURS_ASYNC, "async", f"{ours}, async", Ours, False, _ours_delete),
+        LCM_SYNC: Contender(LCM_SYNC, "sync", f"{lcm}, sync", Milvus, True, _lcm_delete),
+        LCM_ASYNC: Contender(LCM_ASYNC, "async", f"{lcm}, async", Milvus, True, _lcm_delete),
+        CEILING: Contender(CEILING, "ceiling", "pymilvus MilvusClient, one batched call"),
+    }
+    return [table[name] for name in CONTENDERS if name in names]
+
+
+@dataclass(frozen=True)
+class Timed:
+    """Wall time of the batch, each operation's latency and result; ``stopped_early``: a sync
+    loop stopped at its time budget, so only ``len(outputs)`` operations ran."""
+
+    total_s: float
+    latencies_s: list[float]
+    outputs: list[Any]
+    stopped_early: bool = False
+
+
+def time_sync(calls: Sequence[Callable[[], Any]], budget_s: float = 0.0) -> Timed:
+    """Run ``calls`` one after another; latency = each call's time. With ``budget_s``, no call
+    starts once the loop took that long (at least one runs)."""
+    outputs: list[Any] = []
+    latencies: list[float] = []
+    gc.collect()  # the previous case's garbage is not collected inside this one's timing
+    start = time.perf_counter()
+    for call in calls:
+        if budget_s and outputs and time.perf_counter() - start >= budget_s:
+            break
+        t0 = time.perf_counter()
+        outputs.append(call())
+        latencies.append(time.perf_counter() - t0)
+    return Timed(time.perf_counter() - start, latencies, outputs, len(outputs) < len(calls))
+
+
+async def time_gather(calls: Sequence[Callable[[], Awaitable[Any]]]) -> Timed:
+    """Run ``calls`` with ``asyncio.gather``; latency = from submission to completion."""
+    latencies = [0.0] * len(calls)
+
+    async def one(i: int, call: Callable[[], Awaitable[Any]]) -> Any:
+        result = await call()
+        latencies[i] = time.perf_counter() - start
+        return result
+
+    gc.collect()
+    start = time.perf_counter()
+    outputs = await asyncio.gather(*(one(i, c) for i, c in enumerate(calls)))
+    return Timed(time.perf_counter() - start, latencies, list(outputs))
+
+
+def time_batch(call: Callable[[], Sequence[Any]]) -> Timed:
+    """Run one batched call doing N operations; each operation's latency is the call's."""
+    gc.collect()
+    start = time.perf_counter()
+    outputs = list(call())
+    total = time.perf_counter() - start
+    return Timed(total, [total] * len(outputs), outputs)
+
+
+def build_store(ctx: BenchContext, contender: Contender, name: str, *, fresh: bool) -> Any:
+    """The contender's store on collection ``name`` (``fresh``: dropped and recreated)."""
+    assert contender.store_class is not None
+    connection = {"uri": ctx.uri, **({"token": ctx.token} if ctx.token else {})}
+    return contender.store_class(
+        embedding_function=ctx.embeddings, collection_name=name, connection_args=connection,
+        index_params=ctx.store_index_params, drop_old=fresh, auto_id=contender.auto_id,
+    )
+
+
+def setup_store(ctx: BenchContext, store: Any, workload: str, name: str) -> tuple[list[Any], int]:
+    """Fill a fresh collection, untimed. Returns the pre-fill ids and the row count."""
+    docs = [seed_document()] if workload == "add" else ctx.prefill_docs
+    ids = list(store.add_documents(docs))
+    rows = ctx.count(name)
+    if rows != len(docs) or len(ids) != rows:
+        raise CheckFailure(f"set-up: {len(docs)} documents gave {rows} rows, {len(ids)} ids")
+    return ids, rows
+
+
+def store_calls(
+    ctx: BenchContext, store: Any, contender: Contender, workload: str, n: int, ids: list[Any]
+) -> list[Callable[[], Any]]:
+    """The N single calls of a workload, bound to the sync or the async methods."""
+    cfg, a = ctx.config, contender.mode == "async"
+    if workload == "add":
+        add = store.aadd_documents if a else store.add_documents
+        return [partial(add, [d]) for d in ctx.add_docs[:n]]
+    if workload in ("search", "service"):
+        search = store.asimilarity_search if a else store.similarity_search
+        return [partial(search, q, k=cfg.k) for q in ctx.queries(n)]
+    if workload == "mmr":
+        mmr = store.amax_marginal_relevance_search if a else store.max_marginal_relevance_search
+        return [partial(mmr, q, k=cfg.k, fetch_k=cfg.fetch_k, lambda_mult=cfg.lambda_mult)
+                for q in ctx.queries(n)]
+    if workload == "delete":
+        delete, kwargs = (store.adelete if a else store.delete), contender.delete_kwargs
+        assert kwargs is not None
+        return [partial(delete, **kwargs(doc_key(i))) for i in range(n)]
+    if workload == "upsert":
+        upsert = store.aupsert if a else store.upsert
+        return [partial(upsert, ids=[ids[i]], documents=[updated_document(ctx.prefill_docs[i])])
+                for i in range(n)]
+    raise ValueError(f"unknown workload {workload!r}")
+
+
+def close_store(store: Any) -> None:
+    """Release the store's sync client (ours: ``close()``; langchain-milvus: its client)."""
+    (store.close if hasattr(store, "close") else store._milvus_client.close)()
+
+
+async def aclose_store(store: Any) -> None:
+    """Release the store's async client for the running loop."""
+    if hasattr(store, "aclose"):
+        await store.aclose()
+    elif store._async_milvus_client is not None:
+        await store._async_milvus_client.close()
+
+
+def run_repetition(
+    ctx: BenchContext, contender: Contender, workload: str, n: int, name: str, *, fresh: bool,
+    budget_s: float = 0.0,
+) -> tuple[Timed, int]:
+    """Set up (if ``fresh``), warm up and time one repetition; returns it and the rows before.
+    A sync loop starts no call once the repetition, set-up included, took ``budget_s`` (0: it
+    makes all N calls)."""
+    started = time.perf_counter()
+    if contender.mode == "ceiling":
+        return _run_ceiling(ctx, workload, n, name, fresh=fresh)
+    store = build_store(ctx, contender, name, fresh=fresh)
+    try:
+        ids, rows = setup_store(ctx, store, workload, name) if fresh else ([], ctx.count(name))
+        calls = store_calls(ctx, store, contender, workload, n, ids)
+        warm = store_calls(ctx, store, contender, "mmr" if workload == "mmr" else "search", 1, [])
+        if contender.mode == "sync":
+            warm[0]()
+            ctx.embeddings.reset()
+            left = max(budget_s - (time.perf_counter() - started), 1e-9) if budget_s else 0.0
+            return time_sync(calls, left), rows
+
+        async def gather() -> Timed:
+            try:
+                await warm[0]()
+                ctx.embeddings.reset()
+                return await time_gather(calls)
+            finally:
+                await aclose_store(store)
+
+        return asyncio.run(gather()), rows
+    finally:
+        close_store(store)
+
+
+# -- the ceiling: one batched pymilvus call per workload ------------------------------------
+
+PK, VECTOR = "pk", "vector"
+META_FIELDS: tuple[str, ...] = ("id", "score", "category")
+INSERT_CHUNK = 1000
+
+
+def _create_collection(client: Any, name: str, dim: int, metric: str) -> None:
+    """langchain-milvus's layout (metadata as scalar fields, AUTOINDEX, Session), with a VARCHAR
+    primary key the benchmark assigns."""
+    if client.has_collection(name):
+        client.drop_collection(name)
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field(PK, DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=65_535)
+    schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=dim)
+    schema.add_field("id", DataType.VARCHAR, max_length=65_535)
+    schema.add_field("score", DataType.DOUBLE)
+    schema.add_field("category", DataType.VARCHAR, max_length=65_535)
+    index = client.prepare_index_params()
+    index.add_index(field_name=VECTOR, index_type="AUTOINDEX", metric_type=metric, params={})
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Session")
+    client.load_collection(name)
+
+
+def _rows(pks: Sequence[str], docs: Sequence[Document], vectors: Sequence[Any]) -> list[Any]:
+    return [{PK: pk, TEXT_FIELD: doc.page_content, VECTOR: vector,
+             **{key: doc.metadata[key] for key in META_FIELDS}}
+            for pk, doc, vector in zip(pks, docs, vectors, strict=True)]
+
+
+def _to_document(hit: Any) -> Document:
+    entity = hit["entity"]
+    return Document(id=str(hit[PK] if PK in hit else hit["id"]),  # 2.3 servers key hits by "id"
+                    page_content=entity[TEXT_FIELD],
+                    metadata={key: entity[key] for key in META_FIELDS})
+
+
+def _run_ceiling(
+    ctx: BenchContext, workload: str, n: int, name: str, *, fresh: bool
+) -> tuple[Timed, int]:
+    client = milvus_client(ctx.uri, ctx.token)
+    try:
+        if fresh:
+            _create_collection(client, name, ctx.dim, ctx.ceiling_metric)
+            docs = [seed_document()] if workload == "add" else ctx.prefill_docs
+            pks = ["seed"] if workload == "add" else [f"p{i}" for i in range(len(docs))]
+            for start in range(0, len(docs), INSERT_CHUNK):
+                chunk = docs[start : start + INSERT_CHUNK]
+                vectors = ctx.embeddings.embed_documents([d.page_content for d in chunk])
+                client.insert(name, _rows(pks[start : start + INSERT_CHUNK], chunk, vectors))
+        rows = ctx.count(name)
+        _ceiling_call(ctx, client, "mmr" if workload == "mmr" else "search", 1, name)()
+        ctx.embeddings.reset()
+        return time_batch(_ceiling_call(ctx, client, workload, n, name)), rows
+    finally:
+        client.close()
+
+
+def _ceiling_call(
+    ctx: BenchContext, client: Any, workload: str, n: int, name: str
+) -> Callable[[], list[Any]]:
+    """The workload's N operations as one batched pymilvus call."""
+    emb, cfg = ctx.embeddings, ctx.config
+    search_params = {"metric_type": ctx.ceiling_metric, "params": {}}
+
+    def search(limit: int, vector_out: bool) -> tuple[list[Any], Any]:
+        vectors = emb.embed_documents(ctx.queries(n))  # the N texts, duplicates included
+        fields = [TEXT_FIELD, *META_FIELDS, *([VECTOR] if vector_out else [])]
+        hits = client.search(name, data=vectors, limit=limit, output_fields=fields,
+                             anns_field=VECTOR, search_params=search_params)
+        return vectors, hits
+
+    def add() -> list[Any]:
+        docs = ctx.add_docs[:n]
+        vectors = emb.embed_documents([d.page_content for d in docs])
+        result = client.insert(name, _rows([f"a{i}" for i in range(n)], docs, vectors))
+        return [[pk] for pk in result["ids"]]
+
+    def similarity() -> list[Any]:
+        return [[_to_document(h) for h in row] for row in search(cfg.k, False)[1]]
+
+    def mmr() -> list[Any]:
+        out = []
+        for query, row in zip(*search(cfg.fetch_k, True), strict=True):
+            hits = list(row)
+            picked = maximal_marginal_relevance(
+                np.asarray(query, dtype=np.float32), [list(h["entity"][VECTOR]) for h in hits],
+                lambda_mult=cfg.lambda_mult, k=cfg.k,
+            )
+            out.append([_to_document(hits[j]) for j in picked])
+        return out
+
+    def delete() -> list[Any]:
+        client.delete(name, filter=key_filter([doc_key(i) for i in range(n)]))
+        return [True] * n
+
+    def upsert() -> list[Any]:
+        docs = [updated_document(d) for d in ctx.prefill_docs[:n]]
+        vectors = emb.embed_documents([d.page_content for d in docs])
+        client.upsert(name, _rows([f"p{i}" for i in range(n)], docs, vectors))
+        return [None] * n
+
+    return {"add": add, "search": similarity, "mmr": mmr, "delete": delete,
+            "upsert": upsert}[workload]
+
+
+# -- the run ----------------------------------------------------------------------------------
 
 
 def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
-    """Run every selected case and return the results (failures are recorded, not raised).
-
-    Each case runs ``config.repeat`` timed repetitions, each after a warm-up call, and stops
-    repeating early once its repetitions took ``config.case_budget_s``. A case whose contender
-    raises or returns wrong data gets ``error`` set; with ``config.fail_fast`` the run stops.
-
-    Example:
-        >>> results = run_benchmark(BenchmarkConfig(n=(5,), prefill=20))  # doctest: +SKIP
-        >>> print(results.to_json())  # doctest: +SKIP
+    """Run every selected case and return the results; a case that raised or returned wrong
+    data gets ``error`` set (with ``config.fail_fast`` the run stops there).
 
     Raises:
         ConfigError: Invalid configuration, or a module of the ``benchmark`` extra this run
@@ -63,21 +370,32 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
         jobs: list[tuple[str, Callable[[], list[CaseResult]]]] = [
             (f"{w} N={n} {c.name}", partial(run_case, ctx, c, w, n))
             for w in config.workloads if w != "service" for n in config.n for c in contenders
-        ]  # fmt: skip
+        ]
         if service:
             from .service import run_service  # starlette, uvicorn, httpx: only here
 
-            jobs += [(f"service {c.name}", partial(run_service, ctx, c, repeat_case))
-                     for c in contenders if c.mode == "async"]  # fmt: skip
-        progress = _Progress(config.progress, len(jobs))
+            jobs += [(f"service {c.name}", partial(run_service, ctx, c))
+                     for c in contenders if c.mode == "async"]
+        bar: Any = None
+        if config.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(jobs), file=sys.stderr, unit="case", dynamic_ncols=True)
         try:
             for description, job in jobs:
-                progress.step(description)
+                if bar is not None:
+                    bar.set_description(description)
                 results.cases += (new := job())
-                if progress.done(new) and config.fail_fast:
+                if bar is not None:
+                    bar.update()
+                failed = [f"FAILED {c.label}: {c.error}" for c in new if c.error is not None]
+                for message in failed:
+                    (bar.write if bar is not None else print)(message, file=sys.stderr)
+                if failed and config.fail_fast:
                     break
         finally:
-            progress.close()
+            if bar is not None:
+                bar.close()
             ctx.close()
     results.wall_time_s = time.perf_counter() - started
     return results
@@ -90,30 +408,31 @@ def repeat_case(
     one: Callable[[bool], tuple[Timed, int]],
     *,
     drop: bool = True,
+    only_timed: bool = False,
 ) -> CaseResult:
-    """Run ``one(fresh)`` (a timed repetition) up to ``repeat`` times, checking each one.
-
-    Repetitions stop early once they took ``case_budget_s`` (at least one always runs).
-    Errors and failed checks are recorded on ``result``; the collection is dropped afterwards
-    if ``drop``. ``one`` gets ``fresh=False`` when the repetition reuses the collection.
-    """
-    cfg = ctx.config
+    """Run ``one(fresh)`` (a timed repetition) up to ``repeat`` times, checking each one,
+    until one more (at the mean so far, set-up and checks included) would take the case past
+    ``case_budget_s`` (``only_timed``: the timed work only). Errors and failed checks are
+    recorded on ``result``; ``drop``: drop the collection afterwards."""
+    cfg, started, spent = ctx.config, time.perf_counter(), 0.0
     try:
         while result.repeats < cfg.repeat:
-            elapsed = sum(result.totals_s)
             if result.repeats and cfg.case_budget_s and (
-                elapsed + elapsed / result.repeats > cfg.case_budget_s
+                spent + spent / result.repeats > cfg.case_budget_s
             ):
                 break
             fresh = result.workload not in READ_WORKLOADS or not result.repeats
+            rep_started = time.perf_counter()
             timed, rows_before = one(fresh)
             result.embed_requests = ctx.embeddings.requests
             result.embed_texts = ctx.embeddings.texts
-            report = check_case(ctx, collection, result.workload, result.n, timed.outputs,
-                                rows_before)  # fmt: skip
-            result.add_repetition(timed.total_s, timed.latencies_s)
+            ops = len(timed.outputs) if timed.stopped_early else result.n
+            report = check_case(ctx, collection, result.workload, ops, timed.outputs, rows_before)
+            result.add_repetition(timed.total_s, timed.latencies_s, ops)
             result.rows_before, result.rows_after = rows_before, report.rows_after
             result.recall, result.checks = report.recall, report.passed
+            spent += timed.total_s if only_timed else max(time.perf_counter() - rep_started,
+                                                          timed.total_s)
     except CheckFailure as exc:
         result.error = f"wrong data: {exc}"
     except Exception as exc:  # a contender may raise anything; record it, name the case
@@ -123,23 +442,25 @@ def repeat_case(
         if drop:
             with contextlib.suppress(Exception):
                 ctx.drop(collection)
+        result.wall_s = time.perf_counter() - started
     return result
 
 
 def run_case(ctx: BenchContext, contender: Contender, workload: str, n: int) -> list[CaseResult]:
-    """Run and check one case's repetitions (fresh collections; dropped afterwards)."""
+    """Run and check one case's repetitions; a first sync loop stops at the case budget."""
     name = ctx.collection_name(contender.name, workload, n)
+    result = CaseResult(workload, n, contender.name)
 
     def one(fresh: bool) -> tuple[Timed, int]:
-        return run_repetition(ctx, contender, workload, n, name, fresh=fresh)
+        budget_s = 0.0 if result.repeats else ctx.config.case_budget_s
+        return run_repetition(ctx, contender, workload, n, name, fresh=fresh, budget_s=budget_s)
 
-    return [repeat_case(ctx, CaseResult(workload, n, contender.name), name, one)]
+    return [repeat_case(ctx, result, name, one)]
 
 
 def environment(ctx: BenchContext, target: str, contenders: list[Contender]) -> dict[str, Any]:
     """What the results depend on: target, index, embeddings, versions and the machine."""
-    config = ctx.config
-    versions = {}
+    config, versions = ctx.config, {}
     for package in PACKAGES:
         try:
             versions[package] = metadata.version(package)
@@ -150,11 +471,17 @@ def environment(ctx: BenchContext, target: str, contenders: list[Contender]) -> 
     if config.embeddings == "fake":
         embeddings = f"DeterministicFakeEmbedding(size={config.effective_dim})"
     else:
-        embeddings = f"OpenAI {config.openai_model}" + (
-            f" at {config.openai_base_url}" if config.openai_base_url else ""
-        )
+        at = f" at {config.openai_base_url}" if config.openai_base_url else ""
+        embeddings = f"OpenAI {config.openai_model}{at}"
     if config.embed_latency_ms:
         embeddings += f" + {config.embed_latency_ms:g} ms/request"
+    machine: dict[str, Any] = {"cores": os.cpu_count(), "memory_gib": None,
+                               "cpu": platform.processor() or platform.machine()}
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        machine["memory_gib"] = round(memory / 2**30, 1)
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo", encoding="utf-8") as fh:
+        machine["cpu"] = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
     metric = "each store's default" if config.metric == "native" else config.metric
     return {
         "target": target,
@@ -165,23 +492,8 @@ def environment(ctx: BenchContext, target: str, contenders: list[Contender]) -> 
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": versions,
-        "machine": machine(),
+        "machine": machine,
     }
-
-
-def machine() -> dict[str, Any]:
-    """This machine: ``{"cores": 2, "memory_gib": 7.8, "cpu": "AMD EPYC ..."}``."""
-    info: dict[str, Any] = {"cores": os.cpu_count(), "memory_gib": None,
-                            "cpu": platform.processor() or platform.machine()}  # fmt: skip
-    with contextlib.suppress(ValueError, OSError, AttributeError):
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        info["memory_gib"] = round(memory / 2**30, 1)
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo", encoding="utf-8") as fh:
-        info["cpu"] = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
-    return info
-
-
-# -- where it runs ------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -200,18 +512,20 @@ def milvus_target(config: BenchmarkConfig) -> Iterator[tuple[str, str]]:
 
 @contextlib.contextmanager
 def lite_server(data_dir: str) -> Iterator[str]:
-    """Run a Milvus Lite server process (its own process group) for the block; yields its URI.
+    """Run a Milvus Lite server process (own process group) for the block; yields its URI.
 
     Raises:
         RuntimeError: The server exited or did not accept connections in time (with its log).
     """
+    from .service import free_port, wait_for_port
+
     port = free_port()
     log_path = os.path.join(os.path.dirname(data_dir) or ".", "milvus-lite-server.log")
     command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", data_dir,
-               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+               "--host", "127.0.0.1", "--port", str(port)]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+                                start_new_session=True)
     try:
         try:
             wait_for_port(port, lambda: proc.poll() is None)
@@ -227,31 +541,3 @@ def lite_server(data_dir: str) -> Iterator[str]:
                 os.killpg(proc.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
-
-
-class _Progress:
-    """A tqdm bar on stderr (tqdm imported only when shown), or just the failure messages."""
-
-    def __init__(self, show: bool, total: int) -> None:
-        self.bar: Any = None
-        if show:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, file=sys.stderr, unit="case", dynamic_ncols=True)
-
-    def step(self, description: str) -> None:
-        if self.bar is not None:
-            self.bar.set_description(description)
-
-    def done(self, cases: list[CaseResult]) -> bool:
-        """Count a finished job; report its failed cases. ``True`` if one failed."""
-        if self.bar is not None:
-            self.bar.update()
-        failed = [f"FAILED {c.label}: {c.error}" for c in cases if c.error is not None]
-        for message in failed:
-            (self.bar.write if self.bar is not None else print)(message, file=sys.stderr)
-        return bool(failed)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -1,12 +1,11 @@
-"""The service workload: the way most users meet concurrency, a web app's independent requests.
+"""The service workload: a web app's independent requests, the way most users meet concurrency.
 
-A small Starlette app, served by uvicorn on a free loopback port in a thread of this process
-(where an in-process Milvus Lite file can be reached), runs one ``asimilarity_search`` per
-``GET /search?q=...``. An httpx client in a separate process (its own core and GIL) sends
-``service_requests`` requests from a fixed number of concurrent clients; each level of
-``service_concurrency`` is a case (requests/s, p50/p99 latency per request). The same app serves
-our store and langchain-milvus, on a collection pre-filled (untimed) like the search workload's.
-starlette, uvicorn and httpx come from the ``benchmark`` extra and are imported only here.
+A Starlette app, served by uvicorn in a thread of this process (so an in-process Milvus Lite
+file can be reached), runs one ``asimilarity_search`` per ``GET /search?q=...``, for our store
+or langchain-milvus on a collection pre-filled like the search workload's. An httpx client in a
+separate process (its own core and GIL) sends ``service_requests`` requests from each level of
+``service_concurrency`` concurrent clients; each level is a case. starlette, uvicorn and httpx
+(the ``benchmark`` extra) are imported only here.
 """
 
 from __future__ import annotations
@@ -26,22 +25,17 @@ from typing import Any
 from langchain_core.documents import Document
 
 from .checks import BenchContext
-from .contenders import Contender, Timed, build_store, close_store, setup_store
-from .results import CaseResult
-
-RepeatCase = Callable[..., CaseResult]
+from .report import CaseResult
+from .runner import Contender, Timed, build_store, close_store, repeat_case, setup_store
 
 
-def run_service(
-    ctx: BenchContext, contender: Contender, repeat_case: RepeatCase
-) -> list[CaseResult]:
-    """One case per concurrency level of ``ctx.config.service_concurrency``, repeated by the
-    runner's ``repeat_case`` (passed in, so that this module does not import the runner)."""
+def run_service(ctx: BenchContext, contender: Contender) -> list[CaseResult]:
+    """One case per level of ``ctx.config.service_concurrency``, each repeated and checked."""
     cfg = ctx.config
     n, name = cfg.service_requests, ctx.collection_name(contender.name, "service", 0)
     queries = ctx.queries(n)
     cases = [CaseResult("service", n, contender.name, concurrency=c)
-             for c in cfg.service_concurrency]  # fmt: skip
+             for c in cfg.service_concurrency]
     try:
         with serve(ctx, contender, name) as (url, rows):
             for case in cases:
@@ -50,7 +44,8 @@ def run_service(
                 def one(fresh: bool, clients: int = clients) -> tuple[Timed, int]:
                     return load(url, queries, clients), rows
 
-                repeat_case(ctx, case, name, one, drop=False)
+                # The app was set up once; a repetition's other time is the load process starting.
+                repeat_case(ctx, case, name, one, drop=False, only_timed=True)
     except Exception as exc:  # the app did not start: every level fails, named
         for case in cases:
             case.error = case.error or f"{type(exc).__name__}: {str(exc)[:500]}"
@@ -76,7 +71,7 @@ def serve(ctx: BenchContext, contender: Contender, name: str) -> Iterator[tuple[
         async def search(request: Request) -> JSONResponse:
             docs = await store.asimilarity_search(request.query_params["q"], k=ctx.config.k)
             return JSONResponse([{"id": d.id, "page_content": d.page_content,
-                                  "metadata": d.metadata} for d in docs])  # fmt: skip
+                                  "metadata": d.metadata} for d in docs])
 
         async def reset(request: Request) -> JSONResponse:  # after the warm-up round
             ctx.embeddings.reset()
@@ -87,7 +82,7 @@ def serve(ctx: BenchContext, contender: Contender, name: str) -> Iterator[tuple[
         server = uvicorn.Server(uvicorn.Config(
             app, host="127.0.0.1", port=port, loop="asyncio", lifespan="off",
             log_level="warning", access_log=False,
-        ))  # fmt: skip
+        ))
         thread = threading.Thread(target=server.run, name="bench-service", daemon=True)
         thread.start()
         try:
@@ -101,11 +96,11 @@ def serve(ctx: BenchContext, contender: Contender, name: str) -> Iterator[tuple[
 
 
 def load(url: str, queries: list[str], clients: int) -> Timed:
-    """Run :func:`_load` in a separate Python process (so the load's CPU is not the app's)."""
+    """Run :func:`_load` in a separate Python process (the load's CPU is not the app's)."""
     done = subprocess.run(
         [sys.executable, "-m", __name__, url, str(clients)],
         input=json.dumps(queries), capture_output=True, text=True, timeout=3600, check=False,
-    )  # fmt: skip
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the HTTP load failed: {done.stderr[-2000:]}")
     data = json.loads(done.stdout.strip().splitlines()[-1])
@@ -114,11 +109,9 @@ def load(url: str, queries: list[str], clients: int) -> Timed:
 
 
 async def _load(url: str, queries: list[str], clients: int) -> dict[str, Any]:
-    """One request per query from ``clients`` concurrent clients, after a warm-up round.
-
-    The warm-up (one request per client, untimed) opens the connections and the store's
-    async client in the app's loop; then the app resets the embedding counters.
-    """
+    """One request per query from ``clients`` concurrent clients, after an untimed warm-up
+    round (one request per client: connections, the store's async client), after which the
+    app resets the embedding counters."""
     import httpx
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)

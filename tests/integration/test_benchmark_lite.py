@@ -14,7 +14,7 @@ import pytest
 from langchain_milvus_ext.benchmark import CONTENDERS, BenchmarkResults, runner
 from langchain_milvus_ext.benchmark import __main__ as cli
 from langchain_milvus_ext.benchmark.config import STORE_WORKLOADS
-from langchain_milvus_ext.benchmark.contenders import Contender, resolve_contenders
+from langchain_milvus_ext.benchmark.runner import Contender, resolve_contenders
 
 pytestmark = pytest.mark.lite
 

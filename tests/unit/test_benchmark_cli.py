@@ -31,17 +31,8 @@ from langchain_milvus_ext.benchmark.config import (
     WORKLOADS,
     BenchmarkConfig,
     ConfigError,
-    cli_fields,
-)
-from langchain_milvus_ext.benchmark.contenders import (
-    Timed,
-    resolve_contenders,
-    time_batch,
-    time_gather,
-    time_sync,
-)
-from langchain_milvus_ext.benchmark.data import (
     CountingEmbeddings,
+    cli_fields,
     key_from_content,
     make_documents,
     make_embeddings,
@@ -50,17 +41,22 @@ from langchain_milvus_ext.benchmark.data import (
 )
 from langchain_milvus_ext.benchmark.plot import write_plots
 from langchain_milvus_ext.benchmark.report import (
-    format_markdown,
-    format_report,
-    format_table,
-    render_markdown,
-    render_table,
-)
-from langchain_milvus_ext.benchmark.results import (
     BenchmarkResults,
     CaseResult,
     LatencyStats,
+    format_markdown,
+    format_report,
+    format_table,
     percentile,
+    render_markdown,
+    render_table,
+)
+from langchain_milvus_ext.benchmark.runner import (
+    Timed,
+    resolve_contenders,
+    time_batch,
+    time_gather,
+    time_sync,
 )
 
 
@@ -711,3 +707,22 @@ def test_charts_scaling_and_service(tmp_path: Path) -> None:
     assert [c.name for c in write_plots(only_one_n, tmp_path / "c.png")] == ["c.png"]
     with pytest.raises(ValueError):
         write_plots(BenchmarkResults(config={}), tmp_path / "d.png")
+
+
+def test_a_budget_stops_a_sync_loop_and_the_report_says_so() -> None:
+    timed = time_sync([lambda: time.sleep(0.02) or 1] * 50, budget_s=0.05)
+    assert timed.stopped_early and 1 <= len(timed.outputs) < 50
+    assert len(timed.latencies_s) == len(timed.outputs)
+    assert not time_sync([lambda: 1] * 3, budget_s=10.0).stopped_early
+
+    def loop(fresh: bool) -> tuple[Timed, int]:
+        return Timed(12.0, [0.1] * 2, [True, True], stopped_early=True), 2  # 2 rows -> 0
+
+    ctx, result = _budget_context(10.0), CaseResult("delete", 5, "ours-sync")
+    case = runner.repeat_case(ctx, result, "c", loop)
+    assert case.error is None and case.repeats == 1 and case.ops_timed == 2
+    assert case.rows_after == 0 and case.throughput == pytest.approx(2 / 12.0)
+    assert case.wall_s is not None
+    results = BenchmarkResults(config={}, cases=[case])
+    assert "12.000*" in format_table(results)
+    assert "after 2 of 5 calls" in format_report(results)
