@@ -18,7 +18,9 @@ Milvus semantics worth knowing (checked on Milvus Lite 3.2.2 and Milvus 2.3.5 st
   documents that *have* `k` with another value; on Milvus 2.3 `!=` and `not` also match documents
   without `k`. Add `{"k": {"$exists": True}}` (or `False`) to get the same answer everywhere.
 * `in` on a JSON path is rejected by Milvus Lite ("left side of 'in' must be a field reference"),
-  so `$in` / `$nin` on a JSON path compile to `==` joined by `or` / `!=` joined by `and`.
+  so `$in` / `$nin` on a JSON path compile to `==` joined by `or` / `!=` joined by `and`;
+  so does a list that mixes strings, numbers and bools on a dynamic key (`in` refuses mixed
+  lists), and such a list on a scalar field is a ValueError.
 * `$in: []` matches nothing and `$nin: []` matches every document. Scalar fields get
   `field in []` / `field not in []`; JSON paths get `(exists r) and (not (exists r))` /
   `(exists r) or (not (exists r))` (bare `true` / `false` are rejected by Milvus 2.3).
@@ -239,7 +241,8 @@ def ids_expr(pk_field: str, ids: Sequence[Any]) -> str:
         ids: String or integer keys (not bool); an empty list gives `pk in []` (matches nothing).
 
     Returns:
-        E.g. `pk in ["a", "b"]` or `pk in [1, 2]`.
+        E.g. `pk in ["a", "b"]` or `pk in [1, 2]`; strings mixed with integers give
+        `(k in ["a"]) or (k in [2])` (Milvus refuses a list that mixes them).
 
     Raises:
         ValueError: If `ids` is a bare string, or an id is neither `str` nor `int`.
@@ -249,7 +252,13 @@ def ids_expr(pk_field: str, ids: Sequence[Any]) -> str:
     for pk in ids:
         if isinstance(pk, bool) or not isinstance(pk, str | int):
             raise ValueError(f"id {pk!r} must be a str or int, got {type(pk).__name__}")
-    return f"{pk_field} in [{', '.join(render_literal(pk) for pk in ids)}]"
+    strings = [pk for pk in ids if isinstance(pk, str)]
+    if not strings or len(strings) == len(ids):
+        return f"{pk_field} in [{', '.join(render_literal(pk) for pk in ids)}]"
+    # Concurrent deletes on one dynamic key may bring strings and numbers; `in` refuses a mixed
+    # list, so each kind gets its own.
+    numbers = [pk for pk in ids if not isinstance(pk, str)]
+    return f"({ids_expr(pk_field, strings)}) or ({ids_expr(pk_field, numbers)})"
 
 
 def compile_filter(filter: Mapping[str, Any] | str | None, resolve_key: KeyResolver) -> str | None:
@@ -368,7 +377,13 @@ def _compile_membership(key: str, ref: FieldRef, op: str, arg: Any) -> str:
         )
     literals = [_scalar(key, op, item) for item in arg]
     negate = op == "$nin"
-    if not ref.is_json_path or (ref.takes_in and literals):
+    mixed = len({value_kind(item) for item in arg}) > 1
+    if mixed and not ref.is_json_path:
+        raise ValueError(
+            f"filter key {key!r}: {op} mixes {' and '.join(sorted({value_kind(v) for v in arg}))}"
+            f" values, but the field {ref.expr} holds one type"
+        )
+    if not ref.is_json_path or (ref.takes_in and literals and not mixed):
         return f"{ref.expr} {'not in' if negate else 'in'} [{', '.join(literals)}]"
     if not literals:
         # Always true / always false without bare `true` / `false` (rejected by Milvus 2.3).
@@ -376,6 +391,17 @@ def _compile_membership(key: str, ref: FieldRef, op: str, arg: Any) -> str:
         return f"((exists {ref.expr}) {joiner} (not (exists {ref.expr})))"
     cmp, joiner = ("!=", "and") if negate else ("==", "or")
     return _join([f"{ref.expr} {cmp} {lit}" for lit in literals], joiner, wrap_items=False)
+
+
+def value_kind(value: Any) -> str:
+    """The kind Milvus gives a literal in a list: bool, number or string.
+
+    A list that mixes kinds (`["", 0]`) is refused by `in [...]` ("list elements must be of
+    compatible types"), so such lists are compiled to `==` joined by `or`.
+    """
+    if isinstance(value, bool):
+        return "bool"
+    return "string" if isinstance(value, str) else "number"
 
 
 def _scalar(key: str, op: str, value: Any) -> str:

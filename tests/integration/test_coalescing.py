@@ -212,3 +212,16 @@ async def test_concurrent_filter_deletes_share_one_rpc(tmp_path: Path) -> None:
     await asyncio.gather(*(store.adelete(filter={"id": f"doc_{i}"}) for i in range(40)))
     assert store._async.stats.calls["delete"] == 1
     assert sorted(store.get_pks("pk like \"d%\"")) == sorted(f"d{i}" for i in range(40, 100))
+
+
+async def test_concurrent_deletes_of_strings_and_numbers_on_one_key_share_one_rpc(
+    tmp_path: Path,
+) -> None:
+    # Merged into one `id in ["doc_0", 1, ...]`, Milvus refused the whole batch (mixed list).
+    store, _ = _store(tmp_path)
+    values: list[str | int] = [f"doc_{i}" if i % 2 else i for i in range(20)]
+    store.add_texts([f"doc {i}" for i in range(20)], [{"id": v} for v in values],
+                    ids=[f"d{i}" for i in range(20)])
+    await asyncio.gather(*(store.adelete(filter={"id": v}) for v in values[:10]))
+    assert store._async.stats.calls["delete"] == 1
+    assert sorted(store.get_pks("pk like \"d%\"")) == sorted(f"d{i}" for i in range(10, 20))

@@ -224,6 +224,27 @@ def test_in_nin_json_path() -> None:
     assert c({"a": {"$in": [True]}}) == 'metadata["a"] == true'
 
 
+def test_mixed_kind_lists_on_a_dynamic_key_are_ored() -> None:
+    # Milvus refuses `A in ["", 0]` ("list elements must be of compatible types").
+    def dynamic(key: str) -> FieldRef:
+        return FieldRef(key, is_json_path=True, takes_in=True)
+
+    assert compile_filter({"A": {"$in": ["", 0]}}, dynamic) == '(A == "" or A == 0)'
+    assert compile_filter({"A": {"$nin": [True, 1]}}, dynamic) == "(A != true and A != 1)"
+    assert compile_filter({"A": {"$in": [1, 2.5]}}, dynamic) == "A in [1, 2.5]"
+    assert compile_filter({"A": {"$in": ["a", "b"]}}, dynamic) == 'A in ["a", "b"]'
+
+
+def test_mixed_kind_lists_on_a_scalar_field_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"'category': \$in mixes number and string values"):
+        c({"category": {"$in": ["a", 1]}})
+
+
+def test_ids_expr_gives_each_kind_its_own_list() -> None:
+    assert ids_expr("id", ["a", 2, "b"]) == '(id in ["a", "b"]) or (id in [2])'
+    assert ids_expr("id", [1, 2]) == "id in [1, 2]"
+
+
 def test_empty_in_nin_json_path() -> None:
     ref = 'metadata["a"]'
     assert c({"a": {"$in": []}}) == f"((exists {ref}) and (not (exists {ref})))"
