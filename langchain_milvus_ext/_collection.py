@@ -15,6 +15,7 @@ from typing import Any
 from langchain_milvus_ext._rows import Row
 from langchain_milvus_ext._schema import (
     CollectionLayout,
+    CreateOptions,
     create_collection_args,
     layout_from_description,
     vector_index_params,
@@ -34,12 +35,12 @@ class CollectionState:
         self,
         name: str,
         planned: CollectionLayout,
-        create_options: dict[str, Any],
+        create_options: CreateOptions | None = None,
     ) -> None:
         self.name = name
         self.planned = planned
         self.layout = planned
-        self.create_options = create_options
+        self.create_options = create_options or CreateOptions()
         self._lock = threading.Lock()
         self.create_lock = threading.Lock()
 
@@ -62,7 +63,7 @@ class CollectionState:
         description = yield Call("describe_collection", {"collection_name": self.name})
         found = layout_from_description(self.planned, description, None)
         indexes = yield from self._indexes_plan()
-        missing = vector_index_params(found, self.create_options.get("index_params"),
+        missing = vector_index_params(found, self.create_options.index_params,
                                       skip={index.get("field_name") for index in indexes})
         if len(missing):
             # Created without an index on a vector field, or being created right now by
@@ -104,9 +105,8 @@ class CollectionState:
         if layout.exists:
             return layout
         planned = with_inferred_columns(self.planned, first_row or {})
-        options = dict(self.create_options)
-        properties = options.pop("properties", None)
-        args = create_collection_args(planned, dim, **options)
+        args = create_collection_args(planned, dim, self.create_options)
+        properties = self.create_options.properties
         try:
             yield Call("create_collection", {"collection_name": self.name, **args})
         except Exception:

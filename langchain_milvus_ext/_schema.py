@@ -292,21 +292,34 @@ def field_names(layout: CollectionLayout) -> list[str]:
     return names + [name for name in layout.scalar_fields if name not in names]
 
 
+@dataclass(frozen=True)
+class CreateOptions:
+    """How the store creates its collection when it does not exist yet.
+
+    The store's constructor arguments of the same meaning (langchain-milvus's names are
+    `collection_description` and `collection_properties`).
+    """
+
+    index_params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+    partition_key_field: str | None = None
+    num_partitions: int | None = None
+    consistency_level: str = "Session"
+    description: str = ""
+    properties: Mapping[str, Any] | None = None  # e.g. {"collection.ttl.seconds": 3600}
+
+
 def create_collection_args(
-    layout: CollectionLayout,
-    dim: int | Mapping[str, int],
-    *,
-    index_params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
-    partition_key_field: str | None,
-    num_partitions: int | None,
-    consistency_level: str,
-    description: str = "",
+    layout: CollectionLayout, dim: int | Mapping[str, int], options: CreateOptions
 ) -> dict[str, Any]:
-    """Build the keyword arguments of `create_collection` for `layout` with dimension `dim`."""
+    """Build the keyword arguments of `create_collection` for `layout` with dimension `dim`.
+
+    `options.properties` are not among them: they are set after creation.
+    """
+    partition_key_field = options.partition_key_field
     schema = MilvusClient.create_schema(
         auto_id=layout.auto_id,
         enable_dynamic_field=layout.dynamic,
-        description=description,
+        description=options.description,
         partition_key_field=partition_key_field,
     )
     if layout.pk_is_int:
@@ -350,11 +363,11 @@ def create_collection_args(
         schema.add_field(name, dtype, **extra)
     args: dict[str, Any] = {
         "schema": schema,
-        "index_params": vector_index_params(layout, index_params),
-        "consistency_level": consistency_level,
+        "index_params": vector_index_params(layout, options.index_params),
+        "consistency_level": options.consistency_level,
     }
-    if partition_key_field and num_partitions:
-        args["num_partitions"] = num_partitions
+    if partition_key_field and options.num_partitions:
+        args["num_partitions"] = options.num_partitions
     return args
 
 

@@ -14,12 +14,19 @@ from typing import Any, Literal, TypeVar
 
 from langchain_milvus_ext._rows import Row
 
+ClientMethod = Literal[
+    "has_collection", "describe_collection", "create_collection", "alter_collection_properties",
+    "drop_collection", "list_indexes", "describe_index", "create_index", "load_collection",
+    "insert", "upsert", "delete", "search", "hybrid_search", "query", "get_server_version",
+]
+"""The MilvusClient methods that plans call."""
+
 
 @dataclass(frozen=True)
 class Call:
     """One client method call; MilvusClient and AsyncMilvusClient take the same arguments."""
 
-    method: str
+    method: ClientMethod
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 

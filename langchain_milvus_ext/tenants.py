@@ -271,7 +271,9 @@ def _refuse_bypasses(kwargs: Mapping[str, Any] | str, method: str) -> None:
 
 
 def _refuse(step: Any) -> NoReturn:
-    what = step.method if isinstance(step, Call) else type(step).__name__
+    """Refuse a plan step, or (a str) an attribute of the store."""
+    what = step if isinstance(step, str) else (
+        step.method if isinstance(step, Call) else type(step).__name__)
     raise ValueError(f"a tenant view does not allow {what!r}: it reads, writes and deletes its "
                      "own tenant's rows only")
 
@@ -380,21 +382,21 @@ class TenantView(MilvusVectorStore):
     @property
     def client(self) -> NoReturn:
         """Refused: the raw client is not confined to the tenant."""
-        _refuse(Call("client"))
+        _refuse("client")
 
     @property
     def aclient(self) -> NoReturn:
         """Refused: the raw client is not confined to the tenant."""
-        _refuse(Call("aclient"))
+        _refuse("aclient")
 
     @property
     def col(self) -> NoReturn:
         """Refused: the raw collection is not confined to the tenant."""
-        _refuse(Call("col"))
+        _refuse("col")
 
     @col.setter
     def col(self, value: Any) -> None:
-        _refuse(Call("col"))
+        _refuse("col")
 
     def drop(self) -> NoReturn:
         """Refused: dropping would delete every tenant's rows."""

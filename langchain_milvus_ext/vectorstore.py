@@ -35,7 +35,7 @@ from langchain_milvus_ext._operations import FilterArg
 from langchain_milvus_ext._results import Scored, relevance_fn
 from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext._rows import split_documents
-from langchain_milvus_ext._schema import field_names, layout_for
+from langchain_milvus_ext._schema import CreateOptions, field_names, layout_for
 from langchain_milvus_ext._steps import Call, Plan, PlanOf, R
 from langchain_milvus_ext.retriever import MilvusRetriever
 
@@ -194,14 +194,14 @@ class MilvusVectorStore(_LangchainMilvus):
             self.search_params = [vf.search_params() for vf in vectors]
         self._metadata_field = planned.metadata_field
         self.enable_dynamic_field = planned.dynamic
-        self._state = CollectionState(collection_name, planned, {
-            "index_params": index_params,
-            "partition_key_field": partition_key_field,
-            "num_partitions": num_partitions,
-            "consistency_level": consistency_level,
-            "description": collection_description,
-            "properties": collection_properties,
-        })
+        self._state = CollectionState(collection_name, planned, CreateOptions(
+            index_params=index_params,
+            partition_key_field=partition_key_field,
+            num_partitions=num_partitions,
+            consistency_level=consistency_level,
+            description=collection_description,
+            properties=collection_properties,
+        ))
         self._clients = ClientRegistry(self._connection_args)
         # The parent's `col` view (kept for compatibility) caches by these; no I/O here.
         self.alias = str(self._connection_args.get("uri", ""))

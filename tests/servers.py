@@ -182,6 +182,28 @@ def _register(handle: ServerHandle) -> ServerHandle:
     return handle
 
 
+# `milvus-lite server` with the keepalive policy of Milvus's own gRPC servers (pings every 5 s
+# allowed, also between calls). pymilvus pings every 10 s, which the grpc default policy of the
+# milvus-lite server (5 min) answers with GOAWAY "too_many_pings" after about 30 s idle; a
+# connection idle that long then failed its next client's connect in the middle of a test run.
+_LITE_SERVER_MAIN = """
+import sys
+import grpc
+from milvus_lite.cmdline import main
+
+_server = grpc.server
+POLICY = [("grpc.http2.min_ping_interval_without_data_ms", 5000),
+          ("grpc.keepalive_permit_without_calls", 1)]
+
+def server(*args, options=(), **kwargs):
+    return _server(*args, options=[*options, *POLICY], **kwargs)
+
+grpc.server = server
+sys.argv[0] = "milvus-lite"
+sys.exit(main())
+"""
+
+
 def start_lite_server(
     data_dir: Path, port: int | None = None, *, log_path: Path | None = None,
     ready_timeout: float = 60.0,
@@ -195,8 +217,7 @@ def start_lite_server(
     data_dir = Path(data_dir)
     port = free_port() if port is None else port
     log_path = log_path or data_dir.with_name(data_dir.name + ".log")
-    script = Path(sys.executable).parent / "milvus-lite"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "milvus_lite"]
+    cmd = [sys.executable, "-c", _LITE_SERVER_MAIN]
     cmd += ["server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
     process = _spawn(cmd, log_path)
     handle = _register(ServerHandle(

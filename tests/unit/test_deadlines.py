@@ -61,7 +61,7 @@ class AsyncFlakyClient(FlakyClient):
 
 def _drivers_for(client: FlakyClient, policy: RetryPolicy) -> tuple[SyncDriver, AsyncDriver]:
     clients = cast(ClientRegistry, SimpleNamespace(sync=lambda: client, connection_args={}))
-    state = CollectionState("c", CollectionLayout(), {})
+    state = CollectionState("c", CollectionLayout())
     options = DriverOptions(retry=policy)
     embeddings = DeterministicFakeEmbedding(size=4)
     return (SyncDriver(state, clients, embeddings, options),

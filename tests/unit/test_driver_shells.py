@@ -128,7 +128,7 @@ NO_JITTER = RetryPolicy(attempts=4, initial_backoff=0.0, max_backoff=0.0)
 
 
 def _driver(kind: str, policy: RetryPolicy = NO_JITTER) -> SyncDriver | AsyncDriver:
-    state = CollectionState("c", CollectionLayout(), {})
+    state = CollectionState("c", CollectionLayout())
     options = DriverOptions(retry=policy)
     embeddings = DeterministicFakeEmbedding(size=4)
     shell = SyncDriver if kind == "sync" else AsyncDriver

@@ -25,6 +25,7 @@ from langchain_milvus_ext._operations import (
     retrieve_plan,
     search_plan,
 )
+from langchain_milvus_ext._schema import CreateOptions
 from langchain_milvus_ext._steps import (
     Call,
     Delete,
@@ -40,23 +41,18 @@ from langchain_milvus_ext._steps import (
 DIM = 3
 
 
-CREATE_OPTIONS: dict[str, Any] = {
-    "index_params": None,
-    "partition_key_field": None,
-    "num_partitions": None,
-    "consistency_level": "Session",
-}
+CREATE_OPTIONS = CreateOptions(consistency_level="Session")
 
 
 def missing_state() -> CollectionState:
     """A store whose collection does not exist (and has not been looked up yet)."""
-    return CollectionState("docs", planned(), dict(CREATE_OPTIONS))
+    return CollectionState("docs", planned(), CREATE_OPTIONS)
 
 
 def existing_state(**layout: Any) -> CollectionState:
     """A store whose collection layout is already known (no lookup steps)."""
     known = replace(planned(), dim=DIM, exists=True, **layout)
-    return CollectionState("docs", known, dict(CREATE_OPTIONS))
+    return CollectionState("docs", known, CREATE_OPTIONS)
 
 
 def description(dim: int = DIM) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from langchain_milvus_ext._schema import (
     DEFAULT_PK_MAX_LENGTH,
     DEFAULT_TEXT_MAX_LENGTH,
     CollectionLayout,
+    CreateOptions,
     create_collection_args,
     freeze,
     layout_from_description,
@@ -119,8 +120,7 @@ def test_metadata_schema_declares_typed_columns() -> None:
     assert dict(layout.scalar_fields) == {"tags": DataType.ARRAY, "year": DataType.INT64}
     assert layout.column_args["tags"] == {"element_type": DataType.INT64, "max_capacity": 8}
     assert layout.column_args["year"] == {"nullable": True}
-    args = create_collection_args(layout, 4, index_params=None, partition_key_field=None,
-                                  num_partitions=None, consistency_level="Strong")
+    args = create_collection_args(layout, 4, CreateOptions(consistency_level="Strong"))
     fields = _fields(args)
     assert fields["tags"]["type"] == DataType.ARRAY
     assert fields["tags"]["params"]["max_capacity"] == 8
@@ -169,10 +169,7 @@ def _indexes(args: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_create_collection_args_default_schema() -> None:
-    args = create_collection_args(
-        planned(), 16, index_params=None, partition_key_field=None, num_partitions=None,
-        consistency_level="Session",
-    )
+    args = create_collection_args(planned(), 16, CreateOptions(consistency_level="Session"))
     fields = _fields(args)
     assert list(fields) == ["pk", "text", "vector", "metadata"]
     assert fields["pk"]["type"] == DataType.VARCHAR and fields["pk"]["is_primary"]
@@ -194,10 +191,10 @@ def test_create_collection_args_auto_id_dynamic_partitioned() -> None:
         auto_id=True, enable_dynamic_field=True, index_params=index_params,
         partition_key_field="tenant", metadata_field=None,
     )
-    args = create_collection_args(
-        layout, 4, index_params=index_params, partition_key_field="tenant", num_partitions=8,
+    args = create_collection_args(layout, 4, CreateOptions(
+        index_params=index_params, partition_key_field="tenant", num_partitions=8,
         consistency_level="Strong",
-    )
+    ))
     schema = args["schema"].to_dict()
     fields = _fields(args)
     assert schema["enable_dynamic_field"] is True

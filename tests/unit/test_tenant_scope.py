@@ -60,7 +60,7 @@ CLOSED = [
 
 def state(**layout: Any) -> CollectionState:
     known = replace(planned(partition_key_field="tenant"), dim=3, exists=True, **layout)
-    return CollectionState("docs", known, dict(CREATE_OPTIONS))
+    return CollectionState("docs", known, CREATE_OPTIONS)
 
 
 STATE = state()
