@@ -8,6 +8,7 @@ Example:
 
 from importlib import metadata
 
+from langchain_milvus_ext._batching import Batching
 from langchain_milvus_ext._coalescer import CoalescerLimits
 from langchain_milvus_ext._errors import MilvusConnectionError, StoreClosedError, WriteError
 from langchain_milvus_ext._retry import RetryPolicy
@@ -22,6 +23,7 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a sourc
     __version__ = "0.0.0"
 
 __all__ = [
+    "Batching",
     "CoalescerLimits",
     "IngestResult",
     "Milvus",

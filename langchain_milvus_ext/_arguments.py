@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from langchain_milvus_ext._batching import Batching
+from langchain_milvus_ext._coalescer import CoalescerLimits
 from langchain_milvus_ext._vectors import VectorField, as_list, vector_setup
 
 WRITE_ARGS = frozenset({"partition_name"})
@@ -61,10 +63,33 @@ def store_vectors(
     return models, vectors, vector_field, index_params
 
 
-def check_store_args(*, batch_size: Any, collection_name: Any) -> None:
-    """Refuse a batch size that is not a positive integer or an empty collection name."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+def batching_from_args(
+    batching: Batching | None, *, batch_size: int, coalesce: bool,
+    coalesce_limits: CoalescerLimits | None, batch_query_embeddings: bool,
+) -> Batching:
+    """The store's `Batching`: `batching`, or one made of the shorthand arguments.
+
+    Raises:
+        ValueError: If `batching` comes with a shorthand argument that is not its default
+            (two answers to one question), or a batch size is not a positive integer.
+    """
+    shorthand = Batching(batch_size=batch_size, coalesce=coalesce, limits=coalesce_limits,
+                         batch_query_embeddings=batch_query_embeddings)
+    if batching is None:
+        return shorthand
+    if not isinstance(batching, Batching):
+        raise ValueError(f"batching must be a Batching, got {type(batching).__name__}")
+    given = sorted(name for name, value in (
+        ("batch_size", batch_size != 1000), ("coalesce", coalesce is not True),
+        ("coalesce_limits", coalesce_limits is not None),
+        ("batch_query_embeddings", batch_query_embeddings is not True)) if value)
+    if given:
+        raise ValueError(f"pass {', '.join(given)} inside batching=Batching(...), not beside it")
+    return batching
+
+
+def check_store_args(*, collection_name: Any) -> None:
+    """Refuse an empty collection name."""
     if not isinstance(collection_name, str) or not collection_name:
         raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
 

@@ -29,11 +29,11 @@ from langchain_milvus_ext._batch_plans import (
     store_rows_plan,
     write_batch_plan,
 )
+from langchain_milvus_ext._batching import Batching
 from langchain_milvus_ext._clients import ClientRegistry, PerLoop
 from langchain_milvus_ext._coalescer import (
     BatchError,
     Coalescer,
-    CoalescerLimits,
     CoalescerStats,
     logger,
 )
@@ -71,21 +71,9 @@ from langchain_milvus_ext._steps import (
 
 @dataclass(frozen=True)
 class DriverOptions:
-    """How the shells batch work.
+    """What both shells are told: how to batch, and how to retry."""
 
-    Attributes:
-        batch_size: Rows per write RPC (sync) and items per coalesced batch (async).
-        coalesce: Merge concurrent async calls (on by default).
-        limits: Coalescer bounds (batch items/bytes, batches in flight, wait).
-        batch_query_embeddings: Embed several coalesced queries with one
-            `aembed_documents` call; set False for models whose query and document
-            embeddings differ (then each query is its own `aembed_query`, run concurrently).
-    """
-
-    batch_size: int = 1000
-    coalesce: bool = True
-    limits: CoalescerLimits = field(default_factory=CoalescerLimits)
-    batch_query_embeddings: bool = True
+    batching: Batching = field(default_factory=Batching)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -159,7 +147,8 @@ def _model(embeddings: Any, step: Embed) -> Any:
 def _one_request(step: Embed, options: DriverOptions) -> bool:
     """Whether both shells embed `step` with one `embed_documents` request: always for
     documents, for several queries when `batch_query_embeddings` allows it."""
-    return step.kind == "documents" or (options.batch_query_embeddings and len(step.texts) > 1)
+    several = len(step.texts) > 1
+    return step.kind == "documents" or (options.batching.batch_query_embeddings and several)
 
 
 class SyncDriver:
@@ -236,7 +225,7 @@ class SyncDriver:
 
     def _write(self, write: Write) -> list[PrimaryKey]:
         """Write in batches, embedding batch i+1 while batch i is being written."""
-        chunks = _chunks(write, self.options.batch_size)
+        chunks = _chunks(write, self.options.batching.batch_size)
         written: list[PrimaryKey] = []
         pending: Future[list[PrimaryKey]] | None = None  # the batch being written
         pk = self.state.planned.pk_field
@@ -300,7 +289,7 @@ class _LoopSession:
     def __init__(self, driver: AsyncDriver) -> None:
         self.client: AsyncMilvusClient = driver.clients.new_async_client()
         self.describing: asyncio.Future[Any] | None = None  # the one layout read in flight
-        limits = driver.options.limits
+        limits = driver.options.batching.coalescer_limits
         # Batches run on this session's client, even while aclose() drains them. A batch the
         # server rejects for its content is bisected down to the callers whose input it was
         # (`split_on`). That re-sends the other callers' items, which is safe: deletes and
@@ -356,7 +345,7 @@ class AsyncDriver:
             first = next(plan)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-        return await self._drive(plan, self.sessions.get(), coalesce=self.options.coalesce,
+        return await self._drive(plan, self.sessions.get(), coalesce=self.options.batching.coalesce,
                                  first=first)
 
     async def _drive(self, plan: PlanOf[R], session: _LoopSession, *, coalesce: bool,
@@ -449,8 +438,8 @@ class AsyncDriver:
                     raise cause from None  # bad input found before this caller's rows were sent
                 raise _write_error(write.rows, pk, error.failed_indices, [
                     write.rows[i].get(pk) for i in error.succeeded_indices], cause) from cause
-        chunks = _chunks(write, self.options.batch_size)
-        bound = asyncio.Semaphore(self.options.limits.max_in_flight)
+        chunks = _chunks(write, self.options.batching.batch_size)
+        bound = asyncio.Semaphore(self.options.batching.coalescer_limits.max_in_flight)
 
         async def one(chunk: Write) -> list[PrimaryKey]:
             async with bound:

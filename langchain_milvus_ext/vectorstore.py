@@ -20,12 +20,14 @@ from langchain_milvus_ext import _operations as ops
 from langchain_milvus_ext._arguments import (
     QUERY_ARGS,
     WRITE_ARGS,
+    batching_from_args,
     check_kwargs,
     check_store_args,
     search_options,
     split_search_kwargs,
     store_vectors,
 )
+from langchain_milvus_ext._batching import Batching
 from langchain_milvus_ext._clients import ClientRegistry
 from langchain_milvus_ext._coalescer import CoalescerLimits
 from langchain_milvus_ext._collection import CollectionState
@@ -104,15 +106,21 @@ class MilvusVectorStore(_LangchainMilvus):
         replica_number: Accepted for compatibility.
         timeout: Default timeout of each call in seconds; a per-call `timeout=` wins.
         num_shards: Accepted for compatibility.
-        vector_schema: Not supported (single dense vector field only).
+        vector_schema: Not supported (custom vector types such as FLOAT16_VECTOR): a
+            ValueError.
         metadata_schema: Typed columns for chosen metadata keys, e.g. `{"year": {"dtype":
             DataType.INT64}, "tags": {"dtype": DataType.ARRAY, "element_type":
             DataType.VARCHAR, "max_capacity": 16, "max_length": 64}}` (indexable).
-        builtin_function: Not supported yet (hybrid/BM25 search).
-        batch_size: Rows per write RPC and items per coalesced async batch.
-        coalesce: Merge concurrent async calls into shared embedding requests and RPCs.
-        coalesce_limits: Bounds of the coalescer (batch size/bytes, batches in flight, wait).
-        batch_query_embeddings: Let several queries share one `embed_documents` request.
+        builtin_function: A pymilvus BM25 `Function` or langchain-milvus's
+            `BM25BuiltInFunction`, with `vector_field` naming its sparse output field (as
+            langchain-milvus's hybrid set-up).
+        batching: How work is batched and coalesced (`Batching`: batch size, coalescing,
+            query-embedding batching, coalescer limits).
+        batch_size: Shorthand for `Batching(batch_size=...)` (only without `batching`).
+        coalesce: Shorthand for `Batching(coalesce=...)` (only without `batching`).
+        coalesce_limits: Shorthand for `Batching(limits=...)` (only without `batching`).
+        batch_query_embeddings: Shorthand for `Batching(batch_query_embeddings=...)` (only
+            without `batching`).
         retry: Retries of transient failures (default: 3 tries, jittered backoff).
         full_text_search: Add a sparse field filled by Milvus's built-in BM25 function on
             the text field, for `hybrid_search` (Milvus >= 2.5 or Milvus Lite >= 3.0).
@@ -151,6 +159,7 @@ class MilvusVectorStore(_LangchainMilvus):
         coalesce_limits: CoalescerLimits | None = None,
         batch_query_embeddings: bool = True,
         retry: RetryPolicy | None = None,
+        batching: Batching | None = None,
         full_text_search: bool = False,
         sparse_field: str = "sparse",
     ) -> None:
@@ -159,7 +168,10 @@ class MilvusVectorStore(_LangchainMilvus):
         models, vectors, vector_field, index_params = store_vectors(
             embedding_function, builtin_function, vector_field, index_params, text_field,
             vector_schema=vector_schema, full_text_search=full_text_search)
-        check_store_args(batch_size=batch_size, collection_name=collection_name)
+        batching = batching_from_args(batching, batch_size=batch_size, coalesce=coalesce,
+                                      coalesce_limits=coalesce_limits,
+                                      batch_query_embeddings=batch_query_embeddings)
+        check_store_args(collection_name=collection_name)
         self.embedding_func = embedding_function
         self._embedding = models[0] if len(models) == 1 else models
         self.builtin_func = builtin_function
@@ -207,12 +219,7 @@ class MilvusVectorStore(_LangchainMilvus):
         self.alias = str(self._connection_args.get("uri", ""))
         self._col_cache = None
         self._cache_key = None
-        options = DriverOptions(
-            batch_size=batch_size, coalesce=coalesce,
-            limits=coalesce_limits or CoalescerLimits(max_batch_items=batch_size),
-            batch_query_embeddings=batch_query_embeddings,
-            retry=retry or RetryPolicy(),
-        )
+        options = DriverOptions(batching=batching, retry=retry or RetryPolicy())
         self._sync = SyncDriver(self._state, self._clients, self._embedding, options)
         self._async = AsyncDriver(self._state, self._clients, self._embedding, options)
         if full_text_search or vectors:

@@ -1,0 +1,42 @@
+"""How the store batches and coalesces work: the `Batching` options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_milvus_ext._coalescer import CoalescerLimits
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How the store batches and coalesces work (the store's `batching=` argument).
+
+    Attributes:
+        batch_size: Rows per write RPC (sync) and items per coalesced batch (async).
+        coalesce: Merge concurrent async calls into shared embedding requests and RPCs.
+        batch_query_embeddings: Embed several coalesced queries with one
+            `aembed_documents` call; set False for models whose query and document
+            embeddings differ (then each query is its own `aembed_query`, run concurrently).
+        limits: Coalescer bounds (batch items/bytes, batches in flight, wait); by default
+            `CoalescerLimits(max_batch_items=batch_size)`.
+
+    Example:
+        ```python
+        store = MilvusVectorStore(embeddings, batching=Batching(batch_size=256))
+        ```
+    """
+
+    batch_size: int = 1000
+    coalesce: bool = True
+    batch_query_embeddings: bool = True
+    limits: CoalescerLimits | None = None
+
+    def __post_init__(self) -> None:
+        size = self.batch_size
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {size!r}")
+
+    @property
+    def coalescer_limits(self) -> CoalescerLimits:
+        """The coalescer bounds in force."""
+        return self.limits or CoalescerLimits(max_batch_items=self.batch_size)
