@@ -9,8 +9,8 @@ Run ``python -m langchain_milvus_ext.benchmark --help``, or from Python::
 """
 
 from .config import CONTENDERS, WORKLOADS, BenchmarkConfig, ConfigError
+from .job import run_benchmark
 from .report import BenchmarkResults, CaseResult, LatencyStats, percentile
-from .runner import run_benchmark
 
 __all__ = ["CONTENDERS", "WORKLOADS", "BenchmarkConfig", "BenchmarkResults", "CaseResult",
            "ConfigError", "LatencyStats", "percentile", "run_benchmark"]

@@ -92,8 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # before anything starts: the run's optional modules
         require_extra(progress=config.progress, plot=bool(args.plot),
                       service="service" in config.workloads)
+        from .job import run_benchmark
         from .report import format_markdown, format_report
-        from .runner import run_benchmark
 
         results = run_benchmark(config)
     except ConfigError as exc:

@@ -14,19 +14,27 @@ import asyncio
 import contextlib
 import gc
 import json
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.documents import Document
 
 from .checks import BenchContext
 from .report import CaseResult
-from .runner import Contender, Timed, build_store, close_store, repeat_case, setup_store
+from .runner import (
+    Contender,
+    Timed,
+    build_store,
+    close_store,
+    free_port,
+    repeat_case,
+    setup_store,
+    wait_for_port,
+)
 
 
 def run_service(ctx: BenchContext, contender: Contender) -> list[CaseResult]:
@@ -143,27 +151,3 @@ async def _load(url: str, queries: list[str], clients: int) -> dict[str, Any]:
 if __name__ == "__main__":  # the load process: URL and clients as arguments, queries on stdin
     result = asyncio.run(_load(sys.argv[1], json.load(sys.stdin), int(sys.argv[2])))
     print(json.dumps(result))
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, alive: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    """Return once ``127.0.0.1:port`` accepts connections.
-
-    Raises:
-        RuntimeError: ``alive()`` turned false, or the port did not open in time.
-    """
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"the server for port {port} exited")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} in time")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from langchain_milvus_ext.benchmark import CONTENDERS, BenchmarkResults, runner
+from langchain_milvus_ext.benchmark import CONTENDERS, BenchmarkResults, job
 from langchain_milvus_ext.benchmark import __main__ as cli
 from langchain_milvus_ext.benchmark.config import STORE_WORKLOADS
 from langchain_milvus_ext.benchmark.runner import Contender, resolve_contenders
@@ -81,7 +81,7 @@ def test_wrong_data_fails_loudly(
             for c in resolve_contenders(names)
         ]  # fmt: skip
 
-    monkeypatch.setattr(runner, "resolve_contenders", broken)
+    monkeypatch.setattr(job, "resolve_contenders", broken)
     argv = [
         "--n", "3", "--prefill", "5", "--uri", str(tmp_path / "bench.db"),
         "--workloads", "delete", "--contenders", "langchain-milvus-async", "ceiling",

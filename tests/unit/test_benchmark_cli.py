@@ -16,7 +16,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_milvus_ext.benchmark import __main__ as cli
-from langchain_milvus_ext.benchmark import runner
+from langchain_milvus_ext.benchmark import job, runner
 from langchain_milvus_ext.benchmark.checks import (
     BenchContext,
     CheckFailure,
@@ -566,7 +566,7 @@ def test_add_and_delete_checks_compare_counts() -> None:
 def test_main_writes_outputs_and_fails_loudly(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(runner, "run_benchmark", lambda config: sample_results())
+    monkeypatch.setattr(job, "run_benchmark", lambda config: sample_results())
     out_json, out_png = tmp_path / "r.json", tmp_path / "plots" / "r.png"
     out_md = tmp_path / "md" / "r.md"
     code = cli.main(
