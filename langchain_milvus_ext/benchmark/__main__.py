@@ -5,7 +5,6 @@ Examples::
     python -m langchain_milvus_ext.benchmark                 # add/search/delete, N=100 1000,
                                                              # 3 repeats, Milvus Lite (~3 min)
     python -m langchain_milvus_ext.benchmark --full --plot   # every workload, N=10 100 1000
-    python -m langchain_milvus_ext.benchmark --n 10 100 1000 10000 --workloads add --plot
     python -m langchain_milvus_ext.benchmark --workloads service --plot   # ASGI app + httpx
     python -m langchain_milvus_ext.benchmark --uri http://localhost:19530 --markdown out.md
 
@@ -33,7 +32,7 @@ from .config import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """One flag per :class:`BenchmarkConfig` field, plus presets and outputs; unset flags stay
+    """One flag per :class:`BenchmarkConfig` field, plus presets and outputs; an unset flag stays
     absent, so the dataclass (or a preset) gives the default."""
     p = argparse.ArgumentParser(
         prog="python -m langchain_milvus_ext.benchmark",
@@ -93,14 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         require_extra(progress=config.progress, plot=bool(args.plot),
                       service="service" in config.workloads)
         from .job import run_benchmark
-        from .report import format_markdown, format_report
+        from .report import format_report
 
         results = run_benchmark(config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_report(results))
-    for path, text in ((args.json, results.to_json()), (args.markdown, format_markdown(results))):
+    markdown = format_report(results, markdown=True)
+    for path, text in ((args.json, results.to_json()), (args.markdown, markdown)):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text, encoding="utf-8")

@@ -52,18 +52,16 @@ class BenchContext:
     uri: str
     token: str | None
     embeddings: CountingEmbeddings
-    _checker: Any = field(default=None, init=False, repr=False)
     _top_k: dict[tuple[str, str], list[str]] = field(default_factory=dict, init=False, repr=False)
 
-    @property
+    @cached_property
     def checker(self) -> Any:
         """A ``pymilvus.MilvusClient`` used only for set-up and checks."""
-        self._checker = self._checker or milvus_client(self.uri, self.token)
-        return self._checker
+        return milvus_client(self.uri, self.token)
 
     def close(self) -> None:
-        if self._checker is not None:
-            self._checker, checker = None, self._checker
+        """Close the checker client, if one was opened."""
+        if (checker := self.__dict__.pop("checker", None)) is not None:
             checker.close()
 
     @cached_property
@@ -144,14 +142,12 @@ class BenchContext:
             return None
         if (query, metric) not in self._top_k:
             q = np.asarray(self.embeddings.inner.embed_query(query))
-            if metric == "L2":
-                order = np.argsort(((docs - q) ** 2).sum(axis=1))
-            elif metric == "IP":
-                order = np.argsort(-(docs @ q))
-            else:
-                order = np.argsort(-(docs @ q) / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q)))
-            top = [str(self.prefill_docs[int(i)].metadata["id"]) for i in order[: self.config.k]]
-            self._top_k[query, metric] = top
+            dot = docs @ q
+            distance = (((docs - q) ** 2).sum(axis=1) if metric == "L2" else -dot if metric == "IP"
+                        else -dot / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q)))
+            top = np.argsort(distance)[: self.config.k]
+            self._top_k[query, metric] = [str(self.prefill_docs[int(i)].metadata["id"])
+                                          for i in top]
         return self._top_k[query, metric]
 
 
@@ -191,8 +187,6 @@ def check_case(
         stored = ctx.count_keys(collection, keys)
         expect(stored == n, f"after add: {stored} rows carry the added metadata ids, expected {n}")
         report.passed += [f"{n} distinct ids", f"row count {report.rows_after} = {rows_before}+{n}"]
-    elif workload in ("search", "mmr", "service"):
-        _check_search(ctx, collection, outputs, report, mmr=workload == "mmr")
     elif workload == "delete":
         failed = [i for i, out in enumerate(outputs) if out is False]
         expect(not failed, f"{len(failed)} deletes reported failure (first: #{failed[:1]})")
@@ -207,8 +201,8 @@ def check_case(
         same = ctx.count_keys(collection, keys)
         expect(same == n, f"after upsert: {same} rows for the {n} upserted metadata ids")
         report.passed.append(f"{n} rows replaced in place, row count {report.rows_after}")
-    else:
-        raise ValueError(f"unknown workload {workload!r}")
+    else:  # search, mmr, service
+        _check_search(ctx, collection, outputs, report, mmr=workload == "mmr")
     return report
 
 
@@ -228,7 +222,20 @@ def _check_search(
         expect(len(docs) == k, f"{what} #{i} returned {len(docs)} documents, expected k={k}")
         for doc in docs:
             expect(isinstance(doc, Document), f"{what} #{i} returned a {type(doc).__name__}")
-            _check_document(ctx, doc, f"{what} #{i}")
+            where, key = f"{what} #{i}", key_from_content(doc.page_content)
+            expect(key is not None, f"{where}: unknown page_content {doc.page_content[:60]!r}")
+            meta_key = doc.metadata.get("id")
+            expect(meta_key == key, f"{where}: page_content of {key} carries metadata id "
+                   f"{meta_key!r}")
+            if (original := ctx.prefill_by_key.get(str(key))) is None:
+                raise CheckFailure(f"{where}: {key} was never written")
+            expect(doc.page_content == original.page_content, f"{where}: {key} content "
+                   f"{doc.page_content!r} != stored {original.page_content!r}")
+            expect(doc.metadata.get("category") == original.metadata["category"],
+                   f"{where}: {key} metadata {doc.metadata!r} != {original.metadata!r}")
+            # A search result's id: Document.id, else langchain-milvus's metadata["pk"].
+            identifier = doc.id if doc.id is not None else doc.metadata.get("pk")
+            expect(identifier is not None, f"{where}: {key} came back without an id")
         keys = [str(doc.metadata["id"]) for doc in docs]
         expect(len(set(keys)) == len(keys), f"{what} #{i} returned duplicates {keys}")
         returned.append(keys)
@@ -241,20 +248,3 @@ def _check_search(
         expect(recall >= ctx.config.min_recall, f"mean recall@{k} {recall:.3f} < "
                f"{ctx.config.min_recall} (results are not the nearest neighbours)")
         report.passed.append(f"recall@{k} {recall:.3f}")
-
-
-def _check_document(ctx: BenchContext, doc: Document, what: str) -> None:
-    key = key_from_content(doc.page_content)
-    expect(key is not None, f"{what}: unknown page_content {doc.page_content[:60]!r}")
-    meta_key = doc.metadata.get("id")
-    expect(meta_key == key, f"{what}: page_content of {key} carries metadata id {meta_key!r}")
-    original = ctx.prefill_by_key.get(str(key))
-    expect(original is not None, f"{what}: {key} was never written")
-    assert original is not None
-    expect(doc.page_content == original.page_content,
-           f"{what}: {key} content {doc.page_content!r} != stored {original.page_content!r}")
-    expect(doc.metadata.get("category") == original.metadata["category"],
-           f"{what}: {key} metadata {doc.metadata!r} != {original.metadata!r}")
-    # A search result's id: Document.id, else langchain-milvus's metadata["pk"].
-    identifier = doc.id if doc.id is not None else doc.metadata.get("pk")
-    expect(identifier is not None, f"{what}: {key} came back without an id")

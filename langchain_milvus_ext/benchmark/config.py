@@ -22,14 +22,18 @@ OURS_SYNC, OURS_ASYNC = "ours-sync", "ours-async"
 LCM_SYNC, LCM_ASYNC = "langchain-milvus-sync", "langchain-milvus-async"
 CEILING = "ceiling"
 CONTENDERS: tuple[str, ...] = (OURS_SYNC, OURS_ASYNC, LCM_SYNC, LCM_ASYNC, CEILING)
-QUERY_SETS: tuple[str, ...] = ("tutorial", "distinct")
+QUERY_DISTINCT = 50  # the tutorial's queries are "test document {i % 50}"
+QUERY_DESCRIPTIONS = {  # by query set
+    "tutorial": 'tutorial ("test document {i % 50}", 50 distinct texts)',
+    "distinct": 'distinct ("test document {i}", every query different)',
+}
+QUERY_SETS: tuple[str, ...] = tuple(QUERY_DESCRIPTIONS)
 DEFAULT_PLOT_PATH = "benchmark-results/benchmark.png"
 INSTALL_EXTRA = "pip install 'langchain-milvus-ext[benchmark]'"
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"n": (10, 100), "prefill": 200, "repeat": 1},
     "full": {"n": (10, 100, 1000), "workloads": STORE_WORKLOADS},
 }
-QUERY_DISTINCT = 50  # the tutorial's queries are "test document {i % 50}"
 UPDATED_PREFIX = "This is updated test document"  # page content written by upsert
 _CONTENT_RE = re.compile(r"^This is (?:updated )?test document (\d+) with ")
 
@@ -46,12 +50,9 @@ def _opt(default: Any, help: str, **cli: Any) -> Any:
 class BenchmarkConfig:
     """Settings of one benchmark run; each field with a ``help`` is the CLI flag ``--field-name``.
 
-    A case runs up to ``repeat`` timed repetitions, each after a warm-up call, and stops once
-    one more (at the mean so far, set-up and checks included) would take it past
-    ``case_budget_s``; a first sync loop starts no call once it took that long.
-
-    Example:
-        >>> BenchmarkConfig(n=(5,), prefill=20).validate()
+    A case runs up to ``repeat`` timed repetitions, each after a warm-up call, until one more (at
+    the mean so far, set-up and checks included) would take it past ``case_budget_s``; a first
+    sync loop starts no call once it took that long.
     """
 
     n: tuple[int, ...] = _opt((100, 1000), "operations per case", metavar="N")
@@ -117,7 +118,7 @@ class BenchmarkConfig:
             raise ConfigError(f"--n needs positive integers, got {list(self.n)}")
         for f in fields(self):
             choices, value = f.metadata.get("choices"), getattr(self, f.name)
-            chosen, flag = value if isinstance(value, tuple) else (value,), _flag(f.name)
+            chosen, flag = value if isinstance(value, tuple) else (value,), f.name.replace("_", "-")
             if choices and (not chosen or set(chosen) - set(choices)):
                 raise ConfigError(f"unknown --{flag} {value!r}; choose from {choices}")
             if isinstance(value, tuple) and len(set(value)) != len(value):
@@ -168,10 +169,6 @@ def cli_fields() -> list[tuple[str, Any, dict[str, Any]]]:
             if "help" in f.metadata and f.default is not MISSING]
 
 
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
-
-
 def require_extra(*, progress: bool, plot: bool, service: bool = False) -> None:
     """Check that the ``benchmark`` extra's modules this run uses can be imported.
 
@@ -218,23 +215,8 @@ def seed_document() -> Document:
 
 
 def query_text(i: int, distinct: bool = False) -> str:
-    """The ``i``-th query: ``"test document {i % 50}"``, or ``"test document {i}"`` if distinct.
-
-    Example:
-        >>> query_text(51), query_text(51, distinct=True)
-        ('test document 1', 'test document 51')
-    """
+    """The ``i``-th query: ``"test document {i % 50}"``, or ``"test document {i}"`` if distinct."""
     return f"test document {i if distinct else i % QUERY_DISTINCT}"
-
-
-def describe_queries(queries: str) -> str:
-    """A short description of a query set of :data:`QUERY_SETS`."""
-    if queries == "tutorial":
-        n = QUERY_DISTINCT
-        return f'tutorial ("test document {{i % {n}}}", {n} distinct texts)'
-    if queries == "distinct":
-        return 'distinct ("test document {i}", every query different)'
-    return queries
 
 
 def doc_key(i: int) -> str:
@@ -248,15 +230,10 @@ def key_from_content(page_content: str) -> str | None:
     return doc_key(int(match.group(1))) if match else None
 
 
-# -- embeddings -----------------------------------------------------------------------------
-
-
 class CountingEmbeddings(Embeddings):
-    """Wraps an embedding model, counting requests (calls) and texts, adding ``latency_s`` each.
-
-    With ``inner_is_local`` (fake embeddings) the async methods call the sync ones directly, so
-    no thread pool is part of what is measured.
-    """
+    """Wraps an embedding model, counting requests (calls) and texts, adding ``latency_s`` each;
+    with ``inner_is_local`` (fake embeddings) the async methods call the sync ones directly, so
+    no thread pool is part of what is measured."""
 
     def __init__(
         self, inner: Embeddings, latency_s: float = 0.0, *, inner_is_local: bool = False

@@ -1,18 +1,28 @@
-"""The main job: every case of a configuration on its Milvus target, with the environment.
+"""The main job: every case of a configuration on its Milvus target, with the environment; and
+the service workload, a web app's independent requests (the way most users meet concurrency).
 
-`run_benchmark` is the entry point of the CLI and of the notebook; the cases themselves run in
-`runner` (and the service workload in `service`).
+The service: a Starlette app, served by uvicorn in a thread of this process (so an in-process
+Milvus Lite file can be reached), runs one ``asimilarity_search`` per ``GET /search?q=...`` on a
+collection pre-filled like the search workload's. An httpx client in a separate process (its own
+core and GIL) sends ``service_requests`` requests from each level of ``service_concurrency``
+concurrent clients; each level is a case. starlette, uvicorn and httpx (the ``benchmark`` extra)
+are imported only in the functions that use them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
+import json
 import os
 import platform
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -20,10 +30,22 @@ from functools import partial
 from importlib import metadata
 from typing import Any
 
+from langchain_core.documents import Document
+
 from .checks import BenchContext
-from .config import BenchmarkConfig, describe_queries, make_embeddings, require_extra
+from .config import QUERY_DESCRIPTIONS, BenchmarkConfig, make_embeddings, require_extra
 from .report import BenchmarkResults, CaseResult
-from .runner import PACKAGES, Contender, free_port, resolve_contenders, run_case, wait_for_port
+from .runner import (
+    Contender,
+    Timed,
+    open_store,
+    repeat_case,
+    resolve_contenders,
+    run_case,
+    setup_store,
+)
+
+PACKAGES = ("langchain-milvus-ext", "langchain-milvus", "langchain-core", "pymilvus", "milvus-lite")
 
 
 def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
@@ -35,8 +57,7 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
             needs (tqdm for the progress bar, the service workload's) is missing.
     """
     config.validate()
-    service = "service" in config.workloads
-    require_extra(progress=config.progress, plot=False, service=service)
+    require_extra(progress=config.progress, plot=False, service="service" in config.workloads)
     started = time.perf_counter()
     contenders = resolve_contenders(config.contenders)
     results = BenchmarkResults(
@@ -50,9 +71,7 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
             (f"{w} N={n} {c.name}", partial(run_case, ctx, c, w, n))
             for w in config.workloads if w != "service" for n in config.n for c in contenders
         ]
-        if service:
-            from .service import run_service  # starlette, uvicorn, httpx: only here
-
+        if "service" in config.workloads:
             jobs += [(f"service {c.name}", partial(run_service, ctx, c))
                      for c in contenders if c.mode == "async"]
         bar: Any = None
@@ -78,8 +97,6 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
             ctx.close()
     results.wall_time_s = time.perf_counter() - started
     return results
-
-
 
 
 def environment(ctx: BenchContext, target: str, contenders: list[Contender]) -> dict[str, Any]:
@@ -111,7 +128,7 @@ def environment(ctx: BenchContext, target: str, contenders: list[Contender]) -> 
         "target": target,
         "index": f"AUTOINDEX, metric {metric}",
         "embeddings": embeddings,
-        "queries": describe_queries(config.queries),
+        "queries": QUERY_DESCRIPTIONS[config.queries],
         "contenders": {c.name: c.implementation for c in contenders},
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -163,3 +180,143 @@ def lite_server(data_dir: str) -> Iterator[str]:
                 os.killpg(proc.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, alive: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Return once ``127.0.0.1:port`` accepts connections.
+
+    Raises:
+        RuntimeError: ``alive()`` turned false, or the port did not open in time.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"the server for port {port} exited")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} in time")
+
+
+# -- the service workload -------------------------------------------------------------------
+
+
+def run_service(ctx: BenchContext, contender: Contender) -> list[CaseResult]:
+    """One case per level of ``ctx.config.service_concurrency``, each repeated and checked."""
+    cfg = ctx.config
+    n, name = cfg.service_requests, ctx.collection_name(contender.name, "service", 0)
+    queries = ctx.queries(n)
+    cases = [CaseResult("service", n, contender.name, concurrency=c)
+             for c in cfg.service_concurrency]
+    try:
+        with serve(ctx, contender, name) as (url, rows):
+            for case in cases:
+
+                def one(fresh: bool, clients: int = case.concurrency or 1) -> tuple[Timed, int]:
+                    return load(url, queries, clients), rows
+
+                # The app was set up once; a repetition's other time is the load process starting.
+                repeat_case(ctx, case, name, one, drop=False, only_timed=True)
+    except Exception as exc:  # the app did not start: every level fails, named
+        for case in cases:
+            case.error = case.error or f"{type(exc).__name__}: {str(exc)[:500]}"
+    finally:
+        with contextlib.suppress(Exception):
+            ctx.drop(name)
+    return cases
+
+
+@contextlib.contextmanager
+def serve(ctx: BenchContext, contender: Contender, name: str) -> Iterator[tuple[str, int]]:
+    """Fill ``name`` with the pre-fill (untimed) and serve the app; yields its URL and rows."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    with open_store(ctx, contender, name, fresh=True) as store:
+        _, rows = setup_store(ctx, store, "search", name)
+
+        async def search(request: Request) -> JSONResponse:
+            docs = await store.asimilarity_search(request.query_params["q"], k=ctx.config.k)
+            return JSONResponse([{"id": d.id, "page_content": d.page_content,
+                                  "metadata": d.metadata} for d in docs])
+
+        async def reset(request: Request) -> JSONResponse:  # after the warm-up round
+            ctx.embeddings.reset()
+            return JSONResponse(None)
+
+        port = free_port()
+        app = Starlette(routes=[Route("/search", search), Route("/reset", reset, methods=["POST"])])
+        server = uvicorn.Server(uvicorn.Config(
+            app, host="127.0.0.1", port=port, loop="asyncio", lifespan="off",
+            log_level="warning", access_log=False,
+        ))
+        thread = threading.Thread(target=server.run, name="bench-service", daemon=True)
+        thread.start()
+        try:
+            wait_for_port(port, thread.is_alive)
+            yield f"http://127.0.0.1:{port}", rows
+        finally:
+            server.should_exit = True
+            thread.join(30)
+
+
+def load(url: str, queries: list[str], clients: int) -> Timed:
+    """Run :func:`load_process` in a separate Python process (the load's CPU is not the app's)."""
+    code = f"from {__name__} import load_process; load_process()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, url, str(clients)],
+        input=json.dumps(queries), capture_output=True, text=True, timeout=3600, check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the HTTP load failed: {done.stderr[-2000:]}")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    outputs = [[Document(**d) for d in out] for out in data["outputs"]]
+    return Timed(data["total_s"], data["latencies"], outputs)
+
+
+def load_process() -> None:
+    """The load process: URL and clients as arguments, queries on stdin, results on stdout."""
+    print(json.dumps(asyncio.run(_load(sys.argv[1], json.load(sys.stdin), int(sys.argv[2])))))
+
+
+async def _load(url: str, queries: list[str], clients: int) -> dict[str, Any]:
+    """One request per query from ``clients`` concurrent clients, after an untimed warm-up
+    round (one request per client: connections, the store's async client), after which the
+    app resets the embedding counters."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=600.0) as client:
+
+        async def run(indexes: Iterator[int], outputs: list[Any], latencies: list[float]) -> None:
+            for i in indexes:  # shared by the clients: each request is sent once
+                t0 = time.perf_counter()
+                response = await client.get("/search", params={"q": queries[i]})
+                response.raise_for_status()
+                latencies[i] = time.perf_counter() - t0
+                outputs[i] = response.json()
+
+        async def round_(count: int) -> tuple[list[Any], list[float]]:
+            outputs, latencies = [None] * count, [0.0] * count
+            indexes = iter(range(count))
+            await asyncio.gather(*(run(indexes, outputs, latencies) for _ in range(clients)))
+            return outputs, latencies
+
+        await round_(min(clients, len(queries)))
+        (await client.post("/reset")).raise_for_status()
+        gc.collect()
+        start = time.perf_counter()
+        outputs, latencies = await round_(len(queries))
+        total_s = time.perf_counter() - start
+    return {"total_s": total_s, "latencies": latencies, "outputs": outputs}

@@ -12,18 +12,8 @@ from .config import CONTENDERS, STORE_WORKLOADS
 from .report import BenchmarkResults, CaseResult
 
 COLORS = dict(zip(CONTENDERS, ("#9ecae1", "#2171b5", "#fdae6b", "#d94801", "#6a6a6a"), strict=True))
-Panel = tuple[str, str, Callable[[CaseResult], bool], Callable[[CaseResult], float] | None]
-"""``(title, y label, which cases, y value)``; no y value = median throughput with its spread."""
-
-
-def _short(value: float) -> str:
-    if value >= 1000:
-        return f"{value / 1000:.0f}k" if value >= 10_000 else f"{value / 1000:.1f}k"
-    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
-
-
-def _ok(results: BenchmarkResults, service: bool) -> list[CaseResult]:
-    return [c for c in results.cases if c.ok and (c.workload == "service") == service]
+Panel = tuple[str, str, str, Callable[[CaseResult], float] | None]
+"""``(title, y label, workload, y value)``; no y value = median throughput with its spread."""
 
 
 def _subtitle(results: BenchmarkResults) -> str:
@@ -71,7 +61,7 @@ def write_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
     Raises:
         ValueError: No successful store case to plot.
     """
-    ok = _ok(results, service=False)
+    ok = [c for c in results.cases if c.ok and c.workload != "service"]
     if not ok:
         raise ValueError("no successful case to plot")
     n = max(c.n for c in ok)
@@ -88,9 +78,11 @@ def write_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
                       yerr=_errors([c for _, c in cases]), capsize=2, ecolor="#333333")
         tops = [c.throughput_max or _rate(c) for _, c in cases]  # labels above the spread
         for bar, value, top in zip(bars, ys, tops, strict=True):
-            ax.annotate(_short(value), (bar.get_x() + bar.get_width() / 2, top),
-                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
-                        fontsize=7, rotation=90 if len(contenders) > 4 else 0)
+            short = (f"{value / 1000:.0f}k" if value >= 10_000 else f"{value / 1000:.1f}k"
+                     if value >= 1000 else f"{value:.0f}" if value >= 10 else f"{value:.1f}")
+            ax.annotate(short, (bar.get_x() + bar.get_width() / 2, top), xytext=(0, 2),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=7,
+                        rotation=90 if len(contenders) > 4 else 0)
     ax.set_yscale("log")
     ax.set_xticks(range(len(workloads)), workloads)
     ax.set_ylabel("throughput (operations/s, log scale)")
@@ -106,15 +98,15 @@ def write_plot(results: BenchmarkResults, path: str | os.PathLike[str]) -> Path:
 
 
 def _lines(
-    results: BenchmarkResults, path: str | os.PathLike[str], panels: list[Panel],
+    results: BenchmarkResults, path: Path, panels: list[Panel],
     x: Callable[[CaseResult], float], xlabel: str, title: str,
 ) -> Path:
     """One log-log panel per :data:`Panel`: a line per contender."""
     fig, axes = _figure(len(panels), max(8.0, 4.2 * len(panels) + 1))
-    for ax, (panel, ylabel, keep, y) in zip(axes, panels, strict=True):
+    for ax, (panel, ylabel, workload, y) in zip(axes, panels, strict=True):
         for contender in CONTENDERS:
             cases = sorted((c for c in results.cases if c.ok and c.contender == contender
-                            and keep(c)), key=x)
+                            and c.workload == workload), key=x)
             if cases:
                 ax.errorbar([x(c) for c in cases], [(y or _rate)(c) for c in cases],
                             yerr=None if y else _errors(cases), marker="o", capsize=2,
@@ -134,28 +126,21 @@ def write_plots(results: BenchmarkResults, path: str | os.PathLike[str]) -> list
     Raises:
         ValueError: No successful case at all.
     """
-    base = Path(path)
-    store, service = _ok(results, service=False), _ok(results, service=True)
-    if not store and not service:
+    base, ok = Path(path), [c for c in results.cases if c.ok]
+    store = [c for c in ok if c.workload != "service"]
+    if not ok:
         raise ValueError("no successful case to plot")
     written = [write_plot(results, base)] if store else []
     if len({c.n for c in store}) > 1:
         workloads = [w for w in STORE_WORKLOADS if any(c.workload == w for c in store)]
-        panels: list[Panel] = [(w, "ops/s", lambda c, w=w: c.workload == w, None)  # type: ignore[misc]
-                               for w in workloads]
-        written.append(_lines(results, base.with_name(f"{base.stem}-scaling.png"), panels,
-                              lambda c: c.n, "N (operations)",
-                              "How throughput grows with the work"))
-    if service:
-
-        def is_service(c: CaseResult) -> bool:
-            return c.workload == "service"
-
-        def p99(c: CaseResult) -> float:
-            return c.latency.p99_ms if c.latency else 0.0
-
-        panels = [("requests/s", "requests/s", is_service, None),
-                  ("p99 latency", "ms", is_service, p99)]
+        written.append(_lines(results, base.with_name(f"{base.stem}-scaling.png"),
+                              [(w, "ops/s", w, None) for w in workloads], lambda c: c.n,
+                              "N (operations)", "How throughput grows with the work"))
+    if len(store) < len(ok):  # service cases
+        panels: list[Panel] = [
+            ("requests/s", "requests/s", "service", None),
+            ("p99 latency", "ms", "service", lambda c: c.latency.p99_ms if c.latency else 0.0),
+        ]
         written.append(_lines(results, base.with_name(f"{base.stem}-service.png"), panels,
                               lambda c: c.concurrency or 1, "concurrent HTTP clients",
                               "ASGI service: one asimilarity_search per request"))

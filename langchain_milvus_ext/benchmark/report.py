@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import CEILING, CONTENDERS, LCM_ASYNC, OURS_SYNC, WORKLOADS, describe_queries
+from .config import CEILING, CONTENDERS, LCM_ASYNC, OURS_SYNC, QUERY_DESCRIPTIONS, WORKLOADS
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -49,11 +49,10 @@ class CaseResult:
     """One (workload, N, contender[, concurrency]) cell, over its timed repetitions.
 
     ``total_s`` is the median of ``totals_s`` and ``throughput`` N / ``total_s``; ``latency`` is
-    the median repetition's, the embedding counts the last one's. ``ops_timed`` is set when a
-    sync loop stopped at the case budget (its only repetition): the calls it made, which
-    ``total_s``, ``throughput`` and ``latency`` are of. ``concurrency``: the service workload's
-    HTTP clients. ``error``: the case raised or a check failed. ``wall_s``: the case's whole
-    time, set-up and checks included.
+    the median repetition's, the embedding counts the last one's. ``ops_timed``: the calls a
+    sync loop stopped at the case budget made (its only repetition; what ``total_s``,
+    ``throughput`` and ``latency`` are of). ``concurrency``: the service workload's HTTP clients.
+    ``error``: the case raised or a check failed. ``wall_s``: set-up and checks included.
     """
 
     workload: str
@@ -116,6 +115,10 @@ class CaseResult:
         return cls(**values, latency=LatencyStats(**latency) if latency else None)
 
 
+RATIOS = {"speedup_vs_langchain_milvus_async": LCM_ASYNC, "speedup_vs_ours_sync": OURS_SYNC,
+          "fraction_of_ceiling": CEILING}  # JSON key: baseline contender
+
+
 @dataclass
 class BenchmarkResults:
     """Everything a run measured: its config (as a dict), environment (target, versions,
@@ -140,8 +143,7 @@ class BenchmarkResults:
         base = self.get(case.workload, case.n, baseline, case.concurrency)
         if base is None or not base.ok or not case.ok or not base.throughput:
             return None
-        assert case.throughput is not None
-        return case.throughput / base.throughput
+        return (case.throughput or 0.0) / base.throughput
 
     @property
     def query_set(self) -> str:
@@ -165,9 +167,7 @@ class BenchmarkResults:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict, with the ratios (of medians) added to each case."""
-        ratios = {"speedup_vs_langchain_milvus_async": LCM_ASYNC,
-                  "speedup_vs_ours_sync": OURS_SYNC, "fraction_of_ceiling": CEILING}
-        cases = [{**asdict(c), **{k: self.ratio(c, base) for k, base in ratios.items()}}
+        cases = [{**asdict(c), **{k: self.ratio(c, base) for k, base in RATIOS.items()}}
                  for c in self.ordered_cases()]
         return {**asdict(self), "cases": cases}
 
@@ -219,8 +219,6 @@ def _fmt(value: float | None, kind: str) -> str:
 
 def case_cells(results: BenchmarkResults, case: CaseResult) -> dict[str, str]:
     """Every table cell of one case, by column name (both tables pick theirs)."""
-    p50, p95, p99 = (case.latency.p50_ms, case.latency.p95_ms, case.latency.p99_ms) if \
-        case.latency else (None, None, None)
     check = "ok" if case.ok else "FAIL"
     if case.ok and case.recall is not None and case.recall < 1.0:
         check = f"ok r={case.recall:.2f}"
@@ -234,7 +232,7 @@ def case_cells(results: BenchmarkResults, case: CaseResult) -> dict[str, str]:
         "total s": _fmt(case.total_s, "s") + ("*" if case.ops_timed else ""),
         "ops/s": rate, "req/s": rate,
         "min-max ops/s": spread, "min-max req/s": spread, "reps": str(case.repeats),
-        "p50 ms": _fmt(p50, "ms"), "p95 ms": _fmt(p95, "ms"), "p99 ms": _fmt(p99, "ms"),
+        **{f"p{p} ms": _fmt(getattr(case.latency, f"p{p}_ms", None), "ms") for p in (50, 95, 99)},
         "vs lcm-async": _fmt(results.ratio(case, LCM_ASYNC), "x"),
         "vs ours-sync": _fmt(results.ratio(case, OURS_SYNC), "x"),
         "of ceiling": _fmt(results.ratio(case, CEILING), "%"),
@@ -284,13 +282,15 @@ def format_table(
     return "\n\n".join(tables)
 
 
-def _header_and_footer(results: BenchmarkResults) -> tuple[str, list[str]]:
-    env, cfg = results.environment, results.config
+def format_report(results: BenchmarkResults, markdown: bool = False) -> str:
+    """Title, tables, notes on contenders, versions and failures: plain text, or GitHub markdown
+    (what ``--markdown PATH`` writes)."""
+    env, cfg, queries = results.environment, results.config, results.query_set
     title = (
         "Milvus vector-store benchmark "
         f"(target: {env.get('target', '?')}, index: {env.get('index', '?')}, "
         f"embeddings: {env.get('embeddings', '?')}, prefill: {cfg.get('prefill')}, "
-        f"k: {cfg.get('k')}, queries: {describe_queries(results.query_set)})"
+        f"k: {cfg.get('k')}, queries: {QUERY_DESCRIPTIONS.get(queries, queries)})"
     )
     lines = [NOTE, *([SERVICE_NOTE] if any(c.workload == "service" for c in results.cases) else [])]
     if isinstance(impls := env.get("contenders"), dict):
@@ -303,16 +303,8 @@ def _header_and_footer(results: BenchmarkResults) -> tuple[str, list[str]]:
               f"{c.n} calls; total s, ops/s and latencies are of those calls"
               for c in results.ordered_cases() if c.ops_timed]
     lines += [f"FAILED {case.label}: {case.error}" for case in results.failures]
-    return title, [*lines, f"Total run time: {results.wall_time_s:.1f} s"]
+    lines.append(f"Total run time: {results.wall_time_s:.1f} s")
+    if markdown:
+        return "\n\n".join([f"**{title}**", format_table(results, render_markdown), *lines]) + "\n"
+    return "\n".join([title, "", format_table(results), "", *lines])
 
-
-def format_report(results: BenchmarkResults) -> str:
-    """Title, tables, notes on contenders, versions and failures (plain text)."""
-    title, footer = _header_and_footer(results)
-    return "\n".join([title, "", format_table(results), "", *footer])
-
-
-def format_markdown(results: BenchmarkResults) -> str:
-    """The same report as GitHub markdown (what ``--markdown PATH`` writes)."""
-    title, footer = _header_and_footer(results)
-    return "\n\n".join([f"**{title}**", format_table(results, render_markdown), *footer]) + "\n"

@@ -1,4 +1,4 @@
-"""``run_benchmark``: the contenders, where they run, every case timed, repeated and checked.
+"""The contenders, and one case of them: set up, warmed up, timed, repeated and checked.
 
 The same for every contender: a fresh collection per repetition of add, delete and upsert, one
 per case for search and mmr, filled before timing (add: one seed document); one untimed warm-up
@@ -13,9 +13,8 @@ import asyncio
 import contextlib
 import gc
 import logging
-import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -40,7 +39,6 @@ from .config import (
 from .report import CaseResult
 
 logger = logging.getLogger(__name__)
-PACKAGES = ("langchain-milvus-ext", "langchain-milvus", "langchain-core", "pymilvus", "milvus-lite")
 READ_WORKLOADS = frozenset({"search", "mmr"})  # their repetitions share one collection
 
 
@@ -66,17 +64,17 @@ def resolve_contenders(names: Sequence[str]) -> list[Contender]:
 
     ours, lcm = "langchain_milvus_ext.MilvusVectorStore", "langchain_milvus.Milvus"
 
-    def _ours_delete(key: str) -> dict[str, Any]:
+    def ours_delete(key: str) -> dict[str, Any]:
         return {"filter": {"id": key}}
 
-    def _lcm_delete(key: str) -> dict[str, Any]:
+    def lcm_delete(key: str) -> dict[str, Any]:
         return {"expr": f"id == '{key}'"}  # the tutorial's expression
 
     table = {
-        OURS_SYNC: Contender(OURS_SYNC, "sync", f"{ours}, sync", Ours, False, _ours_delete),
-        OURS_ASYNC: Contender(OURS_ASYNC, "async", f"{ours}, async", Ours, False, _ours_delete),
-        LCM_SYNC: Contender(LCM_SYNC, "sync", f"{lcm}, sync", Milvus, True, _lcm_delete),
-        LCM_ASYNC: Contender(LCM_ASYNC, "async", f"{lcm}, async", Milvus, True, _lcm_delete),
+        OURS_SYNC: Contender(OURS_SYNC, "sync", f"{ours}, sync", Ours, False, ours_delete),
+        OURS_ASYNC: Contender(OURS_ASYNC, "async", f"{ours}, async", Ours, False, ours_delete),
+        LCM_SYNC: Contender(LCM_SYNC, "sync", f"{lcm}, sync", Milvus, True, lcm_delete),
+        LCM_ASYNC: Contender(LCM_ASYNC, "async", f"{lcm}, async", Milvus, True, lcm_delete),
         CEILING: Contender(CEILING, "ceiling", "pymilvus MilvusClient, one batched call"),
     }
     return [table[name] for name in CONTENDERS if name in names]
@@ -133,14 +131,20 @@ def time_batch(call: Callable[[], Sequence[Any]]) -> Timed:
     return Timed(total, [total] * len(outputs), outputs)
 
 
-def build_store(ctx: BenchContext, contender: Contender, name: str, *, fresh: bool) -> Any:
-    """The contender's store on collection ``name`` (``fresh``: dropped and recreated)."""
+@contextlib.contextmanager
+def open_store(ctx: BenchContext, contender: Contender, name: str, *, fresh: bool) -> Iterator[Any]:
+    """The contender's store on collection ``name`` (``fresh``: dropped and recreated), closed
+    (its sync client: ours ``close()``, langchain-milvus's client) after the block."""
     assert contender.store_class is not None
     connection = {"uri": ctx.uri, **({"token": ctx.token} if ctx.token else {})}
-    return contender.store_class(
+    store = contender.store_class(
         embedding_function=ctx.embeddings, collection_name=name, connection_args=connection,
         index_params=ctx.store_index_params, drop_old=fresh, auto_id=contender.auto_id,
     )
+    try:
+        yield store
+    finally:
+        (store.close if hasattr(store, "close") else store._milvus_client.close)()
 
 
 def setup_store(ctx: BenchContext, store: Any, workload: str, name: str) -> tuple[list[Any], int]:
@@ -172,24 +176,9 @@ def store_calls(
         delete, kwargs = (store.adelete if a else store.delete), contender.delete_kwargs
         assert kwargs is not None
         return [partial(delete, **kwargs(doc_key(i))) for i in range(n)]
-    if workload == "upsert":
-        upsert = store.aupsert if a else store.upsert
-        return [partial(upsert, ids=[ids[i]], documents=[updated_document(ctx.prefill_docs[i])])
-                for i in range(n)]
-    raise ValueError(f"unknown workload {workload!r}")
-
-
-def close_store(store: Any) -> None:
-    """Release the store's sync client (ours: ``close()``; langchain-milvus: its client)."""
-    (store.close if hasattr(store, "close") else store._milvus_client.close)()
-
-
-async def aclose_store(store: Any) -> None:
-    """Release the store's async client for the running loop."""
-    if hasattr(store, "aclose"):
-        await store.aclose()
-    elif store._async_milvus_client is not None:
-        await store._async_milvus_client.close()
+    upsert = store.aupsert if a else store.upsert
+    return [partial(upsert, ids=[ids[i]], documents=[updated_document(ctx.prefill_docs[i])])
+            for i in range(n)]
 
 
 def run_repetition(
@@ -202,8 +191,7 @@ def run_repetition(
     started = time.perf_counter()
     if contender.mode == "ceiling":
         return _run_ceiling(ctx, workload, n, name, fresh=fresh)
-    store = build_store(ctx, contender, name, fresh=fresh)
-    try:
+    with open_store(ctx, contender, name, fresh=fresh) as store:
         ids, rows = setup_store(ctx, store, workload, name) if fresh else ([], ctx.count(name))
         calls = store_calls(ctx, store, contender, workload, n, ids)
         warm = store_calls(ctx, store, contender, "mmr" if workload == "mmr" else "search", 1, [])
@@ -218,12 +206,13 @@ def run_repetition(
                 await warm[0]()
                 ctx.embeddings.reset()
                 return await time_gather(calls)
-            finally:
-                await aclose_store(store)
+            finally:  # the store's async client, for this loop
+                if hasattr(store, "aclose"):
+                    await store.aclose()
+                elif store._async_milvus_client is not None:
+                    await store._async_milvus_client.close()
 
         return asyncio.run(gather()), rows
-    finally:
-        close_store(store)
 
 
 # -- the ceiling: one batched pymilvus call per workload ------------------------------------
@@ -251,10 +240,17 @@ def _create_collection(client: Any, name: str, dim: int, metric: str) -> None:
     client.load_collection(name)
 
 
-def _rows(pks: Sequence[str], docs: Sequence[Document], vectors: Sequence[Any]) -> list[Any]:
-    return [{PK: pk, TEXT_FIELD: doc.page_content, VECTOR: vector,
-             **{key: doc.metadata[key] for key in META_FIELDS}}
-            for pk, doc, vector in zip(pks, docs, vectors, strict=True)]
+def _write(
+    ctx: BenchContext, client: Any, method: str, name: str, pks: Sequence[str],
+    docs: Sequence[Document],
+) -> Any:
+    """Embed ``docs`` in one request and ``insert`` or ``upsert`` them as rows keyed ``pks``."""
+    vectors = ctx.embeddings.embed_documents([d.page_content for d in docs])
+    return getattr(client, method)(name, [
+        {PK: pk, TEXT_FIELD: doc.page_content, VECTOR: vector,
+         **{key: doc.metadata[key] for key in META_FIELDS}}
+        for pk, doc, vector in zip(pks, docs, vectors, strict=True)
+    ])
 
 
 def _to_document(hit: Any) -> Document:
@@ -274,9 +270,8 @@ def _run_ceiling(
             docs = [seed_document()] if workload == "add" else ctx.prefill_docs
             pks = ["seed"] if workload == "add" else [f"p{i}" for i in range(len(docs))]
             for start in range(0, len(docs), INSERT_CHUNK):
-                chunk = docs[start : start + INSERT_CHUNK]
-                vectors = ctx.embeddings.embed_documents([d.page_content for d in chunk])
-                client.insert(name, _rows(pks[start : start + INSERT_CHUNK], chunk, vectors))
+                end = start + INSERT_CHUNK
+                _write(ctx, client, "insert", name, pks[start:end], docs[start:end])
         rows = ctx.count(name)
         _ceiling_call(ctx, client, "mmr" if workload == "mmr" else "search", 1, name)()
         ctx.embeddings.reset()
@@ -289,28 +284,19 @@ def _ceiling_call(
     ctx: BenchContext, client: Any, workload: str, n: int, name: str
 ) -> Callable[[], list[Any]]:
     """The workload's N operations as one batched pymilvus call."""
-    emb, cfg = ctx.embeddings, ctx.config
-    search_params = {"metric_type": ctx.ceiling_metric, "params": {}}
+    cfg = ctx.config
 
-    def search(limit: int, vector_out: bool) -> tuple[list[Any], Any]:
-        vectors = emb.embed_documents(ctx.queries(n))  # the N texts, duplicates included
-        fields = [TEXT_FIELD, *META_FIELDS, *([VECTOR] if vector_out else [])]
-        hits = client.search(name, data=vectors, limit=limit, output_fields=fields,
-                             anns_field=VECTOR, search_params=search_params)
-        return vectors, hits
-
-    def add() -> list[Any]:
-        docs = ctx.add_docs[:n]
-        vectors = emb.embed_documents([d.page_content for d in docs])
-        result = client.insert(name, _rows([f"a{i}" for i in range(n)], docs, vectors))
-        return [[pk] for pk in result["ids"]]
-
-    def similarity() -> list[Any]:
-        return [[_to_document(h) for h in row] for row in search(cfg.k, False)[1]]
-
-    def mmr() -> list[Any]:
+    def search(mmr: bool) -> list[Any]:
+        vectors = ctx.embeddings.embed_documents(ctx.queries(n))  # duplicates included
+        rows = client.search(
+            name, data=vectors, limit=cfg.fetch_k if mmr else cfg.k, anns_field=VECTOR,
+            output_fields=[TEXT_FIELD, *META_FIELDS, *([VECTOR] if mmr else [])],
+            search_params={"metric_type": ctx.ceiling_metric, "params": {}},
+        )
+        if not mmr:
+            return [[_to_document(h) for h in row] for row in rows]
         out = []
-        for query, row in zip(*search(cfg.fetch_k, True), strict=True):
+        for query, row in zip(vectors, rows, strict=True):
             hits = list(row)
             picked = maximal_marginal_relevance(
                 np.asarray(query, dtype=np.float32), [list(h["entity"][VECTOR]) for h in hits],
@@ -319,31 +305,32 @@ def _ceiling_call(
             out.append([_to_document(hits[j]) for j in picked])
         return out
 
+    def add() -> list[Any]:
+        result = _write(ctx, client, "insert", name, [f"a{i}" for i in range(n)], ctx.add_docs[:n])
+        return [[pk] for pk in result["ids"]]
+
     def delete() -> list[Any]:
         client.delete(name, filter=key_filter([doc_key(i) for i in range(n)]))
         return [True] * n
 
     def upsert() -> list[Any]:
         docs = [updated_document(d) for d in ctx.prefill_docs[:n]]
-        vectors = emb.embed_documents([d.page_content for d in docs])
-        client.upsert(name, _rows([f"p{i}" for i in range(n)], docs, vectors))
+        _write(ctx, client, "upsert", name, [f"p{i}" for i in range(n)], docs)
         return [None] * n
 
-    return {"add": add, "search": similarity, "mmr": mmr, "delete": delete,
-            "upsert": upsert}[workload]
+    calls: dict[str, Callable[[], list[Any]]] = {
+        "add": add, "search": partial(search, False), "mmr": partial(search, True),
+        "delete": delete, "upsert": upsert,
+    }
+    return calls[workload]
 
 
-# -- the run ----------------------------------------------------------------------------------
+# -- a case -----------------------------------------------------------------------------------
 
 
 def repeat_case(
-    ctx: BenchContext,
-    result: CaseResult,
-    collection: str,
-    one: Callable[[bool], tuple[Timed, int]],
-    *,
-    drop: bool = True,
-    only_timed: bool = False,
+    ctx: BenchContext, result: CaseResult, collection: str,
+    one: Callable[[bool], tuple[Timed, int]], *, drop: bool = True, only_timed: bool = False,
 ) -> CaseResult:
     """Run ``one(fresh)`` (a timed repetition) up to ``repeat`` times, checking each one,
     until one more (at the mean so far, set-up and checks included) would take the case past
@@ -391,27 +378,3 @@ def run_case(ctx: BenchContext, contender: Contender, workload: str, n: int) -> 
         return run_repetition(ctx, contender, workload, n, name, fresh=fresh, budget_s=budget_s)
 
     return [repeat_case(ctx, result, name, one)]
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, alive: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    """Return once ``127.0.0.1:port`` accepts connections.
-
-    Raises:
-        RuntimeError: ``alive()`` turned false, or the port did not open in time.
-    """
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"the server for port {port} exited")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} in time")

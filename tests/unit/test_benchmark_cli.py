@@ -44,7 +44,6 @@ from langchain_milvus_ext.benchmark.report import (
     BenchmarkResults,
     CaseResult,
     LatencyStats,
-    format_markdown,
     format_report,
     format_table,
     percentile,
@@ -664,7 +663,7 @@ def test_markdown_tables() -> None:
     assert render_markdown(["workload", "ops/s"], [["add", "1"], None, ["search", "2"]]) == (
         "| workload | ops/s |\n| --- | ---: |\n| add | 1 |\n| search | 2 |"
     )
-    text = format_markdown(sample_results())
+    text = format_report(sample_results(), markdown=True)
     assert text.startswith("**Milvus vector-store benchmark (")
     assert "| search | 10 | ceiling |" in text and "FAILED ceiling/search/N=10" in text
 
