@@ -60,7 +60,6 @@ class BenchContext:
         return milvus_client(self.uri, self.token)
 
     def close(self) -> None:
-        """Close the checker client, if one was opened."""
         if (checker := self.__dict__.pop("checker", None)) is not None:
             checker.close()
 
@@ -75,6 +74,14 @@ class BenchContext:
     @cached_property
     def prefill_by_key(self) -> dict[str, Document]:
         return {str(d.metadata["id"]): d for d in self.prefill_docs}
+
+    def initial_docs(self, workload: str) -> list[Document]:
+        """What a fresh collection is filled with, untimed: add's one seed document, or the
+        pre-fill."""
+        if workload != "add":
+            return self.prefill_docs
+        return [Document(page_content="This is test document seed with some random content: 0.5",
+                         metadata={"id": "doc_seed", "score": 0.5, "category": "cat_seed"})]
 
     def query(self, i: int) -> str:
         return query_text(i, distinct=self.config.distinct_queries)
@@ -102,9 +109,8 @@ class BenchContext:
         return "COSINE" if self.config.metric == "native" else self.config.metric
 
     def collection_name(self, contender: str, workload: str, n: int) -> str:
-        """A valid Milvus collection name for one case."""
         name = f"{self.config.collection_prefix}_{workload}_{n}_{contender}"
-        return re.sub(r"[^0-9A-Za-z_]", "_", name)
+        return re.sub(r"[^0-9A-Za-z_]", "_", name)  # a valid Milvus name
 
     def count(self, collection: str, expr: str = "") -> int:
         """Rows matching ``expr`` (all rows when empty), read with Strong consistency."""
@@ -135,19 +141,17 @@ class BenchContext:
         return np.asarray(self.embeddings.inner.embed_documents(texts))
 
     def exact_top_k(self, query: str, metric: str) -> list[str] | None:
-        """Brute-force top-k metadata ids of ``query`` in the pre-fill (``None``: remote model);
-        computed once per text and metric, with the uncounted inner model."""
-        docs = self._reference_docs
-        if docs is None:
+        """Brute-force top-k metadata ids of ``query`` in the pre-fill (``None``: remote model),
+        computed once per text and metric with the uncounted inner model."""
+        if (docs := self._reference_docs) is None:
             return None
         if (query, metric) not in self._top_k:
             q = np.asarray(self.embeddings.inner.embed_query(query))
             dot = docs @ q
             distance = (((docs - q) ** 2).sum(axis=1) if metric == "L2" else -dot if metric == "IP"
                         else -dot / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q)))
-            top = np.argsort(distance)[: self.config.k]
             self._top_k[query, metric] = [str(self.prefill_docs[int(i)].metadata["id"])
-                                          for i in top]
+                                          for i in np.argsort(distance)[: self.config.k]]
         return self._top_k[query, metric]
 
 
@@ -169,33 +173,36 @@ def check_case(
     ctx: BenchContext, collection: str, workload: str, n: int, outputs: Sequence[Any],
     rows_before: int,
 ) -> CheckReport:
-    """Check one timed repetition's results and the collection it left behind.
-
-    Raises:
-        CheckFailure: Wrong results, row counts, recall, or rows left that should be gone.
-    """
+    """Check one timed repetition's results and the collection it left behind (else raise
+    :class:`CheckFailure`)."""
     expect(len(outputs) == n, f"{len(outputs)} results for {n} operations")
     report = CheckReport(rows_after=rows_before)
     keys = [doc_key(i) for i in range(n)]
+
+    def count(expected: int, what: str) -> int:
+        rows = ctx.count(collection)
+        expect(rows == expected, f"{what}: collection has {rows} rows, expected {expected}")
+        return rows
+
     if workload == "add":
         for i, out in enumerate(outputs):
             ok = isinstance(out, list) and len(out) == 1 and out[0] is not None
             expect(ok, f"add #{i} returned {out!r}, expected a list with one id")
         ids = {str(out[0]) for out in outputs}
         expect(len(ids) == n, f"add returned {n - len(ids)} duplicate ids")
-        report.rows_after = _count(ctx, collection, rows_before + n, "after add")
+        report.rows_after = count(rows_before + n, "after add")
         stored = ctx.count_keys(collection, keys)
         expect(stored == n, f"after add: {stored} rows carry the added metadata ids, expected {n}")
         report.passed += [f"{n} distinct ids", f"row count {report.rows_after} = {rows_before}+{n}"]
     elif workload == "delete":
         failed = [i for i, out in enumerate(outputs) if out is False]
         expect(not failed, f"{len(failed)} deletes reported failure (first: #{failed[:1]})")
-        report.rows_after = _count(ctx, collection, rows_before - n, "after delete")
+        report.rows_after = count(rows_before - n, "after delete")
         left = ctx.count_keys(collection, keys)
         expect(left == 0, f"after delete: {left} deleted metadata ids still present")
         report.passed.append(f"row count {report.rows_after} = {rows_before} - {n}")
     elif workload == "upsert":
-        report.rows_after = _count(ctx, collection, rows_before, "after upsert (no new rows)")
+        report.rows_after = count(rows_before, "after upsert (no new rows)")
         updated = ctx.count(collection, f'{TEXT_FIELD} like "{UPDATED_PREFIX}%"')
         expect(updated == n, f"after upsert: {updated} rows carry the new content, expected {n}")
         same = ctx.count_keys(collection, keys)
@@ -204,12 +211,6 @@ def check_case(
     else:  # search, mmr, service
         _check_search(ctx, collection, outputs, report, mmr=workload == "mmr")
     return report
-
-
-def _count(ctx: BenchContext, collection: str, expected: int, what: str) -> int:
-    rows = ctx.count(collection)
-    expect(rows == expected, f"{what}: collection has {rows} rows, expected {expected}")
-    return rows
 
 
 def _check_search(

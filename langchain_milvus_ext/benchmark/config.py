@@ -7,6 +7,7 @@ import asyncio
 import os
 import random
 import re
+import sys
 import threading
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
@@ -22,7 +23,6 @@ OURS_SYNC, OURS_ASYNC = "ours-sync", "ours-async"
 LCM_SYNC, LCM_ASYNC = "langchain-milvus-sync", "langchain-milvus-async"
 CEILING = "ceiling"
 CONTENDERS: tuple[str, ...] = (OURS_SYNC, OURS_ASYNC, LCM_SYNC, LCM_ASYNC, CEILING)
-QUERY_DISTINCT = 50  # the tutorial's queries are "test document {i % 50}"
 QUERY_DESCRIPTIONS = {  # by query set
     "tutorial": 'tutorial ("test document {i % 50}", 50 distinct texts)',
     "distinct": 'distinct ("test document {i}", every query different)',
@@ -57,33 +57,24 @@ class BenchmarkConfig:
 
     n: tuple[int, ...] = _opt((100, 1000), "operations per case", metavar="N")
     prefill: int = _opt(1000, "documents pre-loaded for every workload but add", metavar="DOCS")
-    workloads: tuple[str, ...] = _opt(
-        ("add", "search", "delete"), "some of %(choices)s", choices=WORKLOADS, metavar="W"
-    )
-    contenders: tuple[str, ...] = _opt(
-        CONTENDERS, "some of %(choices)s", choices=CONTENDERS, metavar="C"
-    )
+    workloads: tuple[str, ...] = _opt(("add", "search", "delete"), "some of %(choices)s",
+                                      choices=WORKLOADS, metavar="W")
+    contenders: tuple[str, ...] = _opt(CONTENDERS, "some of %(choices)s", choices=CONTENDERS,
+                                       metavar="C")
     repeat: int = _opt(3, "timed repetitions per case (median and min-max reported)")
-    case_budget_s: float = _opt(
-        10.0, "seconds (set-up and checks included) after which a case repeats no more, and a "
-        "first sync loop starts no more calls (0: no limit)", metavar="S"
-    )
+    case_budget_s: float = _opt(10.0, "seconds (set-up and checks included) after which a case "
+                                "repeats no more, and a first sync loop starts no more calls "
+                                "(0: no limit)", metavar="S")
     k: int = _opt(3, "results per search")
     fetch_k: int = _opt(20, "MMR candidates")
     lambda_mult: float = _opt(0.5, "MMR diversity")
-    metric: str = _opt(
-        "COSINE", "AUTOINDEX metric forced on every contender; native = each store's own",
-        choices=("COSINE", "L2", "IP", "native"),
-    )
-    queries: str = _opt(
-        "tutorial",
-        'search/mmr query texts: tutorial = "test document {i %% 50}" (50 distinct, searched '
-        'once each by our async store); distinct = "test document {i}"',
-        choices=QUERY_SETS,
-    )
-    service_concurrency: tuple[int, ...] = _opt(
-        (1, 16, 128), "concurrent HTTP clients of the service workload", metavar="C"
-    )
+    metric: str = _opt("COSINE", "AUTOINDEX metric forced on every contender; native = each "
+                       "store's own", choices=("COSINE", "L2", "IP", "native"))
+    queries: str = _opt("tutorial", 'search/mmr query texts: tutorial = "test document {i %% 50}" '
+                        "(50 distinct, searched once each by our async store); distinct = "
+                        '"test document {i}"', choices=QUERY_SETS)
+    service_concurrency: tuple[int, ...] = _opt((1, 16, 128), "concurrent HTTP clients of the "
+                                                "service workload", metavar="C")
     service_requests: int = _opt(500, "requests per service case")
     embeddings: str = _opt("fake", "fake = DeterministicFakeEmbedding", choices=("fake", "openai"))
     dim: int | None = _opt(None, "embedding size (default: 128 fake, the model's)", type=int)
@@ -91,9 +82,8 @@ class BenchmarkConfig:
     openai_model: str = _opt("text-embedding-3-small", "OpenAI embedding model")
     openai_base_url: str | None = _opt(None, "OpenAI-compatible embedding server", type=str)
     uri: str | None = _opt(None, "Milvus URI (default: Milvus Lite in a temp dir)", type=str)
-    target: str = _opt(
-        "lite", "without --uri: Lite in-process or a lite server", choices=("lite", "lite-server")
-    )
+    target: str = _opt("lite", "without --uri: Lite in-process or a lite server",
+                       choices=("lite", "lite-server"))
     token: str | None = _opt(None, "Milvus token", type=str)
     seed: int = _opt(42, "document RNG seed")
     keep_collections: bool = _opt(False, "do not drop each case's collection")
@@ -170,28 +160,16 @@ def cli_fields() -> list[tuple[str, Any, dict[str, Any]]]:
 
 
 def require_extra(*, progress: bool, plot: bool, service: bool = False) -> None:
-    """Check that the ``benchmark`` extra's modules this run uses can be imported.
-
-    Raises:
-        ConfigError: A module is missing; the message says what to install.
-    """
+    """Raise :class:`ConfigError`, saying what to install, if a module of the ``benchmark``
+    extra this run uses cannot be imported."""
     wanted = {"tqdm": progress, "matplotlib": plot, "starlette": service, "uvicorn": service,
               "httpx": service}
-    missing = [name for name, used in wanted.items() if used and not _importable(name)]
+    missing = [name for name, used in wanted.items()  # a None in sys.modules blocks the import
+               if used and (sys.modules.get(name, sys) is None or find_spec(name) is None)]
     if missing:
         hint = " (or run with --no-progress)" if missing == ["tqdm"] else ""
         raise ConfigError(f"the benchmark needs {' and '.join(missing)}, from its 'benchmark' "
                           f"extra: {INSTALL_EXTRA}{hint}")
-
-
-def _importable(name: str) -> bool:
-    try:
-        return find_spec(name) is not None
-    except ValueError:  # sys.modules[name] is None
-        return False
-
-
-# -- the tutorial's documents and queries ---------------------------------------------------
 
 
 def make_documents(count: int, seed: int) -> list[Document]:
@@ -208,15 +186,9 @@ def updated_document(doc: Document) -> Document:
     return Document(page_content=content, metadata=dict(doc.metadata))
 
 
-def seed_document() -> Document:
-    """The one document written (untimed) to create the add workload's collection."""
-    return Document(page_content="This is test document seed with some random content: 0.5",
-                    metadata={"id": "doc_seed", "score": 0.5, "category": "cat_seed"})
-
-
 def query_text(i: int, distinct: bool = False) -> str:
     """The ``i``-th query: ``"test document {i % 50}"``, or ``"test document {i}"`` if distinct."""
-    return f"test document {i if distinct else i % QUERY_DISTINCT}"
+    return f"test document {i if distinct else i % 50}"  # the tutorial's 50 texts
 
 
 def doc_key(i: int) -> str:
@@ -243,7 +215,6 @@ class CountingEmbeddings(Embeddings):
         self.requests = self.texts = 0
 
     def reset(self) -> None:
-        """Zero both counters."""
         with self._lock:
             self.requests = self.texts = 0
 
@@ -274,11 +245,7 @@ class CountingEmbeddings(Embeddings):
 
 
 def make_embeddings(config: BenchmarkConfig) -> CountingEmbeddings:
-    """The counting embeddings the configuration asks for.
-
-    Raises:
-        ConfigError: OpenAI without ``OPENAI_API_KEY`` or a base URL, or without langchain-openai.
-    """
+    """The counting embeddings the configuration asks for (:class:`ConfigError` if impossible)."""
     latency_s = config.embed_latency_ms / 1000.0
     if config.embeddings == "fake":
         fake = DeterministicFakeEmbedding(size=config.effective_dim or 0)

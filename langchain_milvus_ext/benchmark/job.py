@@ -1,12 +1,10 @@
-"""The main job: every case of a configuration on its Milvus target, with the environment; and
-the service workload, a web app's independent requests (the way most users meet concurrency).
+"""The main job: every case of a configuration on its Milvus target, with the environment.
 
-The service: a Starlette app, served by uvicorn in a thread of this process (so an in-process
-Milvus Lite file can be reached), runs one ``asimilarity_search`` per ``GET /search?q=...`` on a
-collection pre-filled like the search workload's. An httpx client in a separate process (its own
-core and GIL) sends ``service_requests`` requests from each level of ``service_concurrency``
-concurrent clients; each level is a case. starlette, uvicorn and httpx (the ``benchmark`` extra)
-are imported only in the functions that use them.
+The service workload is a web app's independent requests, the way most users meet concurrency:
+a Starlette app, served by uvicorn in a thread of this process (so an in-process Milvus Lite file
+can be reached), runs one ``asimilarity_search`` per ``GET /search?q=...``; an httpx client in a
+separate process (its own core and GIL) sends ``service_requests`` requests from each level of
+``service_concurrency`` concurrent clients. starlette, uvicorn and httpx are imported only here.
 """
 
 from __future__ import annotations
@@ -42,7 +40,6 @@ from .runner import (
     repeat_case,
     resolve_contenders,
     run_case,
-    setup_store,
 )
 
 PACKAGES = ("langchain-milvus-ext", "langchain-milvus", "langchain-core", "pymilvus", "milvus-lite")
@@ -139,47 +136,36 @@ def environment(ctx: BenchContext, target: str, contenders: list[Contender]) -> 
 
 @contextlib.contextmanager
 def milvus_target(config: BenchmarkConfig) -> Iterator[tuple[str, str]]:
-    """Yield ``(uri, description)`` for the run, and clean up afterwards."""
+    """Yield ``(uri, description)`` for the run: ``config.uri``, else a Milvus Lite file or
+    server process (own process group) in a temporary directory, stopped and removed after."""
     if config.uri:
         yield config.uri, config.uri
         return
     with tempfile.TemporaryDirectory(prefix="lcmx-bench-", ignore_cleanup_errors=True) as tmp:
-        if config.target == "lite-server":
-            with lite_server(os.path.join(tmp, "data")) as uri:
-                yield uri, "Milvus Lite server (separate process)"
-        else:
+        if config.target != "lite-server":
             yield os.path.join(tmp, "bench.db"), "Milvus Lite (in-process, temporary file)"
-
-
-@contextlib.contextmanager
-def lite_server(data_dir: str) -> Iterator[str]:
-    """Run a Milvus Lite server process (own process group) for the block; yields its URI.
-
-    Raises:
-        RuntimeError: The server exited or did not accept connections in time (with its log).
-    """
-    port = free_port()
-    log_path = os.path.join(os.path.dirname(data_dir) or ".", "milvus-lite-server.log")
-    command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", data_dir,
-               "--host", "127.0.0.1", "--port", str(port)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
+            return
+        port, log_path = free_port(), os.path.join(tmp, "milvus-lite-server.log")
+        command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir",
+                   os.path.join(tmp, "data"), "--host", "127.0.0.1", "--port", str(port)]
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         try:
-            wait_for_port(port, lambda: proc.poll() is None)
-        except RuntimeError as exc:
-            with open(log_path, encoding="utf-8", errors="replace") as fh:
-                raise RuntimeError(f"milvus-lite server: {exc}: {fh.read()[-2000:]}") from exc
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if proc.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(10)
+            try:
+                wait_for_port(port, lambda: proc.poll() is None)
+            except RuntimeError as exc:
+                with open(log_path, encoding="utf-8", errors="replace") as fh:
+                    raise RuntimeError(f"milvus-lite server: {exc}: {fh.read()[-2000:]}") from exc
+            yield f"http://127.0.0.1:{port}", "Milvus Lite server (separate process)"
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                if proc.poll() is not None:
+                    break
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(10)
 
 
 def free_port() -> int:
@@ -191,11 +177,8 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, alive: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    """Return once ``127.0.0.1:port`` accepts connections.
-
-    Raises:
-        RuntimeError: ``alive()`` turned false, or the port did not open in time.
-    """
+    """Return once ``127.0.0.1:port`` accepts connections (``RuntimeError`` if ``alive()``
+    turns false or the port does not open in time)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not alive():
@@ -243,8 +226,7 @@ def serve(ctx: BenchContext, contender: Contender, name: str) -> Iterator[tuple[
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    with open_store(ctx, contender, name, fresh=True) as store:
-        _, rows = setup_store(ctx, store, "search", name)
+    with open_store(ctx, contender, "search", name, fresh=True) as (store, _, rows):
 
         async def search(request: Request) -> JSONResponse:
             docs = await store.asimilarity_search(request.query_params["q"], k=ctx.config.k)

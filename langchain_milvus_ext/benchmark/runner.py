@@ -1,10 +1,9 @@
-"""The contenders, and one case of them: set up, warmed up, timed, repeated and checked.
+"""The contenders, and a case: set up, warmed up, timed, repeated and checked.
 
 The same for every contender: a fresh collection per repetition of add, delete and upsert, one
-per case for search and mmr, filled before timing (add: one seed document); one untimed warm-up
-read before the timed work (in the same event loop), then the embedding counters are reset.
-Stores make N single calls (a sync loop, or ``asyncio.gather`` in a fresh loop); the ceiling
-does the same N operations in one batched pymilvus call.
+per case for search and mmr, filled untimed; one untimed warm-up read (in the timed work's event
+loop), then the embedding counters are reset. Stores make N single calls (a sync loop, or
+``asyncio.gather`` in a fresh loop); the ceiling makes them one batched pymilvus call.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from .config import (
     OURS_ASYNC,
     OURS_SYNC,
     doc_key,
-    seed_document,
     updated_document,
 )
 from .report import CaseResult
@@ -132,9 +130,11 @@ def time_batch(call: Callable[[], Sequence[Any]]) -> Timed:
 
 
 @contextlib.contextmanager
-def open_store(ctx: BenchContext, contender: Contender, name: str, *, fresh: bool) -> Iterator[Any]:
-    """The contender's store on collection ``name`` (``fresh``: dropped and recreated), closed
-    (its sync client: ours ``close()``, langchain-milvus's client) after the block."""
+def open_store(
+    ctx: BenchContext, contender: Contender, workload: str, name: str, *, fresh: bool
+) -> Iterator[tuple[Any, list[Any], int]]:
+    """Yield the contender's store on collection ``name``, the ids it was filled with and its
+    rows (``fresh``: dropped, recreated and filled, untimed); its sync client is closed after."""
     assert contender.store_class is not None
     connection = {"uri": ctx.uri, **({"token": ctx.token} if ctx.token else {})}
     store = contender.store_class(
@@ -142,77 +142,39 @@ def open_store(ctx: BenchContext, contender: Contender, name: str, *, fresh: boo
         index_params=ctx.store_index_params, drop_old=fresh, auto_id=contender.auto_id,
     )
     try:
-        yield store
+        if not fresh:
+            yield store, [], ctx.count(name)
+            return
+        docs = ctx.initial_docs(workload)
+        ids, rows = list(store.add_documents(docs)), ctx.count(name)
+        if rows != len(docs) or len(ids) != rows:
+            raise CheckFailure(f"set-up: {len(docs)} documents gave {rows} rows, {len(ids)} ids")
+        yield store, ids, rows
     finally:
         (store.close if hasattr(store, "close") else store._milvus_client.close)()
-
-
-def setup_store(ctx: BenchContext, store: Any, workload: str, name: str) -> tuple[list[Any], int]:
-    """Fill a fresh collection, untimed. Returns the pre-fill ids and the row count."""
-    docs = [seed_document()] if workload == "add" else ctx.prefill_docs
-    ids = list(store.add_documents(docs))
-    rows = ctx.count(name)
-    if rows != len(docs) or len(ids) != rows:
-        raise CheckFailure(f"set-up: {len(docs)} documents gave {rows} rows, {len(ids)} ids")
-    return ids, rows
 
 
 def store_calls(
     ctx: BenchContext, store: Any, contender: Contender, workload: str, n: int, ids: list[Any]
 ) -> list[Callable[[], Any]]:
     """The N single calls of a workload, bound to the sync or the async methods."""
-    cfg, a = ctx.config, contender.mode == "async"
+    cfg, prefix = ctx.config, "a" if contender.mode == "async" else ""
+
+    def bind(method: str, *args: Any, **kwargs: Any) -> Callable[[], Any]:
+        return partial(getattr(store, prefix + method), *args, **kwargs)
+
     if workload == "add":
-        add = store.aadd_documents if a else store.add_documents
-        return [partial(add, [d]) for d in ctx.add_docs[:n]]
-    if workload in ("search", "service"):
-        search = store.asimilarity_search if a else store.similarity_search
-        return [partial(search, q, k=cfg.k) for q in ctx.queries(n)]
+        return [bind("add_documents", [d]) for d in ctx.add_docs[:n]]
     if workload == "mmr":
-        mmr = store.amax_marginal_relevance_search if a else store.max_marginal_relevance_search
-        return [partial(mmr, q, k=cfg.k, fetch_k=cfg.fetch_k, lambda_mult=cfg.lambda_mult)
-                for q in ctx.queries(n)]
+        return [bind("max_marginal_relevance_search", q, k=cfg.k, fetch_k=cfg.fetch_k,
+                     lambda_mult=cfg.lambda_mult) for q in ctx.queries(n)]
     if workload == "delete":
-        delete, kwargs = (store.adelete if a else store.delete), contender.delete_kwargs
-        assert kwargs is not None
-        return [partial(delete, **kwargs(doc_key(i))) for i in range(n)]
-    upsert = store.aupsert if a else store.upsert
-    return [partial(upsert, ids=[ids[i]], documents=[updated_document(ctx.prefill_docs[i])])
-            for i in range(n)]
-
-
-def run_repetition(
-    ctx: BenchContext, contender: Contender, workload: str, n: int, name: str, *, fresh: bool,
-    budget_s: float = 0.0,
-) -> tuple[Timed, int]:
-    """Set up (if ``fresh``), warm up and time one repetition; returns it and the rows before.
-    A sync loop starts no call once the repetition, set-up included, took ``budget_s`` (0: it
-    makes all N calls)."""
-    started = time.perf_counter()
-    if contender.mode == "ceiling":
-        return _run_ceiling(ctx, workload, n, name, fresh=fresh)
-    with open_store(ctx, contender, name, fresh=fresh) as store:
-        ids, rows = setup_store(ctx, store, workload, name) if fresh else ([], ctx.count(name))
-        calls = store_calls(ctx, store, contender, workload, n, ids)
-        warm = store_calls(ctx, store, contender, "mmr" if workload == "mmr" else "search", 1, [])
-        if contender.mode == "sync":
-            warm[0]()
-            ctx.embeddings.reset()
-            left = max(budget_s - (time.perf_counter() - started), 1e-9) if budget_s else 0.0
-            return time_sync(calls, left), rows
-
-        async def gather() -> Timed:
-            try:
-                await warm[0]()
-                ctx.embeddings.reset()
-                return await time_gather(calls)
-            finally:  # the store's async client, for this loop
-                if hasattr(store, "aclose"):
-                    await store.aclose()
-                elif store._async_milvus_client is not None:
-                    await store._async_milvus_client.close()
-
-        return asyncio.run(gather()), rows
+        assert contender.delete_kwargs is not None
+        return [bind("delete", **contender.delete_kwargs(doc_key(i))) for i in range(n)]
+    if workload == "upsert":
+        return [bind("upsert", ids=[ids[i]], documents=[updated_document(ctx.prefill_docs[i])])
+                for i in range(n)]
+    return [bind("similarity_search", q, k=cfg.k) for q in ctx.queries(n)]  # search, service
 
 
 # -- the ceiling: one batched pymilvus call per workload ------------------------------------
@@ -267,7 +229,7 @@ def _run_ceiling(
     try:
         if fresh:
             _create_collection(client, name, ctx.dim, ctx.ceiling_metric)
-            docs = [seed_document()] if workload == "add" else ctx.prefill_docs
+            docs = ctx.initial_docs(workload)
             pks = ["seed"] if workload == "add" else [f"p{i}" for i in range(len(docs))]
             for start in range(0, len(docs), INSERT_CHUNK):
                 end = start + INSERT_CHUNK
@@ -369,12 +331,37 @@ def repeat_case(
 
 
 def run_case(ctx: BenchContext, contender: Contender, workload: str, n: int) -> list[CaseResult]:
-    """Run and check one case's repetitions; a first sync loop stops at the case budget."""
+    """Run and check one case's repetitions; a first sync loop starts no call once it took
+    ``case_budget_s``, set-up included."""
     name = ctx.collection_name(contender.name, workload, n)
     result = CaseResult(workload, n, contender.name)
 
-    def one(fresh: bool) -> tuple[Timed, int]:
-        budget_s = 0.0 if result.repeats else ctx.config.case_budget_s
-        return run_repetition(ctx, contender, workload, n, name, fresh=fresh, budget_s=budget_s)
+    def one(fresh: bool) -> tuple[Timed, int]:  # set up (if fresh), warm up and time
+        started = time.perf_counter()
+        if contender.mode == "ceiling":
+            return _run_ceiling(ctx, workload, n, name, fresh=fresh)
+        with open_store(ctx, contender, workload, name, fresh=fresh) as (store, ids, rows):
+            calls = store_calls(ctx, store, contender, workload, n, ids)
+            warm = store_calls(ctx, store, contender, "mmr" if workload == "mmr" else "search",
+                               1, [])[0]
+            if contender.mode == "sync":
+                warm()
+                ctx.embeddings.reset()
+                budget_s = 0.0 if result.repeats else ctx.config.case_budget_s
+                left = max(budget_s - (time.perf_counter() - started), 1e-9) if budget_s else 0.0
+                return time_sync(calls, left), rows
+
+            async def gather() -> Timed:
+                try:
+                    await warm()
+                    ctx.embeddings.reset()
+                    return await time_gather(calls)
+                finally:  # the store's async client, for this loop
+                    if hasattr(store, "aclose"):
+                        await store.aclose()
+                    elif store._async_milvus_client is not None:
+                        await store._async_milvus_client.close()
+
+            return asyncio.run(gather()), rows
 
     return [repeat_case(ctx, result, name, one)]
