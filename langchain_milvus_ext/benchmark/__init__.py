@@ -1,11 +1,7 @@
 """Benchmark: the async tutorial's workload, ours vs langchain-milvus vs a batched ceiling.
 
-Run ``python -m langchain_milvus_ext.benchmark --help``, or from Python::
-
-    from langchain_milvus_ext.benchmark import BenchmarkConfig, run_benchmark
-
-    results = run_benchmark(BenchmarkConfig(n=(10, 100), prefill=200))
-    print(results.to_json())
+Run ``python -m langchain_milvus_ext.benchmark --help``, or from Python
+``print(run_benchmark(BenchmarkConfig(n=(10, 100), prefill=200)).to_json())``.
 """
 
 from .config import CONTENDERS, WORKLOADS, BenchmarkConfig, ConfigError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -217,32 +217,13 @@ def _fmt(value: float | None, kind: str) -> str:
     return f"{value * 100:.0f}%" if value >= 0.1 else f"{value * 100:.1f}%"
 
 
-def case_cells(results: BenchmarkResults, case: CaseResult) -> dict[str, str]:
-    """Every table cell of one case, by column name (both tables pick theirs)."""
-    check = "ok" if case.ok else "FAIL"
-    if case.ok and case.recall is not None and case.recall < 1.0:
-        check = f"ok r={case.recall:.2f}"
-    spread = "-"
-    if case.ok:
-        spread = f"{_fmt(case.throughput_min, 'rate')}-{_fmt(case.throughput_max, 'rate')}"
-    rate = _fmt(case.throughput, "rate")
-    return {
-        "workload": case.workload, "N": str(case.n), "contender": case.contender,
-        "clients": str(case.concurrency), "requests": str(case.n),
-        "total s": _fmt(case.total_s, "s") + ("*" if case.ops_timed else ""),
-        "ops/s": rate, "req/s": rate,
-        "min-max ops/s": spread, "min-max req/s": spread, "reps": str(case.repeats),
-        **{f"p{p} ms": _fmt(getattr(case.latency, f"p{p}_ms", None), "ms") for p in (50, 95, 99)},
-        "vs lcm-async": _fmt(results.ratio(case, LCM_ASYNC), "x"),
-        "vs ours-sync": _fmt(results.ratio(case, OURS_SYNC), "x"),
-        "of ceiling": _fmt(results.ratio(case, CEILING), "%"),
-        "embed reqs": "-" if case.embed_requests is None else str(case.embed_requests),
-        "check": check,
-    }
-
-
-def render_table(header: Sequence[str], rows: Sequence[Row]) -> str:
-    """Align ``rows`` under ``header``; a ``None`` row becomes a separator line."""
+def render_table(header: Sequence[str], rows: Sequence[Row], markdown: bool = False) -> str:
+    """Align ``rows`` under ``header``, a ``None`` row being a separator line; or, ``markdown``,
+    a GitHub markdown table (separator rows dropped)."""
+    if markdown:
+        align = ["---" if h in _LEFT else "---:" for h in header]
+        lines = [header, align, *(r for r in rows if r is not None)]
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
     widths = [max([len(h), *(len(r[i]) for r in rows if r is not None)])
               for i, h in enumerate(header)]
 
@@ -254,16 +235,7 @@ def render_table(header: Sequence[str], rows: Sequence[Row]) -> str:
     return "\n".join([line(header), rule, *(rule if r is None else line(r) for r in rows)])
 
 
-def render_markdown(header: Sequence[str], rows: Sequence[Row]) -> str:
-    """``rows`` as a GitHub markdown table (separator rows are dropped)."""
-    align = ["---" if h in _LEFT else "---:" for h in header]
-    lines = [header, align, *(r for r in rows if r is not None)]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
-
-
-def format_table(
-    results: BenchmarkResults, render: Callable[[Sequence[str], Sequence[Row]], str] = render_table
-) -> str:
+def format_table(results: BenchmarkResults, markdown: bool = False) -> str:
     """The store workloads' table (a block per workload and N), then the service table."""
     tables = []
     for service, columns in ((False, STORE_COLUMNS), (True, SERVICE_COLUMNS)):
@@ -275,10 +247,29 @@ def format_table(
             if previous is not None and (case.workload, case.n, case.concurrency) != previous:
                 rows.append(None)
             previous = (case.workload, case.n, case.concurrency)
-            cells = case_cells(results, case)
+            check = "ok" if case.ok else "FAIL"
+            if case.ok and case.recall is not None and case.recall < 1.0:
+                check = f"ok r={case.recall:.2f}"
+            rate, spread = _fmt(case.throughput, "rate"), "-"
+            if case.ok:
+                spread = f"{_fmt(case.throughput_min, 'rate')}-{_fmt(case.throughput_max, 'rate')}"
+            cells = {  # both tables' cells, by column
+                "workload": case.workload, "N": str(case.n), "contender": case.contender,
+                "clients": str(case.concurrency), "requests": str(case.n),
+                "total s": _fmt(case.total_s, "s") + ("*" if case.ops_timed else ""),
+                "ops/s": rate, "req/s": rate, "min-max ops/s": spread, "min-max req/s": spread,
+                "reps": str(case.repeats),
+                **{f"p{p} ms": _fmt(getattr(case.latency, f"p{p}_ms", None), "ms")
+                   for p in (50, 95, 99)},
+                "vs lcm-async": _fmt(results.ratio(case, LCM_ASYNC), "x"),
+                "vs ours-sync": _fmt(results.ratio(case, OURS_SYNC), "x"),
+                "of ceiling": _fmt(results.ratio(case, CEILING), "%"),
+                "embed reqs": "-" if case.embed_requests is None else str(case.embed_requests),
+                "check": check,
+            }
             rows.append([cells[c] for c in columns])
         if rows:
-            tables.append(render(columns, rows))
+            tables.append(render_table(columns, rows, markdown))
     return "\n\n".join(tables)
 
 
@@ -305,6 +296,6 @@ def format_report(results: BenchmarkResults, markdown: bool = False) -> str:
     lines += [f"FAILED {case.label}: {case.error}" for case in results.failures]
     lines.append(f"Total run time: {results.wall_time_s:.1f} s")
     if markdown:
-        return "\n\n".join([f"**{title}**", format_table(results, render_markdown), *lines]) + "\n"
+        return "\n\n".join([f"**{title}**", format_table(results, markdown=True), *lines]) + "\n"
     return "\n".join([title, "", format_table(results), "", *lines])
 

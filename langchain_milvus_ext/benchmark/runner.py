@@ -225,6 +225,7 @@ def _to_document(hit: Any) -> Document:
 def _run_ceiling(
     ctx: BenchContext, workload: str, n: int, name: str, *, fresh: bool
 ) -> tuple[Timed, int]:
+    """One repetition of the ceiling: set up (if ``fresh``), warm up and time the batch."""
     client = milvus_client(ctx.uri, ctx.token)
     try:
         if fresh:
@@ -235,56 +236,44 @@ def _run_ceiling(
                 end = start + INSERT_CHUNK
                 _write(ctx, client, "insert", name, pks[start:end], docs[start:end])
         rows = ctx.count(name)
-        _ceiling_call(ctx, client, "mmr" if workload == "mmr" else "search", 1, name)()
+        _ceiling_batch(ctx, client, "mmr" if workload == "mmr" else "search", 1, name)
         ctx.embeddings.reset()
-        return time_batch(_ceiling_call(ctx, client, workload, n, name)), rows
+        return time_batch(partial(_ceiling_batch, ctx, client, workload, n, name)), rows
     finally:
         client.close()
 
 
-def _ceiling_call(
-    ctx: BenchContext, client: Any, workload: str, n: int, name: str
-) -> Callable[[], list[Any]]:
-    """The workload's N operations as one batched pymilvus call."""
+def _ceiling_batch(ctx: BenchContext, client: Any, workload: str, n: int, name: str) -> list[Any]:
+    """The workload's N operations as one batched pymilvus call; one result per operation."""
     cfg = ctx.config
-
-    def search(mmr: bool) -> list[Any]:
-        vectors = ctx.embeddings.embed_documents(ctx.queries(n))  # duplicates included
-        rows = client.search(
-            name, data=vectors, limit=cfg.fetch_k if mmr else cfg.k, anns_field=VECTOR,
-            output_fields=[TEXT_FIELD, *META_FIELDS, *([VECTOR] if mmr else [])],
-            search_params={"metric_type": ctx.ceiling_metric, "params": {}},
-        )
-        if not mmr:
-            return [[_to_document(h) for h in row] for row in rows]
-        out = []
-        for query, row in zip(vectors, rows, strict=True):
-            hits = list(row)
-            picked = maximal_marginal_relevance(
-                np.asarray(query, dtype=np.float32), [list(h["entity"][VECTOR]) for h in hits],
-                lambda_mult=cfg.lambda_mult, k=cfg.k,
-            )
-            out.append([_to_document(hits[j]) for j in picked])
-        return out
-
-    def add() -> list[Any]:
+    if workload == "add":
         result = _write(ctx, client, "insert", name, [f"a{i}" for i in range(n)], ctx.add_docs[:n])
         return [[pk] for pk in result["ids"]]
-
-    def delete() -> list[Any]:
+    if workload == "delete":
         client.delete(name, filter=key_filter([doc_key(i) for i in range(n)]))
         return [True] * n
-
-    def upsert() -> list[Any]:
+    if workload == "upsert":
         docs = [updated_document(d) for d in ctx.prefill_docs[:n]]
         _write(ctx, client, "upsert", name, [f"p{i}" for i in range(n)], docs)
         return [None] * n
-
-    calls: dict[str, Callable[[], list[Any]]] = {
-        "add": add, "search": partial(search, False), "mmr": partial(search, True),
-        "delete": delete, "upsert": upsert,
-    }
-    return calls[workload]
+    mmr = workload == "mmr"
+    vectors = ctx.embeddings.embed_documents(ctx.queries(n))  # the N texts, duplicates included
+    rows = client.search(
+        name, data=vectors, limit=cfg.fetch_k if mmr else cfg.k, anns_field=VECTOR,
+        output_fields=[TEXT_FIELD, *META_FIELDS, *([VECTOR] if mmr else [])],
+        search_params={"metric_type": ctx.ceiling_metric, "params": {}},
+    )
+    if not mmr:
+        return [[_to_document(h) for h in row] for row in rows]
+    out = []
+    for query, row in zip(vectors, rows, strict=True):
+        hits = list(row)
+        picked = maximal_marginal_relevance(
+            np.asarray(query, dtype=np.float32), [list(h["entity"][VECTOR]) for h in hits],
+            lambda_mult=cfg.lambda_mult, k=cfg.k,
+        )
+        out.append([_to_document(hits[j]) for j in picked])
+    return out
 
 
 # -- a case -----------------------------------------------------------------------------------
@@ -294,10 +283,9 @@ def repeat_case(
     ctx: BenchContext, result: CaseResult, collection: str,
     one: Callable[[bool], tuple[Timed, int]], *, drop: bool = True, only_timed: bool = False,
 ) -> CaseResult:
-    """Run ``one(fresh)`` (a timed repetition) up to ``repeat`` times, checking each one,
-    until one more (at the mean so far, set-up and checks included) would take the case past
-    ``case_budget_s`` (``only_timed``: the timed work only). Errors and failed checks are
-    recorded on ``result``; ``drop``: drop the collection afterwards."""
+    """Run and check ``one(fresh)`` (a timed repetition) up to ``repeat`` times, until one more
+    would take the case past ``case_budget_s`` (``only_timed``: counting timed work only);
+    errors and failed checks are recorded on ``result``."""
     cfg, started, spent = ctx.config, time.perf_counter(), 0.0
     try:
         while result.repeats < cfg.repeat:

@@ -47,7 +47,6 @@ from langchain_milvus_ext.benchmark.report import (
     format_report,
     format_table,
     percentile,
-    render_markdown,
     render_table,
 )
 from langchain_milvus_ext.benchmark.runner import (
@@ -660,7 +659,7 @@ def test_case_budget_limits_repetitions_and_reads_reuse_their_collection() -> No
 
 
 def test_markdown_tables() -> None:
-    assert render_markdown(["workload", "ops/s"], [["add", "1"], None, ["search", "2"]]) == (
+    assert render_table(["workload", "ops/s"], [["add", "1"], None, ["search", "2"]], True) == (
         "| workload | ops/s |\n| --- | ---: |\n| add | 1 |\n| search | 2 |"
     )
     text = format_report(sample_results(), markdown=True)
