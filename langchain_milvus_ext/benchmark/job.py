@@ -61,8 +61,9 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
         config=config.to_dict(),
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    with milvus_target(config) as (uri, target):
+    with milvus_target(config) as (uri, target), contextlib.ExitStack() as stack:
         ctx = BenchContext(config, uri, config.token, make_embeddings(config))
+        stack.callback(ctx.close)
         results.environment = environment(ctx, target, contenders)
         jobs: list[tuple[str, Callable[[], list[CaseResult]]]] = [
             (f"{w} N={n} {c.name}", partial(run_case, ctx, c, w, n))
@@ -75,23 +76,19 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
         if config.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(jobs), file=sys.stderr, unit="case", dynamic_ncols=True)
-        try:
-            for description, job in jobs:
-                if bar is not None:
-                    bar.set_description(description)
-                results.cases += (new := job())
-                if bar is not None:
-                    bar.update()
-                failed = [f"FAILED {c.label}: {c.error}" for c in new if c.error is not None]
-                for message in failed:
-                    (bar.write if bar is not None else print)(message, file=sys.stderr)
-                if failed and config.fail_fast:
-                    break
-        finally:
+            bar = stack.enter_context(tqdm(total=len(jobs), file=sys.stderr, unit="case",
+                                           dynamic_ncols=True))
+        for description, job in jobs:
             if bar is not None:
-                bar.close()
-            ctx.close()
+                bar.set_description(description)
+            results.cases += (new := job())
+            if bar is not None:
+                bar.update()
+            failed = [f"FAILED {c.label}: {c.error}" for c in new if c.error is not None]
+            for message in failed:
+                (bar.write if bar is not None else print)(message, file=sys.stderr)
+            if failed and config.fail_fast:
+                break
     results.wall_time_s = time.perf_counter() - started
     return results
 
@@ -177,8 +174,7 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, alive: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    """Return once ``127.0.0.1:port`` accepts connections (``RuntimeError`` if ``alive()``
-    turns false or the port does not open in time)."""
+    """Return once ``127.0.0.1:port`` accepts connections, else raise ``RuntimeError``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not alive():

@@ -1,9 +1,7 @@
-"""The contenders, and a case: set up, warmed up, timed, repeated and checked.
-
-The same for every contender: a fresh collection per repetition of add, delete and upsert, one
-per case for search and mmr, filled untimed; one untimed warm-up read (in the timed work's event
-loop), then the embedding counters are reset. Stores make N single calls (a sync loop, or
-``asyncio.gather`` in a fresh loop); the ceiling makes them one batched pymilvus call.
+"""The contenders, and a case: set up, warmed up, timed, repeated and checked. Every contender
+gets a fresh collection per repetition of add, delete and upsert (one per case for search and
+mmr) filled untimed, and one untimed warm-up read in the timed work's event loop; stores make N
+single calls (a sync loop, or ``asyncio.gather`` in a fresh loop), the ceiling one batched call.
 """
 
 from __future__ import annotations
@@ -80,8 +78,8 @@ def resolve_contenders(names: Sequence[str]) -> list[Contender]:
 
 @dataclass(frozen=True)
 class Timed:
-    """Wall time of the batch, each operation's latency and result; ``stopped_early``: a sync
-    loop stopped at its time budget, so only ``len(outputs)`` operations ran."""
+    """Wall time, each operation's latency and result; ``stopped_early``: a sync loop stopped at
+    its time budget, so only ``len(outputs)`` operations ran."""
 
     total_s: float
     latencies_s: list[float]
@@ -184,28 +182,8 @@ META_FIELDS: tuple[str, ...] = ("id", "score", "category")
 INSERT_CHUNK = 1000
 
 
-def _create_collection(client: Any, name: str, dim: int, metric: str) -> None:
-    """langchain-milvus's layout (metadata as scalar fields, AUTOINDEX, Session), with a VARCHAR
-    primary key the benchmark assigns."""
-    if client.has_collection(name):
-        client.drop_collection(name)
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field(PK, DataType.VARCHAR, is_primary=True, max_length=64)
-    schema.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=65_535)
-    schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=dim)
-    schema.add_field("id", DataType.VARCHAR, max_length=65_535)
-    schema.add_field("score", DataType.DOUBLE)
-    schema.add_field("category", DataType.VARCHAR, max_length=65_535)
-    index = client.prepare_index_params()
-    index.add_index(field_name=VECTOR, index_type="AUTOINDEX", metric_type=metric, params={})
-    client.create_collection(name, schema=schema, index_params=index, consistency_level="Session")
-    client.load_collection(name)
-
-
-def _write(
-    ctx: BenchContext, client: Any, method: str, name: str, pks: Sequence[str],
-    docs: Sequence[Document],
-) -> Any:
+def _write(ctx: BenchContext, client: Any, method: str, name: str, pks: Sequence[str],
+           docs: Sequence[Document]) -> Any:
     """Embed ``docs`` in one request and ``insert`` or ``upsert`` them as rows keyed ``pks``."""
     vectors = ctx.embeddings.embed_documents([d.page_content for d in docs])
     return getattr(client, method)(name, [
@@ -228,8 +206,22 @@ def _run_ceiling(
     """One repetition of the ceiling: set up (if ``fresh``), warm up and time the batch."""
     client = milvus_client(ctx.uri, ctx.token)
     try:
-        if fresh:
-            _create_collection(client, name, ctx.dim, ctx.ceiling_metric)
+        if fresh:  # langchain-milvus's layout (metadata as scalar fields), our primary keys
+            if client.has_collection(name):
+                client.drop_collection(name)
+            schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field(PK, DataType.VARCHAR, is_primary=True, max_length=64)
+            schema.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=65_535)
+            schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=ctx.dim)
+            schema.add_field("id", DataType.VARCHAR, max_length=65_535)
+            schema.add_field("score", DataType.DOUBLE)
+            schema.add_field("category", DataType.VARCHAR, max_length=65_535)
+            index = client.prepare_index_params()
+            index.add_index(field_name=VECTOR, index_type="AUTOINDEX",
+                            metric_type=ctx.ceiling_metric, params={})
+            client.create_collection(name, schema=schema, index_params=index,
+                                     consistency_level="Session")
+            client.load_collection(name)
             docs = ctx.initial_docs(workload)
             pks = ["seed"] if workload == "add" else [f"p{i}" for i in range(len(docs))]
             for start in range(0, len(docs), INSERT_CHUNK):
