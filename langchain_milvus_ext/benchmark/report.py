@@ -115,8 +115,11 @@ class CaseResult:
         return cls(**values, latency=LatencyStats(**latency) if latency else None)
 
 
-RATIOS = {"speedup_vs_langchain_milvus_async": LCM_ASYNC, "speedup_vs_ours_sync": OURS_SYNC,
-          "fraction_of_ceiling": CEILING}  # JSON key: baseline contender
+RATIOS = {  # JSON key: (table column, baseline contender, format)
+    "speedup_vs_langchain_milvus_async": ("vs lcm-async", LCM_ASYNC, "x"),
+    "speedup_vs_ours_sync": ("vs ours-sync", OURS_SYNC, "x"),
+    "fraction_of_ceiling": ("of ceiling", CEILING, "%"),
+}
 
 
 @dataclass
@@ -167,7 +170,7 @@ class BenchmarkResults:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict, with the ratios (of medians) added to each case."""
-        cases = [{**asdict(c), **{k: self.ratio(c, base) for k, base in RATIOS.items()}}
+        cases = [{**asdict(c), **{k: self.ratio(c, base) for k, (_, base, _) in RATIOS.items()}}
                  for c in self.ordered_cases()]
         return {**asdict(self), "cases": cases}
 
@@ -261,9 +264,8 @@ def format_table(results: BenchmarkResults, markdown: bool = False) -> str:
                 "reps": str(case.repeats),
                 **{f"p{p} ms": _fmt(getattr(case.latency, f"p{p}_ms", None), "ms")
                    for p in (50, 95, 99)},
-                "vs lcm-async": _fmt(results.ratio(case, LCM_ASYNC), "x"),
-                "vs ours-sync": _fmt(results.ratio(case, OURS_SYNC), "x"),
-                "of ceiling": _fmt(results.ratio(case, CEILING), "%"),
+                **{column: _fmt(results.ratio(case, base), kind)
+                   for column, base, kind in RATIOS.values()},
                 "embed reqs": "-" if case.embed_requests is None else str(case.embed_requests),
                 "check": check,
             }
