@@ -256,14 +256,16 @@ def format_table(results: BenchmarkResults, markdown: bool = False) -> str:
             rate, spread = _fmt(case.throughput, "rate"), "-"
             if case.ok:
                 spread = f"{_fmt(case.throughput_min, 'rate')}-{_fmt(case.throughput_max, 'rate')}"
+            lat = case.latency
+            latencies = [_fmt(lat.p50_ms, "ms"), _fmt(lat.p95_ms, "ms"),
+                         _fmt(lat.p99_ms, "ms")] if lat else [_fmt(None, "ms")] * 3
             cells = {  # both tables' cells, by column
                 "workload": case.workload, "N": str(case.n), "contender": case.contender,
                 "clients": str(case.concurrency), "requests": str(case.n),
                 "total s": _fmt(case.total_s, "s") + ("*" if case.ops_timed else ""),
                 "ops/s": rate, "req/s": rate, "min-max ops/s": spread, "min-max req/s": spread,
                 "reps": str(case.repeats),
-                **{f"p{p} ms": _fmt(getattr(case.latency, f"p{p}_ms", None), "ms")
-                   for p in (50, 95, 99)},
+                **dict(zip(("p50 ms", "p95 ms", "p99 ms"), latencies, strict=True)),
                 **{column: _fmt(results.ratio(case, base), kind)
                    for column, base, kind in RATIOS.values()},
                 "embed reqs": "-" if case.embed_requests is None else str(case.embed_requests),

@@ -156,23 +156,27 @@ def store_calls(
     ctx: BenchContext, store: Any, contender: Contender, workload: str, n: int, ids: list[Any]
 ) -> list[Callable[[], Any]]:
     """The N single calls of a workload, bound to the sync or the async methods."""
-    cfg, prefix = ctx.config, "a" if contender.mode == "async" else ""
+    cfg, run_async = ctx.config, contender.mode == "async"
 
-    def bind(method: str, *args: Any, **kwargs: Any) -> Callable[[], Any]:
-        return partial(getattr(store, prefix + method), *args, **kwargs)
+    def bind(sync: Callable[..., Any], async_: Callable[..., Any], *args: Any,
+             **kwargs: Any) -> Callable[[], Any]:
+        return partial(async_ if run_async else sync, *args, **kwargs)
 
     if workload == "add":
-        return [bind("add_documents", [d]) for d in ctx.add_docs[:n]]
+        return [bind(store.add_documents, store.aadd_documents, [d]) for d in ctx.add_docs[:n]]
     if workload == "mmr":
-        return [bind("max_marginal_relevance_search", q, k=cfg.k, fetch_k=cfg.fetch_k,
-                     lambda_mult=cfg.lambda_mult) for q in ctx.queries(n)]
+        return [bind(store.max_marginal_relevance_search, store.amax_marginal_relevance_search,
+                     q, k=cfg.k, fetch_k=cfg.fetch_k, lambda_mult=cfg.lambda_mult)
+                for q in ctx.queries(n)]
     if workload == "delete":
         assert contender.delete_kwargs is not None
-        return [bind("delete", **contender.delete_kwargs(doc_key(i))) for i in range(n)]
-    if workload == "upsert":
-        return [bind("upsert", ids=[ids[i]], documents=[updated_document(ctx.prefill_docs[i])])
+        return [bind(store.delete, store.adelete, **contender.delete_kwargs(doc_key(i)))
                 for i in range(n)]
-    return [bind("similarity_search", q, k=cfg.k) for q in ctx.queries(n)]  # search, service
+    if workload == "upsert":
+        return [bind(store.upsert, store.aupsert, ids=[ids[i]],
+                     documents=[updated_document(ctx.prefill_docs[i])]) for i in range(n)]
+    return [bind(store.similarity_search, store.asimilarity_search, q, k=cfg.k)
+            for q in ctx.queries(n)]  # search, service
 
 
 # -- the ceiling: one batched pymilvus call per workload ------------------------------------
@@ -182,11 +186,11 @@ META_FIELDS: tuple[str, ...] = ("id", "score", "category")
 INSERT_CHUNK = 1000
 
 
-def _write(ctx: BenchContext, client: Any, method: str, name: str, pks: Sequence[str],
+def _write(ctx: BenchContext, write: Callable[..., Any], name: str, pks: Sequence[str],
            docs: Sequence[Document]) -> Any:
     """Embed ``docs`` in one request and ``insert`` or ``upsert`` them as rows keyed ``pks``."""
     vectors = ctx.embeddings.embed_documents([d.page_content for d in docs])
-    return getattr(client, method)(name, [
+    return write(name, [
         {PK: pk, TEXT_FIELD: doc.page_content, VECTOR: vector,
          **{key: doc.metadata[key] for key in META_FIELDS}}
         for pk, doc, vector in zip(pks, docs, vectors, strict=True)
@@ -226,7 +230,7 @@ def _run_ceiling(
             pks = ["seed"] if workload == "add" else [f"p{i}" for i in range(len(docs))]
             for start in range(0, len(docs), INSERT_CHUNK):
                 end = start + INSERT_CHUNK
-                _write(ctx, client, "insert", name, pks[start:end], docs[start:end])
+                _write(ctx, client.insert, name, pks[start:end], docs[start:end])
         rows = ctx.count(name)
         _ceiling_batch(ctx, client, "mmr" if workload == "mmr" else "search", 1, name)
         ctx.embeddings.reset()
@@ -239,14 +243,14 @@ def _ceiling_batch(ctx: BenchContext, client: Any, workload: str, n: int, name: 
     """The workload's N operations as one batched pymilvus call; one result per operation."""
     cfg = ctx.config
     if workload == "add":
-        result = _write(ctx, client, "insert", name, [f"a{i}" for i in range(n)], ctx.add_docs[:n])
+        result = _write(ctx, client.insert, name, [f"a{i}" for i in range(n)], ctx.add_docs[:n])
         return [[pk] for pk in result["ids"]]
     if workload == "delete":
         client.delete(name, filter=key_filter([doc_key(i) for i in range(n)]))
         return [True] * n
     if workload == "upsert":
         docs = [updated_document(d) for d in ctx.prefill_docs[:n]]
-        _write(ctx, client, "upsert", name, [f"p{i}" for i in range(n)], docs)
+        _write(ctx, client.upsert, name, [f"p{i}" for i in range(n)], docs)
         return [None] * n
     mmr = workload == "mmr"
     vectors = ctx.embeddings.embed_documents(ctx.queries(n))  # the N texts, duplicates included
