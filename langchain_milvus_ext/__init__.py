@@ -14,8 +14,7 @@ from langchain_milvus_ext._errors import MilvusConnectionError, StoreClosedError
 from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext.ingest import IngestResult, aingest_documents, ingest_documents
 from langchain_milvus_ext.retriever import MilvusRetriever
-from langchain_milvus_ext.tenants import TenantView
-from langchain_milvus_ext.vectorstore import Milvus, MilvusVectorStore
+from langchain_milvus_ext.vectorstore import Milvus, MilvusVectorStore, TenantView
 
 try:
     __version__ = metadata.version("langchain-milvus-ext")
