@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from langchain_milvus_ext._coalescer import CoalescerLimits
 
@@ -36,7 +37,7 @@ class Batching:
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {size!r}")
 
-    @property
+    @cached_property
     def coalescer_limits(self) -> CoalescerLimits:
-        """The coalescer bounds in force."""
+        """The coalescer bounds in force (built once, not on every write)."""
         return self.limits or CoalescerLimits(max_batch_items=self.batch_size)

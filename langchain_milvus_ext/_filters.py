@@ -377,11 +377,12 @@ def _compile_membership(key: str, ref: FieldRef, op: str, arg: Any) -> str:
         )
     literals = [_scalar(key, op, item) for item in arg]
     negate = op == "$nin"
-    mixed = len({value_kind(item) for item in arg}) > 1
+    kinds = {_value_kind(item) for item in arg}
+    mixed = len(kinds) > 1
     if mixed and not ref.is_json_path:
         raise ValueError(
-            f"filter key {key!r}: {op} mixes {' and '.join(sorted({value_kind(v) for v in arg}))}"
-            f" values, but the field {ref.expr} holds one type"
+            f"filter key {key!r}: {op} mixes {' and '.join(sorted(kinds))} values, but the "
+            f"field {ref.expr} holds one type"
         )
     if not ref.is_json_path or (ref.takes_in and literals and not mixed):
         return f"{ref.expr} {'not in' if negate else 'in'} [{', '.join(literals)}]"
@@ -393,7 +394,7 @@ def _compile_membership(key: str, ref: FieldRef, op: str, arg: Any) -> str:
     return _join([f"{ref.expr} {cmp} {lit}" for lit in literals], joiner, wrap_items=False)
 
 
-def value_kind(value: Any) -> str:
+def _value_kind(value: Any) -> str:
     """The kind Milvus gives a literal in a list: bool, number or string.
 
     A list that mixes kinds (`["", 0]`) is refused by `in [...]` ("list elements must be of
