@@ -96,8 +96,8 @@ class _Call(Generic[T, R]):  # one submit(): its items, its future, the state of
     future: asyncio.Future[list[R]]
     results: list[Any]
     pending: int = 0  # batches holding some of our items that have not settled yet
-    failed: list[range] = field(default_factory=list)
-    errors: list[BaseException] = field(default_factory=list)
+    failed: list[range] | None = None  # the failed batches' slices (made on the first failure)
+    errors: list[BaseException] | None = None
     since: float = field(default_factory=time.monotonic)  # when it was submitted
 
 
@@ -164,8 +164,11 @@ class Coalescer(Generic[K, T, R]):
         self._running, self._closed = 0, False
         self.stats = CoalescerStats()
 
-    async def submit(self, key: K, items: Sequence[T]) -> list[R]:
-        """Queue ``items`` under ``key`` and wait for their results.
+    def submit(self, key: K, items: Sequence[T]) -> asyncio.Future[list[R]]:
+        """Queue ``items`` under ``key``; await the returned future for their results.
+
+        Call it from a coroutine of the loop the coalescer is bound to. It is a plain function
+        returning a future (not a coroutine), so a caller costs no extra coroutine.
 
         Args:
             key: Batch key; only calls with equal keys share a batch.
@@ -175,7 +178,8 @@ class Coalescer(Generic[K, T, R]):
             One result per item, in order.
 
         Raises:
-            BatchError: A batch holding some of the items failed (see its attributes).
+            BatchError: (from the future) A batch holding some of the items failed (see its
+                attributes).
             RuntimeError: The coalescer is closed or bound to another running loop.
         """
         if self._closed:
@@ -186,12 +190,14 @@ class Coalescer(Generic[K, T, R]):
                 raise RuntimeError("Coalescer is bound to another event loop; use one per loop")
             self._loop, self._running = loop, 0  # first use, or the old loop and its state died
             self._open, self._ready, self._tasks = {}, deque(), set()
+        future: asyncio.Future[list[R]] = loop.create_future()
         if len(items) == 0:
-            return []
+            future.set_result([])
+            return future
         sizes = None if self._size_of is _unit_size else [self._size_of(x) for x in items]
-        call: _Call[T, R] = _Call(items, loop.create_future(), [None] * len(items))
+        call: _Call[T, R] = _Call(items, future, [None] * len(items))
         self._enqueue(key, call, sizes)
-        return await call.future
+        return future
 
     async def drain(self) -> None:
         """Send every queued item now and wait until all batches have finished."""
@@ -334,6 +340,8 @@ class Coalescer(Generic[K, T, R]):
         for call, start, stop in segments:
             if not call.future.done():  # done here means the caller was cancelled
                 if isinstance(outcome, BaseException):
+                    if call.failed is None or call.errors is None:
+                        call.failed, call.errors = [], []
                     call.failed.append(range(start, stop))
                     call.errors.append(outcome)  # a call has at most one segment per batch
                 else:
@@ -345,9 +353,11 @@ class Coalescer(Generic[K, T, R]):
 
     @staticmethod
     def _finish(call: _Call[T, R]) -> None:
-        if not call.failed:
+        if call.failed is None or call.errors is None:
             call.future.set_result(call.results)
             return
-        failed = sorted(i for r in call.failed for i in r)
-        partial = {i: r for i, r in enumerate(call.results) if not any(i in f for f in call.failed)}
+        failed_ranges = call.failed
+        failed = sorted(i for r in failed_ranges for i in r)
+        partial = {i: r for i, r in enumerate(call.results)
+                   if not any(i in f for f in failed_ranges)}
         call.future.set_exception(BatchError(len(call.items), failed, partial, call.errors))

@@ -153,7 +153,7 @@ def split_documents(
     if ids is not None:
         ids = id_list(ids)
     texts = [d.page_content for d in documents]
-    metadatas = [dict(d.metadata) for d in documents]
+    metadatas = [d.metadata for d in documents]  # not copied: build_rows copies, never changes
     if ids is None and any(d.id is not None for d in documents):
         ids = [d.id for d in documents]
     return texts, metadatas, ids
@@ -195,7 +195,7 @@ def build_rows(
         row: Row = {layout.text_field: text}
         if ids is not None:
             row[layout.pk_field] = ids[position]
-        row.update(_metadata_columns(metadata, layout, position, reserved))
+        _add_metadata_columns(row, metadata, layout, position, reserved)
         rows.append(row)
     return rows
 
@@ -204,15 +204,17 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 _STRICT_JSON = json.JSONEncoder(allow_nan=False)  # json.dumps(**options) builds one per call
 
 
-def _metadata_columns(
-    metadata: Any, layout: CollectionLayout, position: int, reserved: frozenset[str]
-) -> Row:
+def _add_metadata_columns(
+    columns: Row, metadata: Any, layout: CollectionLayout, position: int,
+    reserved: frozenset[str],
+) -> None:
+    """Check one metadata dict and add its columns to the row `columns` (copies of the values
+    that could change: the caller's dict is never stored or changed)."""
     where = f"metadatas[{position}]"
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict):
         raise ValueError(f"{where} must be a dict, got {type(metadata).__name__}")
-    columns: Row = {}
     if not layout.metadata_field and _plain_json(metadata):
         encoded = None  # valid as it is: no JSON round trip (dynamic or column mode)
     else:
@@ -234,7 +236,7 @@ def _metadata_columns(
         columns[layout.metadata_field] = dict(metadata) if flat else json.loads(encoded)
         for name, dtype in layout.scalar_fields.items():  # e.g. a partition key, also a column
             columns[name] = _column_value(metadata, name, dtype, layout, where)
-        return columns
+        return
     if not reserved.isdisjoint(metadata):
         raise ValueError(
             f"{where} uses reserved key(s) {sorted(reserved.intersection(metadata))}: they "
@@ -251,7 +253,6 @@ def _metadata_columns(
     columns.update(metadata if encoded is None else json.loads(encoded))  # a private copy
     for name, dtype in layout.scalar_fields.items():
         columns[name] = _column_value(metadata, name, dtype, layout, where)
-    return columns
 
 
 def _plain_json(metadata: dict[Any, Any]) -> bool:
@@ -464,7 +465,9 @@ def estimate_row_bytes(row: Row) -> int:
     """A cheap size estimate of one row for batch byte limits."""
     size = 64
     for value in row.values():
-        if isinstance(value, str):
+        if type(value) is str and value.isascii():  # the usual case: no encoding needed
+            size += len(value)
+        elif isinstance(value, str):
             size += len(value.encode("utf-8"))
         elif isinstance(value, list) and all(isinstance(x, float) for x in value[:4]):
             size += 8 * len(value)  # a vector

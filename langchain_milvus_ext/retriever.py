@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from langchain_core.callbacks import (
@@ -37,7 +37,7 @@ class RetrievableStore(Protocol):
 
     def _run(self, plan: PlanOf[R]) -> R: ...
 
-    async def _arun(self, plan: PlanOf[R]) -> R: ...
+    def _arun(self, plan: PlanOf[R]) -> Awaitable[R]: ...
 
     def similarity_search_batch(self, queries: Sequence[str], k: int = 4,
                                 **kwargs: Any) -> list[list[Document]]: ...

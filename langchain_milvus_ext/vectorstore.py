@@ -6,7 +6,7 @@ Each method is a thin shell: it checks its arguments (`_arguments`), builds a pl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, NoReturn
 
@@ -351,9 +351,11 @@ class MilvusVectorStore(_LangchainMilvus):
         """Run a plan with the sync driver (a tenant view's confines it first)."""
         return self._sync.run(plan)
 
-    async def _arun(self, plan: PlanOf[R]) -> R:
-        """Run a plan in the running loop with the async driver (coalescing)."""
-        return await self._async.run(plan)
+    def _arun(self, plan: PlanOf[R]) -> Awaitable[R]:
+        """Run a plan in the running loop with the async driver (coalescing); await the result.
+
+        Call it from a coroutine; bad input raises here (see `AsyncDriver.run`)."""
+        return self._async.run(plan)
 
     def _timeout(self, timeout: float | None) -> float | None:
         return timeout if timeout is not None else self.timeout

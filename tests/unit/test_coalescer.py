@@ -366,12 +366,16 @@ def test_init_needs_no_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bound_to_one_event_loop() -> None:
     c: Coalescer[str, int, int] = Coalescer(Recorder())
     a, b = asyncio.new_event_loop(), asyncio.new_event_loop()
+
+    async def submit(items: list[int]) -> list[int]:  # submit is called in the running loop
+        return await c.submit("k", items)
+
     try:
-        assert a.run_until_complete(c.submit("k", [1])) == [2]
+        assert a.run_until_complete(submit([1])) == [2]
         with pytest.raises(RuntimeError, match="another event loop"):
-            b.run_until_complete(c.submit("k", [1]))
+            b.run_until_complete(submit([1]))
         a.close()  # a closed loop releases the binding
-        assert b.run_until_complete(c.submit("k", [3])) == [6]
+        assert b.run_until_complete(submit([3])) == [6]
     finally:
         a.close()
         b.close()

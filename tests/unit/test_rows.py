@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from dataclasses import replace
@@ -204,11 +205,21 @@ def test_no_ids_anywhere_gives_none() -> None:
     assert split_documents([Document("a"), Document("b")], None)[2] is None
 
 
-def test_split_documents_copies_metadata() -> None:
-    doc = Document("a", metadata={"k": 1})
-    _, metas, _ = split_documents([doc], None)
-    metas[0]["k"] = 2
-    assert doc.metadata == {"k": 1}
+@pytest.mark.parametrize("layout", [STR_PK, DYNAMIC, COLUMNS], ids=["json", "dynamic", "columns"])
+def test_rows_never_share_document_metadata(layout: CollectionLayout) -> None:
+    # split_documents hands the documents' metadata on uncopied; build_rows copies it, so
+    # nothing done to a row (or to the values in it) reaches the caller's document.
+    doc = Document("a", metadata={"source": "s", "page": 1} if layout is COLUMNS
+                   else {"k": 1, "nested": {"x": [1]}})
+    before = copy.deepcopy(doc.metadata)
+    texts, metas, _ = split_documents([doc], None)
+    row = build_rows(texts, metas, ["i1"], layout)[0]
+    for value in row.values():
+        if isinstance(value, dict):
+            value["k"] = 2
+            value.get("nested", {}).get("x", []).append(2)
+    row["k"] = 2
+    assert doc.metadata == before
 
 
 # --------------------------------------------------------------------------- build_rows
