@@ -84,7 +84,7 @@ class BenchContext:
 
     def queries(self, n: int) -> list[str]:
         """The first ``n`` query texts, duplicates included."""
-        return [query_text(i, distinct=self.config.distinct_queries) for i in range(n)]
+        return [query_text(i, distinct=self.config.queries == "distinct") for i in range(n)]
 
     @cached_property
     def dim(self) -> int:

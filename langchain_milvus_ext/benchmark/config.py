@@ -95,11 +95,6 @@ class BenchmarkConfig:
         """The embedding size requested (``None``: the OpenAI model's own)."""
         return self.dim if self.dim is not None else 128 if self.embeddings == "fake" else None
 
-    @property
-    def distinct_queries(self) -> bool:
-        """``True`` when every search / MMR query text is different."""
-        return self.queries == "distinct"
-
     def validate(self) -> None:
         """Raise :class:`ConfigError` if the settings cannot produce a meaningful run."""
         if not self.n or min(self.n) < 1:

@@ -81,7 +81,7 @@ def test_defaults_tell_the_tutorials_story_in_minutes() -> None:
     assert config.embed_latency_ms == 0.0
     assert config.uri is None and config.target == "lite"
     assert config.metric == "COSINE"
-    assert config.queries == "tutorial" and not config.distinct_queries
+    assert config.queries == "tutorial"
     config.validate()
 
 
@@ -162,7 +162,7 @@ def test_queries_flag_chooses_the_query_set() -> None:
     assert QUERY_SETS == ("tutorial", "distinct")
     assert parse("--queries", "tutorial").queries == "tutorial"
     config = parse("--queries", "distinct", "--workloads", "search", "mmr")
-    assert config.queries == "distinct" and config.distinct_queries
+    assert config.queries == "distinct"
     config.validate()
     assert BenchmarkConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert config.to_dict()["queries"] == "distinct"
