@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .config import (
@@ -76,7 +77,7 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
     for name, order in (("workloads", WORKLOADS), ("contenders", CONTENDERS)):
         if name in given:  # canonical order
             given[name] = tuple(c for c in order if c in given[name])
-    return BenchmarkConfig.with_preset(vars(args).get("preset"), **given)
+    return replace(BenchmarkConfig(), **{**PRESETS.get(vars(args).get("preset", ""), {}), **given})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

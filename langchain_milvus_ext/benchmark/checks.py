@@ -20,7 +20,6 @@ from .config import (
     BenchmarkConfig,
     CountingEmbeddings,
     doc_key,
-    key_from_content,
     make_documents,
     query_text,
 )
@@ -38,11 +37,6 @@ def key_filter(keys: Sequence[str]) -> str:
     return f"id in {json.dumps(list(keys))}"
 
 
-def milvus_client(uri: str, token: str | None) -> Any:
-    """A ``pymilvus.MilvusClient`` for ``uri``."""
-    return MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
-
-
 @dataclass
 class BenchContext:
     """What every case needs. The checker client (not the contenders') reads with Strong
@@ -54,26 +48,31 @@ class BenchContext:
     embeddings: CountingEmbeddings
     _top_k: dict[tuple[str, str], list[str]] = field(default_factory=dict, init=False, repr=False)
 
+    def client(self) -> Any:
+        """A new ``pymilvus.MilvusClient`` for the target."""
+        return MilvusClient(uri=self.uri, token=self.token or "")
+
     @cached_property
     def checker(self) -> Any:
         """A ``pymilvus.MilvusClient`` used only for set-up and checks."""
-        return milvus_client(self.uri, self.token)
+        return self.client()
 
     def close(self) -> None:
         if (checker := self.__dict__.pop("checker", None)) is not None:
             checker.close()
 
     @cached_property
+    def docs(self) -> list[Document]:
+        """The documents ``0..max(prefill, N)-1``: the pre-fill and add's are their first ones."""
+        return make_documents(max(self.config.prefill, *self.config.n), self.config.seed)
+
+    @cached_property
     def prefill_docs(self) -> list[Document]:
-        return make_documents(self.config.prefill, self.config.seed)
+        return self.docs[: self.config.prefill]
 
     @cached_property
-    def add_docs(self) -> list[Document]:
-        return make_documents(max(self.config.n), self.config.seed)
-
-    @cached_property
-    def prefill_by_key(self) -> dict[str, Document]:
-        return {str(d.metadata["id"]): d for d in self.prefill_docs}
+    def prefill_by_content(self) -> dict[str, Document]:
+        return {d.page_content: d for d in self.prefill_docs}
 
     def initial_docs(self, workload: str) -> list[Document]:
         """What a fresh collection is filled with, untimed: add's one seed document, or the
@@ -83,12 +82,9 @@ class BenchContext:
         return [Document(page_content="This is test document seed with some random content: 0.5",
                          metadata={"id": "doc_seed", "score": 0.5, "category": "cat_seed"})]
 
-    def query(self, i: int) -> str:
-        return query_text(i, distinct=self.config.distinct_queries)
-
     def queries(self, n: int) -> list[str]:
         """The first ``n`` query texts, duplicates included."""
-        return [self.query(i) for i in range(n)]
+        return [query_text(i, distinct=self.config.queries == "distinct") for i in range(n)]
 
     @cached_property
     def dim(self) -> int:
@@ -155,15 +151,6 @@ class BenchContext:
         return self._top_k[query, metric]
 
 
-@dataclass
-class CheckReport:
-    """What the checks saw: rows left, recall@k (searches), the checks passed."""
-
-    rows_after: int | None = None
-    recall: float | None = None
-    passed: list[str] = field(default_factory=list)
-
-
 def expect(condition: bool, message: str) -> None:
     if not condition:
         raise CheckFailure(message)
@@ -172,11 +159,12 @@ def expect(condition: bool, message: str) -> None:
 def check_case(
     ctx: BenchContext, collection: str, workload: str, n: int, outputs: Sequence[Any],
     rows_before: int,
-) -> CheckReport:
+) -> tuple[int, float | None, list[str]]:
     """Check one timed repetition's results and the collection it left behind (else raise
-    :class:`CheckFailure`)."""
+    :class:`CheckFailure`); returns the rows left, recall@k (searches) and the checks passed."""
     expect(len(outputs) == n, f"{len(outputs)} results for {n} operations")
-    report = CheckReport(rows_after=rows_before)
+    if workload not in {"add", "delete", "upsert"}:  # search, mmr, service
+        return (rows_before, *_check_search(ctx, collection, outputs, mmr=workload == "mmr"))
     keys = [doc_key(i) for i in range(n)]
 
     def count(expected: int, what: str) -> int:
@@ -190,32 +178,28 @@ def check_case(
             expect(ok, f"add #{i} returned {out!r}, expected a list with one id")
         ids = {str(out[0]) for out in outputs}
         expect(len(ids) == n, f"add returned {n - len(ids)} duplicate ids")
-        report.rows_after = count(rows_before + n, "after add")
+        rows = count(rows_before + n, "after add")
         stored = ctx.count_keys(collection, keys)
         expect(stored == n, f"after add: {stored} rows carry the added metadata ids, expected {n}")
-        report.passed += [f"{n} distinct ids", f"row count {report.rows_after} = {rows_before}+{n}"]
-    elif workload == "delete":
+        return rows, None, [f"{n} distinct ids", f"row count {rows} = {rows_before}+{n}"]
+    if workload == "delete":
         failed = [i for i, out in enumerate(outputs) if out is False]
         expect(not failed, f"{len(failed)} deletes reported failure (first: #{failed[:1]})")
-        report.rows_after = count(rows_before - n, "after delete")
+        rows = count(rows_before - n, "after delete")
         left = ctx.count_keys(collection, keys)
         expect(left == 0, f"after delete: {left} deleted metadata ids still present")
-        report.passed.append(f"row count {report.rows_after} = {rows_before} - {n}")
-    elif workload == "upsert":
-        report.rows_after = count(rows_before, "after upsert (no new rows)")
-        updated = ctx.count(collection, f'{TEXT_FIELD} like "{UPDATED_PREFIX}%"')
-        expect(updated == n, f"after upsert: {updated} rows carry the new content, expected {n}")
-        same = ctx.count_keys(collection, keys)
-        expect(same == n, f"after upsert: {same} rows for the {n} upserted metadata ids")
-        report.passed.append(f"{n} rows replaced in place, row count {report.rows_after}")
-    else:  # search, mmr, service
-        _check_search(ctx, collection, outputs, report, mmr=workload == "mmr")
-    return report
+        return rows, None, [f"row count {rows} = {rows_before} - {n}"]
+    rows = count(rows_before, "after upsert (no new rows)")
+    updated = ctx.count(collection, f'{TEXT_FIELD} like "{UPDATED_PREFIX}%"')
+    expect(updated == n, f"after upsert: {updated} rows carry the new content, expected {n}")
+    same = ctx.count_keys(collection, keys)
+    expect(same == n, f"after upsert: {same} rows for the {n} upserted metadata ids")
+    return rows, None, [f"{n} rows replaced in place, row count {rows}"]
 
 
 def _check_search(
-    ctx: BenchContext, collection: str, outputs: Sequence[Any], report: CheckReport, *, mmr: bool
-) -> None:
+    ctx: BenchContext, collection: str, outputs: Sequence[Any], *, mmr: bool
+) -> tuple[float | None, list[str]]:
     k, what = ctx.config.k, "mmr" if mmr else "search"
     returned: list[list[str]] = []
     for i, docs in enumerate(outputs):
@@ -223,15 +207,12 @@ def _check_search(
         expect(len(docs) == k, f"{what} #{i} returned {len(docs)} documents, expected k={k}")
         for doc in docs:
             expect(isinstance(doc, Document), f"{what} #{i} returned a {type(doc).__name__}")
-            where, key = f"{what} #{i}", key_from_content(doc.page_content)
-            expect(key is not None, f"{where}: unknown page_content {doc.page_content[:60]!r}")
-            meta_key = doc.metadata.get("id")
+            if (original := ctx.prefill_by_content.get(doc.page_content)) is None:
+                raise CheckFailure(f"{what} #{i}: page_content {doc.page_content[:60]!r} is no "
+                                   "pre-filled document's (unknown, or not as stored)")
+            where, key, meta_key = f"{what} #{i}", original.metadata["id"], doc.metadata.get("id")
             expect(meta_key == key, f"{where}: page_content of {key} carries metadata id "
                    f"{meta_key!r}")
-            if (original := ctx.prefill_by_key.get(str(key))) is None:
-                raise CheckFailure(f"{where}: {key} was never written")
-            expect(doc.page_content == original.page_content, f"{where}: {key} content "
-                   f"{doc.page_content!r} != stored {original.page_content!r}")
             expect(doc.metadata.get("category") == original.metadata["category"],
                    f"{where}: {key} metadata {doc.metadata!r} != {original.metadata!r}")
             # A search result's id: Document.id, else langchain-milvus's metadata["pk"].
@@ -240,12 +221,14 @@ def _check_search(
         keys = [str(doc.metadata["id"]) for doc in docs]
         expect(len(set(keys)) == len(keys), f"{what} #{i} returned duplicates {keys}")
         returned.append(keys)
-    report.passed.append(f"{len(outputs)} x {k} known documents with ids")
+    passed = [f"{len(outputs)} x {k} known documents with ids"]
     metric = None if mmr else ctx.metric(collection)
-    truths = [ctx.exact_top_k(ctx.query(i), metric) for i in range(len(returned))] if metric else []
-    if truths and all(t is not None for t in truths):
-        hits = sum(len(set(t or ()).intersection(r)) for t, r in zip(truths, returned, strict=True))
-        report.recall = recall = hits / (len(returned) * k)
-        expect(recall >= ctx.config.min_recall, f"mean recall@{k} {recall:.3f} < "
-               f"{ctx.config.min_recall} (results are not the nearest neighbours)")
-        report.passed.append(f"recall@{k} {recall:.3f}")
+    queries = ctx.queries(len(returned))
+    truths = [ctx.exact_top_k(query, metric) for query in queries] if metric else []
+    if not truths or any(t is None for t in truths):
+        return None, passed
+    hits = sum(len(set(t or ()).intersection(r)) for t, r in zip(truths, returned, strict=True))
+    recall = hits / (len(returned) * k)
+    expect(recall >= ctx.config.min_recall, f"mean recall@{k} {recall:.3f} < "
+           f"{ctx.config.min_recall} (results are not the nearest neighbours)")
+    return recall, [*passed, f"recall@{k} {recall:.3f}"]

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import re
 import sys
 import threading
 import time
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib.util import find_spec
 from typing import Any
 
@@ -35,7 +34,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {"n": (10, 100, 1000), "workloads": STORE_WORKLOADS},
 }
 UPDATED_PREFIX = "This is updated test document"  # page content written by upsert
-_CONTENT_RE = re.compile(r"^This is (?:updated )?test document (\d+) with ")
 
 
 class ConfigError(ValueError):
@@ -97,11 +95,6 @@ class BenchmarkConfig:
         """The embedding size requested (``None``: the OpenAI model's own)."""
         return self.dim if self.dim is not None else 128 if self.embeddings == "fake" else None
 
-    @property
-    def distinct_queries(self) -> bool:
-        """``True`` when every search / MMR query text is different."""
-        return self.queries == "distinct"
-
     def validate(self) -> None:
         """Raise :class:`ConfigError` if the settings cannot produce a meaningful run."""
         if not self.n or min(self.n) < 1:
@@ -142,15 +135,9 @@ class BenchmarkConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchmarkConfig:
         """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
-        known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in data.items() if k in known}
+                                  for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**values)
-
-    @classmethod
-    def with_preset(cls, preset: str | None, **given: Any) -> BenchmarkConfig:
-        """The defaults, overridden by a :data:`PRESETS` entry, overridden by ``given``."""
-        return replace(cls(), **{**PRESETS.get(preset or "", {}), **given})
 
 
 def cli_fields() -> list[tuple[str, Any, dict[str, Any]]]:
@@ -194,12 +181,6 @@ def query_text(i: int, distinct: bool = False) -> str:
 def doc_key(i: int) -> str:
     """The metadata ``id`` of document ``i``."""
     return f"doc_{i}"
-
-
-def key_from_content(page_content: str) -> str | None:
-    """The metadata ``id`` a page content belongs to, or ``None`` if not a test document."""
-    match = _CONTENT_RE.match(page_content)
-    return doc_key(int(match.group(1))) if match else None
 
 
 class CountingEmbeddings(Embeddings):

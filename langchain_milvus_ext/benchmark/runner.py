@@ -21,17 +21,8 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from pymilvus import DataType
 
-from .checks import TEXT_FIELD, BenchContext, CheckFailure, check_case, key_filter, milvus_client
-from .config import (
-    CEILING,
-    CONTENDERS,
-    LCM_ASYNC,
-    LCM_SYNC,
-    OURS_ASYNC,
-    OURS_SYNC,
-    doc_key,
-    updated_document,
-)
+from .checks import TEXT_FIELD, BenchContext, CheckFailure, check_case, key_filter
+from .config import CEILING, doc_key, updated_document
 from .report import CaseResult
 
 logger = logging.getLogger(__name__)
@@ -56,9 +47,7 @@ def resolve_contenders(names: Sequence[str]) -> list[Contender]:
     """The contenders named, in report order (``langchain_milvus`` is imported here)."""
     from langchain_milvus import Milvus
 
-    from langchain_milvus_ext import MilvusVectorStore as Ours
-
-    ours, lcm = "langchain_milvus_ext.MilvusVectorStore", "langchain_milvus.Milvus"
+    from langchain_milvus_ext import MilvusVectorStore
 
     def ours_delete(key: str) -> dict[str, Any]:
         return {"filter": {"id": key}}
@@ -66,14 +55,15 @@ def resolve_contenders(names: Sequence[str]) -> list[Contender]:
     def lcm_delete(key: str) -> dict[str, Any]:
         return {"expr": f"id == '{key}'"}  # the tutorial's expression
 
-    table = {
-        OURS_SYNC: Contender(OURS_SYNC, "sync", f"{ours}, sync", Ours, False, ours_delete),
-        OURS_ASYNC: Contender(OURS_ASYNC, "async", f"{ours}, async", Ours, False, ours_delete),
-        LCM_SYNC: Contender(LCM_SYNC, "sync", f"{lcm}, sync", Milvus, True, lcm_delete),
-        LCM_ASYNC: Contender(LCM_ASYNC, "async", f"{lcm}, async", Milvus, True, lcm_delete),
-        CEILING: Contender(CEILING, "ceiling", "pymilvus MilvusClient, one batched call"),
+    stores = {  # name prefix: implementation, class, auto_id, how to delete metadata id = key
+        "ours": ("langchain_milvus_ext.MilvusVectorStore", MilvusVectorStore, False, ours_delete),
+        "langchain-milvus": ("langchain_milvus.Milvus", Milvus, True, lcm_delete),
     }
-    return [table[name] for name in CONTENDERS if name in names]
+    modes: tuple[Literal["sync", "async"], ...] = ("sync", "async")
+    contenders = [Contender(f"{prefix}-{mode}", mode, f"{impl}, {mode}", cls, auto_id, delete)
+                  for prefix, (impl, cls, auto_id, delete) in stores.items() for mode in modes]
+    contenders.append(Contender(CEILING, "ceiling", "pymilvus MilvusClient, one batched call"))
+    return [c for c in contenders if c.name in names]  # CONTENDERS's order
 
 
 @dataclass(frozen=True)
@@ -163,7 +153,7 @@ def store_calls(
         return partial(async_ if run_async else sync, *args, **kwargs)
 
     if workload == "add":
-        return [bind(store.add_documents, store.aadd_documents, [d]) for d in ctx.add_docs[:n]]
+        return [bind(store.add_documents, store.aadd_documents, [d]) for d in ctx.docs[:n]]
     if workload == "mmr":
         return [bind(store.max_marginal_relevance_search, store.amax_marginal_relevance_search,
                      q, k=cfg.k, fetch_k=cfg.fetch_k, lambda_mult=cfg.lambda_mult)
@@ -208,7 +198,7 @@ def _run_ceiling(
     ctx: BenchContext, workload: str, n: int, name: str, *, fresh: bool
 ) -> tuple[Timed, int]:
     """One repetition of the ceiling: set up (if ``fresh``), warm up and time the batch."""
-    client = milvus_client(ctx.uri, ctx.token)
+    client = ctx.client()
     try:
         if fresh:  # langchain-milvus's layout (metadata as scalar fields), our primary keys
             if client.has_collection(name):
@@ -243,7 +233,7 @@ def _ceiling_batch(ctx: BenchContext, client: Any, workload: str, n: int, name: 
     """The workload's N operations as one batched pymilvus call; one result per operation."""
     cfg = ctx.config
     if workload == "add":
-        result = _write(ctx, client.insert, name, [f"a{i}" for i in range(n)], ctx.add_docs[:n])
+        result = _write(ctx, client.insert, name, [f"a{i}" for i in range(n)], ctx.docs[:n])
         return [[pk] for pk in result["ids"]]
     if workload == "delete":
         client.delete(name, filter=key_filter([doc_key(i) for i in range(n)]))
@@ -295,10 +285,10 @@ def repeat_case(
             result.embed_requests = ctx.embeddings.requests
             result.embed_texts = ctx.embeddings.texts
             ops = len(timed.outputs) if timed.stopped_early else result.n
-            report = check_case(ctx, collection, result.workload, ops, timed.outputs, rows_before)
+            result.rows_after, result.recall, result.checks = check_case(
+                ctx, collection, result.workload, ops, timed.outputs, rows_before)
             result.add_repetition(timed.total_s, timed.latencies_s, ops)
-            result.rows_before, result.rows_after = rows_before, report.rows_after
-            result.recall, result.checks = report.recall, report.passed
+            result.rows_before = rows_before
             spent += timed.total_s if only_timed else max(time.perf_counter() - rep_started,
                                                           timed.total_s)
     except CheckFailure as exc:

@@ -33,7 +33,6 @@ from langchain_milvus_ext.benchmark.config import (
     ConfigError,
     CountingEmbeddings,
     cli_fields,
-    key_from_content,
     make_documents,
     make_embeddings,
     query_text,
@@ -82,7 +81,7 @@ def test_defaults_tell_the_tutorials_story_in_minutes() -> None:
     assert config.embed_latency_ms == 0.0
     assert config.uri is None and config.target == "lite"
     assert config.metric == "COSINE"
-    assert config.queries == "tutorial" and not config.distinct_queries
+    assert config.queries == "tutorial"
     config.validate()
 
 
@@ -163,7 +162,7 @@ def test_queries_flag_chooses_the_query_set() -> None:
     assert QUERY_SETS == ("tutorial", "distinct")
     assert parse("--queries", "tutorial").queries == "tutorial"
     config = parse("--queries", "distinct", "--workloads", "search", "mmr")
-    assert config.queries == "distinct" and config.distinct_queries
+    assert config.queries == "distinct"
     config.validate()
     assert BenchmarkConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert config.to_dict()["queries"] == "distinct"
@@ -195,7 +194,8 @@ def test_exact_top_k_works_for_any_query_text() -> None:
     config = BenchmarkConfig(n=(200,), prefill=30, k=3, queries="distinct")
     ctx = BenchContext(config=config, uri="u", token=None, embeddings=emb)
     docs = np.asarray(emb.inner.embed_documents([d.page_content for d in ctx.prefill_docs]))
-    for query in (ctx.query(0), ctx.query(123), "not a benchmark query"):
+    queries = ctx.queries(124)
+    for query in (queries[0], queries[123], "not a benchmark query"):
         q = np.asarray(emb.inner.embed_query(query))
         expected = [f"doc_{int(i)}" for i in np.argsort(((docs - q) ** 2).sum(axis=1))[:3]]
         assert ctx.exact_top_k(query, "L2") == expected
@@ -426,11 +426,9 @@ def test_documents_are_the_tutorials_and_deterministic() -> None:
     assert docs[5].page_content == f"This is test document 5 with some random content: {rand}"
     assert docs[5].metadata == {"id": "doc_5", "score": rand, "category": "cat_0"}
     assert query_text(51) == "test document 1"
-    assert key_from_content(docs[5].page_content) == "doc_5"
     updated = updated_document(docs[5])
-    assert key_from_content(updated.page_content) == "doc_5"
+    assert updated.metadata == docs[5].metadata  # the same metadata id
     assert updated.page_content.startswith("This is updated test document 5 ")
-    assert key_from_content("something else") is None
 
 
 def test_counting_embeddings_counts_requests_and_adds_latency() -> None:
@@ -547,6 +545,10 @@ def test_search_check_accepts_good_and_rejects_wrong_data() -> None:
     no_id = [good[0], Document(page_content=docs[1].page_content, metadata=docs[1].metadata)]
     with pytest.raises(CheckFailure, match="without an id"):
         check_case(ctx, view, "search", 2, [good, no_id], rows_before=20)
+    for content in ("something else", updated_document(docs[1]).page_content):  # never stored
+        unknown = [good[0], Document(id="y", page_content=content, metadata=docs[1].metadata)]
+        with pytest.raises(CheckFailure, match="is no pre-filled document's"):
+            check_case(ctx, view, "search", 2, [good, unknown], rows_before=20)
 
 
 def test_add_and_delete_checks_compare_counts() -> None:
