@@ -48,14 +48,18 @@ def store_rows_plan(
 def send_rows_plan(
     state: CollectionState, layout: CollectionLayout, rows: list[Row], key: WriteKey
 ) -> Plan:
-    """Upsert complete rows (insert, for auto_id rows without keys); returns the ids written."""
+    """Upsert complete rows (insert, for auto_id rows without keys or rows with fresh ids);
+    returns the ids written."""
     kwargs: dict[str, Any] = {"collection_name": state.name, "data": rows, "timeout": key.timeout}
     if key.partition_name:
         kwargs["partition_name"] = key.partition_name
     if layout.auto_id and layout.pk_field not in rows[0]:
         result = yield Call("insert", kwargs)
         return list(result["ids"])
-    yield Call("upsert", kwargs)
+    if key.fresh_ids:  # no row can have these ids yet
+        yield Call("insert", kwargs, retry_as="upsert")
+    else:
+        yield Call("upsert", kwargs)
     return [row[layout.pk_field] for row in rows]
 
 

@@ -179,15 +179,17 @@ class SyncDriver:
 
     def call(self, step: Call) -> Any:
         """One client call, retried while it fails transiently, within its timeout."""
-        attempts = Attempts(self.options.retry, step.method, step.kwargs.get("timeout"), _clock())
+        attempts = Attempts(self.options.retry, step.method, step.kwargs.get("timeout"), _clock(),
+                            step.retry_as)
         while True:
-            self.stats.calls[step.method] += 1
+            method = attempts.method
+            self.stats.calls[method] += 1
             try:
                 kwargs = attempts.kwargs(step.kwargs, _clock())
-                return _client_call(self.clients, self.state, replace(step, kwargs=kwargs))
+                return _client_call(self.clients, self.state, Call(method, kwargs))
             except Exception as caught:
                 failure = after_failure(attempts, caught, self.clients.connection_args, _clock())
-                wait = _retry_wait(failure, self.stats, step.method)
+                wait = _retry_wait(failure, self.stats, method)
             _sleep(wait)
 
     def _execute(self, step: Step) -> Any:
@@ -282,9 +284,9 @@ class _WriteItem:
     vector: Sequence[float] | None  # given, or embedded by the first batch that held the row
 
 
-_WriteBatchKey = tuple[str | None, float | None, bool]
-"""(partition name, timeout, embedded): a `WriteKey` as a plain tuple, hashed and compared in C
-for every row queued, and whether the rows' vectors are embedded (not given)."""
+_WriteBatchKey = tuple[str | None, float | None, bool, bool]
+"""(partition name, timeout, fresh ids, embedded): a `WriteKey` as a plain tuple, hashed and
+compared in C for every row queued, and whether the rows' vectors are embedded (not given)."""
 _MAX_DELETE_BYTES = 64 * 1024
 
 
@@ -371,18 +373,20 @@ class AsyncDriver:
 
     async def call(self, step: Call, session: _LoopSession) -> Any:
         """One client call, retried while it fails transiently, within its timeout."""
-        attempts = Attempts(self.options.retry, step.method, step.kwargs.get("timeout"), _clock())
+        attempts = Attempts(self.options.retry, step.method, step.kwargs.get("timeout"), _clock(),
+                            step.retry_as)
         while True:
-            self.stats.calls[step.method] += 1
+            method = attempts.method
+            self.stats.calls[method] += 1
             try:
                 kwargs = attempts.kwargs(step.kwargs, _clock())
-                if step.method in _VIA_SYNC_CLIENT:
+                if method in _VIA_SYNC_CLIENT:
                     return await asyncio.to_thread(
-                        _client_call, self.clients, self.state, replace(step, kwargs=kwargs))
-                return await getattr(session.client, step.method)(**kwargs)
+                        _client_call, self.clients, self.state, Call(method, kwargs))
+                return await getattr(session.client, method)(**kwargs)
             except Exception as caught:
                 failure = after_failure(attempts, caught, self.clients.connection_args, _clock())
-                wait = _retry_wait(failure, self.stats, step.method)
+                wait = _retry_wait(failure, self.stats, method)
             await _asleep(wait)
 
     def _execute(self, step: Step, session: _LoopSession, coalesce: bool) -> Awaitable[Any]:
@@ -442,7 +446,8 @@ class AsyncDriver:
                 for i, row in enumerate(write.rows)
             ]
             try:
-                key = (write.key.partition_name, write.key.timeout, write.texts is not None)
+                key = (write.key.partition_name, write.key.timeout, write.key.fresh_ids,
+                       write.texts is not None)
                 return await session.writes.submit(key, items)
             except BatchError as error:
                 cause = error.errors[0]
@@ -471,7 +476,7 @@ class AsyncDriver:
 
     async def write_batch(self, session: _LoopSession, key: _WriteBatchKey,
                           items: list[_WriteItem]) -> list[PrimaryKey]:
-        """One coalesced write batch: one embedding request, one upsert.
+        """One coalesced write batch: one embedding request, one upsert (insert: fresh ids).
 
         Vectors are kept on the items: a batch split to isolate a bad caller's rows (see
         `_LoopSession`) embeds no text twice.
@@ -483,8 +488,8 @@ class AsyncDriver:
             for item, vector in zip(missing, vectors, strict=True):
                 item.vector = vector
         plan = store_rows_plan(self.state, [item.row for item in items],
-                               [item.vector or [] for item in items], WriteKey(*key[:2]),
-                               checked=not key[2])
+                               [item.vector or [] for item in items], WriteKey(*key[:3]),
+                               checked=not key[3])
         return list(await self._drive(plan, session, coalesce=False))
 
     async def search_batch(self, session: _LoopSession, key: SearchKey,

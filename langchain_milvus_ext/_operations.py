@@ -93,7 +93,8 @@ def add_plan(
             raise ValueError("embeddings have different dimensions")
     if not rows:
         return []
-    key = WriteKey(partition_name=partition_name, timeout=timeout)
+    fresh = keys is not None and not replace and (ids is None or all(i is None for i in ids))
+    key = WriteKey(partition_name=partition_name, timeout=timeout, fresh_ids=fresh)
     if layout.vectors:  # several vector fields: embedded per model, not coalesced
         if vectors is not None:
             raise ValueError("add_embeddings needs a store with one vector field; this one has "

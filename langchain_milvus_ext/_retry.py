@@ -32,7 +32,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum
-from typing import Any, NoReturn
+from typing import Any, Generic, NoReturn, TypeVar
 
 import grpc
 from pymilvus.exceptions import (
@@ -140,7 +140,10 @@ _NO_PYMILVUS_KNOBS = frozenset({"create_collection"})  # its kwargs become schem
 _MIN_TRY = 0.01  # seconds: a try given less than this is not started
 
 
-class Attempts:
+M = TypeVar("M", bound=str)  # the client method names a driver uses
+
+
+class Attempts(Generic[M]):
     """The tries of one client call under a policy, bounded by the call's deadline. Pure.
 
     Example (a driver's loop; `clock` is monotonic)::
@@ -157,15 +160,18 @@ class Attempts:
 
     Args:
         policy: Tries, backoff, what is transient.
-        method: The client method (some are never retried).
+        method: The client method of the first try (some are never retried); `method` is
+            the attribute the driver reads for each try.
         timeout: Seconds the whole call may take, retries and waits included; None: no bound
             but the policy's number of tries.
         now: The clock's reading when the call starts.
+        retry_as: The method of the retries, if not `method` (see `_steps.Call.retry_as`).
     """
 
-    def __init__(self, policy: RetryPolicy, method: str, timeout: float | None,
-                 now: float) -> None:
+    def __init__(self, policy: RetryPolicy, method: M, timeout: float | None,
+                 now: float, retry_as: M | None = None) -> None:
         self.policy, self.method, self.attempt = policy, method, 1
+        self.retry_as = retry_as
         self.deadline = None if timeout is None else now + timeout
 
     def kwargs(self, kwargs: dict[str, Any], now: float) -> dict[str, Any]:
@@ -180,12 +186,13 @@ class Attempts:
     def retry_after(self, error: BaseException, now: float,
                     rng: random.Random | None = None) -> float | None:
         """Seconds to wait before the next try after `error` at `now`; None: give up."""
-        if not self.policy.should_retry(self.method, error, self.attempt):
+        if not self.policy.should_retry(self.retry_as or self.method, error, self.attempt):
             return None
         wait = self.policy.backoff(self.attempt, rng)
         if self.deadline is not None and now + wait + _MIN_TRY >= self.deadline:
             return None  # the retry would start too late to do anything before the deadline
         self.attempt += 1
+        self.method = self.retry_as or self.method  # what the next try calls
         return wait
 
 
@@ -254,7 +261,7 @@ class Failure:
         raise RuntimeError(f"{self.outcome} is not an outcome that raises")
 
 
-def after_failure(attempts: Attempts, caught: Exception, connection_args: Mapping[str, Any],
+def after_failure(attempts: Attempts[Any], caught: Exception, connection_args: Mapping[str, Any],
                   now: float) -> Failure:
     """What to do after one try of a client call raised `caught` at `now`. Pure.
 

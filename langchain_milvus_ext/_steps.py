@@ -24,10 +24,16 @@ ClientMethod = Literal[
 
 @dataclass(frozen=True)
 class Call:
-    """One client method call; MilvusClient and AsyncMilvusClient take the same arguments."""
+    """One client method call; MilvusClient and AsyncMilvusClient take the same arguments.
+
+    `retry_as`: the method the retries use, if not `method` (an insert of rows whose ids were
+    generated for it is retried as an upsert: a retry after a try that did write them cannot
+    write them twice).
+    """
 
     method: ClientMethod
     kwargs: dict[str, Any] = field(default_factory=dict)
+    retry_as: ClientMethod | None = None
 
 
 @dataclass(frozen=True)
@@ -41,10 +47,15 @@ class Embed:
 
 @dataclass(frozen=True)
 class WriteKey:
-    """Writes with equal keys may share one RPC."""
+    """Writes with equal keys may share one RPC.
+
+    `fresh_ids`: every row's id was generated for this write, so no row can have it yet: the
+    rows are inserted (cheaper than an upsert for the server), and retried as an upsert.
+    """
 
     partition_name: str | None = None
     timeout: float | None = None
+    fresh_ids: bool = False
 
 
 @dataclass(frozen=True)

@@ -243,6 +243,21 @@ def test_insert_and_create_collection_are_never_retried(kind: str, method: str,
     assert sent.get("retry_times", 0) == 0 and sent.get("retry_on_rate_limit", False) is False
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_insert_of_fresh_ids_is_retried_as_an_upsert(kind: str, script: Script) -> None:
+    # The first try may have written the rows before failing: an insert again could write
+    # them twice, an upsert of the same ids cannot.
+    script.errors["insert"] = [MilvusException(grpc.StatusCode.UNAVAILABLE, "connect failed")]
+    script.errors["upsert"] = [rate_limited()]
+    step = Call("insert", {"collection_name": "c", "data": [{"id": "a"}], "timeout": None},
+                retry_as="upsert")
+    result, stats = call(kind, step)
+    assert result == "ok"
+    assert script.methods() == ["insert", "upsert", "upsert"]
+    assert [kwargs["data"] for _, _, kwargs in script.calls] == [[{"id": "a"}]] * 3
+    assert stats.calls["insert"] == 1 and stats.calls["upsert"] == 2 and stats.retries == 2
+
+
 # ------------------------------------------------------------------ deadlines
 
 

@@ -14,6 +14,7 @@ from pymilvus import DataType
 from langchain_milvus_ext._batch_plans import (
     delete_batch_plan,
     search_batch_plan,
+    send_rows_plan,
     store_rows_plan,
     write_batch_plan,
 )
@@ -158,8 +159,36 @@ def test_add_to_missing_collection_yields_one_write_with_ids_and_texts() -> None
     assert [row["metadata"] for row in write.rows] == [{"k": 1}, {"k": 2}]
     assert all(isinstance(row["pk"], str) and row["pk"] for row in write.rows)
     assert write.texts == ["a", "bb"] and write.vectors is None
-    assert write.key == WriteKey(partition_name=None, timeout=None)
+    assert write.key == WriteKey(partition_name=None, timeout=None, fresh_ids=True)
     assert ids == [row["pk"] for row in write.rows]
+
+
+@pytest.mark.parametrize(("ids", "replace", "fresh"), [
+    (None, False, True),  # every id generated: nothing can exist under them
+    ([None, None], False, True),
+    (["x", None], False, False),  # a caller's id may name an existing row
+    (["x", "y"], False, False),
+    (None, True, False),  # an upsert
+])
+def test_a_write_knows_whether_all_its_ids_are_fresh(ids: list[str | None] | None,
+                                                     replace: bool, fresh: bool) -> None:
+    driver = FakeDriver({"has_collection": False})
+    driver.run(add_plan(missing_state(), ["a", "bb"], None, ids, replace=replace))
+    assert driver.steps[-1].key.fresh_ids is fresh
+
+
+@pytest.mark.parametrize(("fresh", "method", "retry_as"),
+                         [(True, "insert", "upsert"), (False, "upsert", None)])
+def test_rows_with_fresh_ids_are_inserted_and_retried_as_upserts(
+        fresh: bool, method: str, retry_as: str | None) -> None:
+    layout = existing_state().layout
+    rows = [{"pk": "a", "text": "t", "vector": [0.1, 0.2]}]
+    plan = send_rows_plan(existing_state(), layout, rows, WriteKey(fresh_ids=fresh))
+    step = next(plan)
+    assert (step.method, step.retry_as) == (method, retry_as)
+    with pytest.raises(StopIteration) as done:
+        plan.send({"insert_count": 1} if fresh else None)
+    assert done.value.value == ["a"]
 
 
 def test_add_with_ids_and_vectors() -> None:
