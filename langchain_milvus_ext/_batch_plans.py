@@ -11,8 +11,12 @@ import json
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal, TypeVar
 
+import pymilvus
+from pymilvus.settings import Config
+
 from langchain_milvus_ext._collection import CollectionState, layout_plan
 from langchain_milvus_ext._filters import ids_expr
+from langchain_milvus_ext._pymilvus_compat import ROW_TEXT_SCAN, affected, send_whole_texts
 from langchain_milvus_ext._rows import PrimaryKey, Row, attach_vectors, check_query_vector
 from langchain_milvus_ext._schema import CollectionLayout
 from langchain_milvus_ext._steps import (
@@ -27,6 +31,7 @@ from langchain_milvus_ext._steps import (
 )
 
 H = TypeVar("H", bound=Hashable)
+_WHOLE_TEXTS = affected(pymilvus.__version__, ROW_TEXT_SCAN)
 
 
 def store_rows_plan(
@@ -49,7 +54,10 @@ def send_rows_plan(
     state: CollectionState, layout: CollectionLayout, rows: list[Row], key: WriteKey
 ) -> Plan:
     """Upsert complete rows (insert, for auto_id rows without keys or rows with fresh ids);
-    returns the ids written."""
+    returns the ids written. `rows` are the write's own: their long texts may be replaced by
+    equal `WholeText` strings."""
+    if _WHOLE_TEXTS:  # see `_pymilvus_compat.WholeText`
+        send_whole_texts(rows, layout.text_field, Config.EncodeProtocol)
     kwargs: dict[str, Any] = {"collection_name": state.name, "data": rows, "timeout": key.timeout}
     if key.partition_name:
         kwargs["partition_name"] = key.partition_name

@@ -263,3 +263,38 @@ async def test_a_lite_file_open_in_another_process_is_a_clear_error(
     assert store.add_texts(["x"], ids=["x"]) == ["x"]
     assert [d.id for d in await store.aget_by_ids(["x"])] == ["x"]
     store.close()
+
+
+async def test_long_texts_round_trip_exactly(store: MilvusVectorStore) -> None:
+    """Long texts reach pymilvus as `WholeText` (see `_pymilvus_compat`): every character,
+    multi-byte ones included, comes back as written, sync and async, inserted and upserted."""
+    texts = ["é" * 3000 + "\U0001f600 end", "a b\nc\t" * 800, "x" * 64, "short"]
+    ids = store.add_texts(texts)
+    ids += await store.aadd_texts([t + " async" for t in texts])
+    store.upsert([ids[0]], [Document("ü" * 5000)])
+    expected = ["ü" * 5000, *texts[1:], *(t + " async" for t in texts)]
+    got = {d.id: d.page_content for d in store.get_by_ids(ids)}
+    assert [got[i] for i in ids] == expected
+    assert all(type(text) is str for text in got.values())
+
+
+def test_a_whole_text_packs_to_the_same_request_bytes(lite_uri: str) -> None:
+    """pymilvus builds the same insert request from a `WholeText` as from the plain string."""
+    from pymilvus import MilvusClient
+    from pymilvus.client.prepare import Prepare
+
+    from langchain_milvus_ext._pymilvus_compat import WholeText
+
+    store = MilvusVectorStore(EMBEDDINGS, collection_name="whole_text",
+                              connection_args={"uri": lite_uri}, drop_old=True)
+    store.add_texts(["seed"], [{"k": 1}])
+    fields = MilvusClient(uri=lite_uri).describe_collection("whole_text")["fields"]
+    text = "Grüße, " * 300
+
+    def request(value: str) -> bytes:
+        row = {"pk": "p1", "text": value, "vector": [0.5] * 8, "k": 2}
+        packed = Prepare.row_insert_param("whole_text", [row], "", fields, enable_dynamic=True)
+        return bytes(packed.SerializeToString())
+
+    assert request(WholeText(text)) == request(text)
+    store.close()
