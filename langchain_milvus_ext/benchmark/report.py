@@ -49,7 +49,8 @@ class CaseResult:
     """One (workload, N, contender[, concurrency]) cell, over its timed repetitions.
 
     ``total_s`` is the median of ``totals_s`` and ``throughput`` N / ``total_s``; ``latency`` is
-    the median repetition's, the embedding counts the last one's. ``ops_timed``: the calls a
+    the median repetition's (the faster middle one of an even count; each repetition's in
+    ``rep_latencies``), the embedding counts the last one's. ``ops_timed``: the calls a
     sync loop stopped at the case budget made (its only repetition; what ``total_s``,
     ``throughput`` and ``latency`` are of). ``concurrency``: the service workload's HTTP clients.
     ``error``: the case raised or a check failed. ``wall_s``: set-up and checks included.
@@ -65,6 +66,7 @@ class CaseResult:
     throughput_max: float | None = None
     totals_s: list[float] = field(default_factory=list)
     latency: LatencyStats | None = None
+    rep_latencies: list[LatencyStats] = field(default_factory=list)
     embed_requests: int | None = None
     embed_texts: int | None = None
     rows_before: int | None = None
@@ -104,15 +106,17 @@ class CaseResult:
         self.throughput = done / median if median > 0 else float("inf")
         self.throughput_min = done / max(self.totals_s)
         self.throughput_max = done / min(self.totals_s) if min(self.totals_s) > 0 else None
-        if total_s == median or self.latency is None:
-            self.latency = LatencyStats.from_seconds(latencies_s)
+        self.rep_latencies.append(LatencyStats.from_seconds(latencies_s))
+        self.latency = self.rep_latencies[self.totals_s.index(statistics.median_low(self.totals_s))]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseResult:
         """Inverse of ``dataclasses.asdict`` (unknown keys, such as ratios, ignored)."""
         values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         latency = values.pop("latency", None)
-        return cls(**values, latency=LatencyStats(**latency) if latency else None)
+        reps = [LatencyStats(**r) for r in values.pop("rep_latencies", [])]
+        return cls(**values, latency=LatencyStats(**latency) if latency else None,
+                   rep_latencies=reps)
 
 
 RATIOS = {  # JSON key: (table column, baseline contender, format)

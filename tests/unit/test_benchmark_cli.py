@@ -598,6 +598,16 @@ def test_repetitions_report_median_and_spread() -> None:
     assert again == case
 
 
+@pytest.mark.parametrize("totals", [(4.0, 2.0, 1.0), (1.0, 2.0, 4.0), (2.0, 4.0, 1.0, 3.0)])
+def test_latencies_are_the_median_repetitions_in_any_order(totals: tuple[float, ...]) -> None:
+    case = CaseResult("add", 100, "ours-async")
+    for total in totals:
+        case.add_repetition(total, [total / 100] * 100)  # each repetition's own latencies
+    assert case.latency is not None
+    assert case.latency.p50_ms == pytest.approx(20.0)  # the rep of 2.0 s: median (low of 2, 3)
+    assert [r.p50_ms for r in case.rep_latencies] == pytest.approx([t * 10 for t in totals])
+
+
 def test_ratios_are_of_medians() -> None:
     results = BenchmarkResults(
         config={},
