@@ -54,21 +54,24 @@ def send_rows_plan(
     state: CollectionState, layout: CollectionLayout, rows: list[Row], key: WriteKey
 ) -> Plan:
     """Upsert complete rows (insert, for auto_id rows without keys or rows with fresh ids);
-    returns the ids written. `rows` are the write's own: their long texts may be replaced by
-    equal `WholeText` strings."""
+    returns the ids written. `rows` are the RPC's own copies: their texts and string keys
+    may be replaced by equal `WholeText` strings (the ids returned are the plain ones)."""
+    pk = layout.pk_field
+    server_ids = layout.auto_id and pk not in rows[0]  # auto_id rows without keys
+    ids = None if server_ids else [row[pk] for row in rows]
     if _WHOLE_TEXTS:  # see `_pymilvus_compat.WholeText`
-        send_whole_texts(rows, layout.text_field, Config.EncodeProtocol)
+        send_whole_texts(rows, (layout.text_field, pk), Config.EncodeProtocol)
     kwargs: dict[str, Any] = {"collection_name": state.name, "data": rows, "timeout": key.timeout}
     if key.partition_name:
         kwargs["partition_name"] = key.partition_name
-    if layout.auto_id and layout.pk_field not in rows[0]:
+    if ids is None:  # the server makes the keys
         result = yield Call("insert", kwargs)
         return list(result["ids"])
     if key.fresh_ids:  # no row can have these ids yet
         yield Call("insert", kwargs, retry_as="upsert")
     else:
         yield Call("upsert", kwargs)
-    return [row[layout.pk_field] for row in rows]
+    return ids
 
 
 def write_batch_plan(state: CollectionState, write: Write) -> Plan:

@@ -68,9 +68,8 @@ ROW_TEXT_SCAN = PymilvusWorkaround(
     "insert/upsert rows", "a row's VARCHAR value is checked one character at a time",
     checked="3.0.2")
 """Set `fixed_in` once a pymilvus release packs a row's string as one value."""
-WHOLE_TEXT_MIN = 64
-"""Shorter texts are sent as they are: the loop is short, and a subclass costs protobuf a
-little more to copy."""
+WHOLE_TEXT_MIN = 16
+"""Shorter strings are sent as they are: their loop is shorter than making the object."""
 
 
 def affected(pymilvus_version: str, workaround: PymilvusWorkaround) -> bool:
@@ -78,15 +77,18 @@ def affected(pymilvus_version: str, workaround: PymilvusWorkaround) -> bool:
     return workaround.fixed_in is None or Version(pymilvus_version) < Version(workaround.fixed_in)
 
 
-def send_whole_texts(rows: Sequence[dict[str, Any]], field: str, encoding: str) -> None:
-    """Make each long text of `field` in `rows` (the rows of one RPC, ours) a `WholeText`.
+def send_whole_texts(rows: Sequence[dict[str, Any]], fields: Sequence[str],
+                     encoding: str) -> None:
+    """Make each string of `fields` in `rows` (the rows of one RPC, ours) a `WholeText`
+    (unless short).
 
     `encoding`: pymilvus's `Config.EncodeProtocol`; with another than UTF-8, pymilvus encodes
-    each item of the loop itself, so the texts are left as they are.
+    each item of the loop itself, so the strings are left as they are.
     """
     if encoding.lower() != "utf-8":
         return
     for row in rows:
-        text = row.get(field)
-        if type(text) is str and len(text) >= WHOLE_TEXT_MIN:
-            row[field] = WholeText(text)
+        for field in fields:
+            text = row.get(field)
+            if type(text) is str and len(text) >= WHOLE_TEXT_MIN:
+                row[field] = WholeText(text)

@@ -276,10 +276,12 @@ async def test_long_texts_round_trip_exactly(store: MilvusVectorStore) -> None:
     got = {d.id: d.page_content for d in store.get_by_ids(ids)}
     assert [got[i] for i in ids] == expected
     assert all(type(text) is str for text in got.values())
+    assert all(type(i) is str for i in ids)  # the ids returned are plain strings
 
 
 def test_a_whole_text_packs_to_the_same_request_bytes(lite_uri: str) -> None:
-    """pymilvus builds the same insert request from a `WholeText` as from the plain string."""
+    """pymilvus builds the same insert and upsert requests from `WholeText` texts and keys as
+    from the plain strings."""
     from pymilvus import MilvusClient
     from pymilvus.client.prepare import Prepare
 
@@ -291,10 +293,14 @@ def test_a_whole_text_packs_to_the_same_request_bytes(lite_uri: str) -> None:
     fields = MilvusClient(uri=lite_uri).describe_collection("whole_text")["fields"]
     text = "Grüße, " * 300
 
-    def request(value: str) -> bytes:
-        row = {"pk": "p1", "text": value, "vector": [0.5] * 8, "k": 2}
-        packed = Prepare.row_insert_param("whole_text", [row], "", fields, enable_dynamic=True)
+    key = "0123456789abcdef" * 2
+
+    def request(kind: str, value: str, pk: str) -> bytes:
+        row = {"pk": pk, "text": value, "vector": [0.5] * 8, "k": 2}
+        prepare = Prepare.row_insert_param if kind == "insert" else Prepare.row_upsert_param
+        packed = prepare("whole_text", [row], "", fields, enable_dynamic=True)
         return bytes(packed.SerializeToString())
 
-    assert request(WholeText(text)) == request(text)
+    for kind in ("insert", "upsert"):
+        assert request(kind, WholeText(text), WholeText(key)) == request(kind, text, key)
     store.close()

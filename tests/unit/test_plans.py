@@ -684,3 +684,14 @@ def test_retrieve_unknown_search_type() -> None:
             score_threshold=None,
         ))
     assert driver.steps == []
+
+
+def test_ids_written_are_plain_strings_whatever_is_sent() -> None:
+    # The RPC's rows may carry WholeText keys and texts; callers get plain str ids.
+    layout = existing_state().layout
+    rows = [{"pk": "a" * 32, "text": "t" * 100, "vector": [0.1, 0.2]}]
+    plan = send_rows_plan(existing_state(), layout, rows, WriteKey(fresh_ids=True))
+    next(plan)
+    with pytest.raises(StopIteration) as done:
+        plan.send({"insert_count": 1})
+    assert done.value.value == ["a" * 32] and type(done.value.value[0]) is str

@@ -45,18 +45,20 @@ def test_a_whole_text_is_the_same_string_iterated_as_one_item() -> None:
     assert hash(text) == hash("été " * 40) and f"{text}" == "été " * 40
 
 
-def test_long_texts_of_the_text_field_are_sent_whole() -> None:
+def test_the_strings_of_the_named_fields_are_sent_whole() -> None:
     long, short = "x" * WHOLE_TEXT_MIN, "y" * (WHOLE_TEXT_MIN - 1)
-    rows = [{"text": long, "pk": "p" * 100}, {"text": short}, {"pk": 1}, {"text": None}]
-    send_whole_texts(rows, "text", "UTF-8")
+    rows = [{"text": long, "pk": "p" * 32, "source": "s" * 100}, {"text": short, "pk": 7},
+            {"text": None}]
+    send_whole_texts(rows, ("text", "pk"), "UTF-8")
     assert type(rows[0]["text"]) is WholeText and rows[0]["text"] == long
-    assert type(rows[0]["pk"]) is str  # other fields: as they were
-    assert type(rows[1]["text"]) is str and rows[2] == {"pk": 1} and rows[3] == {"text": None}
+    assert type(rows[0]["pk"]) is WholeText and rows[0]["pk"] == "p" * 32
+    assert type(rows[0]["source"]) is str  # other fields: as they were
+    assert type(rows[1]["text"]) is str and rows[1]["pk"] == 7 and rows[2] == {"text": None}
 
 
 def test_other_encodings_get_the_texts_as_they_are() -> None:
     rows = [{"text": "x" * 500}]
-    send_whole_texts(rows, "text", "latin-1")  # pymilvus encodes each item of its loop then
+    send_whole_texts(rows, ("text",), "latin-1")  # pymilvus encodes each item of its loop then
     assert type(rows[0]["text"]) is str
 
 
