@@ -94,7 +94,7 @@ class BatchError(Exception):
 class _Call(Generic[T, R]):  # one submit(): its items, its future, the state of its batches
     items: Sequence[T]
     future: asyncio.Future[list[R]]
-    results: list[Any]
+    results: list[Any] | None = None  # made when the first batch of its items succeeds
     pending: int = 0  # batches holding some of our items that have not settled yet
     failed: list[range] | None = None  # the failed batches' slices (made on the first failure)
     errors: list[BaseException] | None = None
@@ -194,8 +194,8 @@ class Coalescer(Generic[K, T, R]):
         if len(items) == 0:
             future.set_result([])
             return future
-        sizes = None if self._size_of is _unit_size else [self._size_of(x) for x in items]
-        call: _Call[T, R] = _Call(items, future, [None] * len(items))
+        sizes = None if self._size_of is _unit_size else list(map(self._size_of, items))
+        call: _Call[T, R] = _Call(items, future)
         self._enqueue(key, call, sizes)
         return future
 
@@ -344,7 +344,11 @@ class Coalescer(Generic[K, T, R]):
                         call.failed, call.errors = [], []
                     call.failed.append(range(start, stop))
                     call.errors.append(outcome)  # a call has at most one segment per batch
+                elif call.results is None and stop - start == len(call.items):
+                    call.results = outcome[offset:stop + offset]  # all its items, in one batch
                 else:
+                    if call.results is None:
+                        call.results = [None] * len(call.items)
                     call.results[start:stop] = outcome[offset : offset + stop - start]
                 call.pending -= 1
                 if call.pending == 0:
@@ -354,10 +358,10 @@ class Coalescer(Generic[K, T, R]):
     @staticmethod
     def _finish(call: _Call[T, R]) -> None:
         if call.failed is None or call.errors is None:
-            call.future.set_result(call.results)
+            call.future.set_result(call.results or [])
             return
         failed_ranges = call.failed
         failed = sorted(i for r in failed_ranges for i in r)
-        partial = {i: r for i, r in enumerate(call.results)
+        partial = {i: r for i, r in enumerate(call.results or ())
                    if not any(i in f for f in failed_ranges)}
         call.future.set_exception(BatchError(len(call.items), failed, partial, call.errors))

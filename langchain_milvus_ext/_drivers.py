@@ -12,10 +12,11 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import repeat
 from typing import Any
 
 import pymilvus
@@ -284,6 +285,20 @@ class _WriteItem:
     vector: Sequence[float] | None  # given, or embedded by the first batch that held the row
 
 
+def _write_items(write: Write) -> list[_WriteItem]:
+    """The rows of `write` as coalescer items, with their texts or given vectors."""
+    texts: Iterable[str | None] = write.texts if write.texts is not None else repeat(None)
+    vectors: Iterable[Sequence[float] | None] = (
+        write.vectors if write.vectors is not None else repeat(None))
+    return list(map(_WriteItem, write.rows, texts, vectors))
+
+
+def _write_error_of(write: Write, pk: str, error: BatchError) -> WriteError:
+    """The `WriteError` of a coalesced write some of whose batches failed."""
+    written = [write.rows[i].get(pk) for i in error.succeeded_indices]
+    return _write_error(write.rows, pk, error.failed_indices, written, error.errors[0])
+
+
 _WriteBatchKey = tuple[str | None, float | None, bool, bool]
 """(partition name, timeout, fresh ids, embedded): a `WriteKey` as a plain tuple, hashed and
 compared in C for every row queued, and whether the rows' vectors are embedded (not given)."""
@@ -437,24 +452,27 @@ class AsyncDriver:
         self.stats.embedding_requests += len(step.texts)
         return list(await asyncio.gather(*(model.aembed_query(t) for t in step.texts)))
 
-    async def _write(self, write: Write, session: _LoopSession, coalesce: bool) -> Any:
-        pk = self.state.planned.pk_field
+    def _write(self, write: Write, session: _LoopSession, coalesce: bool) -> Awaitable[Any]:
         if coalesce:
-            items = [
-                _WriteItem(row, write.texts[i] if write.texts is not None else None,
-                           write.vectors[i] if write.vectors is not None else None)
-                for i, row in enumerate(write.rows)
-            ]
-            try:
-                key = (write.key.partition_name, write.key.timeout, write.key.fresh_ids,
-                       write.texts is not None)
-                return await session.writes.submit(key, items)
-            except BatchError as error:
-                cause = error.errors[0]
-                if rejected_before_sending(cause, error.succeeded_indices):
-                    raise cause from None  # bad input found before this caller's rows were sent
-                raise _write_error(write.rows, pk, error.failed_indices, [
-                    write.rows[i].get(pk) for i in error.succeeded_indices], cause) from cause
+            return self._write_coalesced(write, session)
+        return self._write_chunks(write, session)
+
+    async def _write_coalesced(self, write: Write, session: _LoopSession) -> Any:
+        """Queue the rows in the loop's write coalescer. (No closure here: a call waiting in
+        the queue holds no cells; see `_write_items`.)"""
+        key = (write.key.partition_name, write.key.timeout, write.key.fresh_ids,
+               write.texts is not None)
+        try:
+            return await session.writes.submit(key, _write_items(write))
+        except BatchError as error:
+            cause = error.errors[0]
+            if rejected_before_sending(cause, error.succeeded_indices):
+                raise cause from None  # bad input found before this caller's rows were sent
+            raise _write_error_of(write, self.state.planned.pk_field, error) from cause
+
+    async def _write_chunks(self, write: Write, session: _LoopSession) -> list[PrimaryKey]:
+        """Write in chunks of `batch_size` rows, a few at once (coalescing turned off)."""
+        pk = self.state.planned.pk_field
         chunks = _chunks(write, self.options.batching.batch_size)
         bound = asyncio.Semaphore(self.options.batching.coalescer_limits.max_in_flight)
 

@@ -6,7 +6,7 @@ Each yields the steps of `_steps`; it reads the layout with `_collection.layout_
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.documents import Document
@@ -64,7 +64,7 @@ def filter_expr(layout: CollectionLayout, filter: FilterArg, expr: str | None) -
 
 def add_plan(
     state: CollectionState,
-    texts: Sequence[str],
+    texts: Iterable[str],
     metadatas: Sequence[dict[str, Any]] | None,
     ids: Sequence[Any] | None,
     *,
@@ -78,7 +78,7 @@ def add_plan(
     `replace` marks an upsert: on an auto_id collection the given keys replace those rows.
     """
     ids = id_list(ids) if ids is not None else None
-    texts = list(texts)
+    texts = list(texts)  # the plan's own copy (the batch embeds them later)
     if vectors is not None and len(vectors) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(vectors)} embeddings")
     try:

@@ -375,7 +375,7 @@ class MilvusVectorStore(_LangchainMilvus):
                   ids: Sequence[Any] | None, timeout: float | None,
                   embeddings: Sequence[Sequence[float]] | None = None,
                   partition_name: str | None = None, replace: bool = False) -> Plan:
-        return ops.add_plan(self._state, list(texts), metadatas, ids, vectors=embeddings,
+        return ops.add_plan(self._state, texts, metadatas, ids, vectors=embeddings,
                             timeout=self._timeout(timeout), partition_name=partition_name,
                             replace=replace)
 

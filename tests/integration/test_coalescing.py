@@ -141,7 +141,7 @@ async def test_failed_batch_fails_each_of_its_callers(tmp_path: Path,
 async def test_coalescing_can_be_switched_off(tmp_path: Path) -> None:
     store, embeddings = _store(tmp_path, coalesce=False)
     await asyncio.gather(*(store.aadd_texts([f"t{i}"]) for i in range(20)))
-    assert embeddings.requests == 20 and store._async.stats.calls["upsert"] == 20
+    assert embeddings.requests == 20 and store._async.stats.calls["insert"] == 20  # fresh ids
 
 
 def test_sync_add_overlaps_embedding_with_writing(tmp_path: Path,
@@ -149,19 +149,19 @@ def test_sync_add_overlaps_embedding_with_writing(tmp_path: Path,
     """The write of batch 1 waits until batch 2 is being embedded: it deadlocks if serial."""
     store, embeddings = _store(tmp_path, batch_size=10)
     second_batch_embedding = threading.Event()
-    original_upsert = store.client.upsert
+    original_insert = store.client.insert  # the ids are generated: rows are inserted
 
     def embedding(request: int) -> None:
         if request == 2:
             second_batch_embedding.set()
 
-    def upsert(*args: Any, **kwargs: Any) -> Any:
+    def insert(*args: Any, **kwargs: Any) -> Any:
         if not second_batch_embedding.is_set():
             assert second_batch_embedding.wait(20), "batch 2 was not embedded during write 1"
-        return original_upsert(*args, **kwargs)
+        return original_insert(*args, **kwargs)
 
     embeddings.on_documents = embedding
-    monkeypatch.setattr(store.client, "upsert", upsert)
+    monkeypatch.setattr(store.client, "insert", insert)
     ids = store.add_texts([f"t{i}" for i in range(30)])
     assert len(ids) == 30 and len(store.get_by_ids(ids)) == 30
 
