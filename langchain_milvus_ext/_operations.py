@@ -32,6 +32,7 @@ from langchain_milvus_ext._rows import (
     check_query_vector,
     float_vectors,
     id_list,
+    no_ids_given,
     normalize_ids,
     resolve_ids,
 )
@@ -93,7 +94,7 @@ def add_plan(
             raise ValueError("embeddings have different dimensions")
     if not rows:
         return []
-    fresh = keys is not None and not replace and (ids is None or all(i is None for i in ids))
+    fresh = keys is not None and not replace and no_ids_given(ids, len(texts))
     key = WriteKey(partition_name=partition_name, timeout=timeout, fresh_ids=fresh)
     if layout.vectors:  # several vector fields: embedded per model, not coalesced
         if vectors is not None:

@@ -112,6 +112,14 @@ def _uuid4_int() -> int:
     return int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET
 
 
+def no_ids_given(ids: Sequence[Any] | None, count: int) -> bool:
+    """Whether a write of `count` rows names no id: `ids` is None, or `count` Nones (documents
+    without `Document.id`); every id it writes is then generated (or, with auto_id, the
+    server's)."""
+    # `None in ids` (identity first, in C) spares the scans in Python when no id is missing.
+    return ids is None or (None in ids and len(ids) == count and all(i is None for i in ids))
+
+
 def resolve_ids(
     count: int, ids: Sequence[Any] | None, layout: CollectionLayout, *, replace: bool = False
 ) -> list[PrimaryKey] | None:
@@ -120,8 +128,7 @@ def resolve_ids(
     With `replace` (an upsert), an auto_id collection takes the keys of existing rows, which
     are then replaced in place, as langchain-milvus's `upsert(ids=store.get_pks(...))` does.
     """
-    # `None in ids` (identity first, in C) spares the scans in Python when no id is missing.
-    if ids is not None and None in ids and len(ids) == count and all(i is None for i in ids):
+    if no_ids_given(ids, count):
         ids = None
     if ids is not None:
         if len(ids) != count:
