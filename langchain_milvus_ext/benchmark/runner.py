@@ -22,7 +22,16 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from pymilvus import DataType
 
 from .checks import TEXT_FIELD, BenchContext, CheckFailure, check_case, key_filter
-from .config import CEILING, doc_key, updated_document
+from .config import (
+    CEILING,
+    CONTENDERS,
+    LCM_ASYNC,
+    LCM_SYNC,
+    OURS_ASYNC,
+    OURS_SYNC,
+    doc_key,
+    updated_document,
+)
 from .report import CaseResult
 
 logger = logging.getLogger(__name__)
@@ -55,15 +64,17 @@ def resolve_contenders(names: Sequence[str]) -> list[Contender]:
     def lcm_delete(key: str) -> dict[str, Any]:
         return {"expr": f"id == '{key}'"}  # the tutorial's expression
 
-    stores = {  # name prefix: implementation, class, auto_id, how to delete metadata id = key
-        "ours": ("langchain_milvus_ext.MilvusVectorStore", MilvusVectorStore, False, ours_delete),
-        "langchain-milvus": ("langchain_milvus.Milvus", Milvus, True, lcm_delete),
-    }
+    stores = [  # (sync name, async name), implementation, class, auto_id, delete metadata id
+        ((OURS_SYNC, OURS_ASYNC), "langchain_milvus_ext.MilvusVectorStore", MilvusVectorStore,
+         False, ours_delete),
+        ((LCM_SYNC, LCM_ASYNC), "langchain_milvus.Milvus", Milvus, True, lcm_delete),
+    ]
     modes: tuple[Literal["sync", "async"], ...] = ("sync", "async")
-    contenders = [Contender(f"{prefix}-{mode}", mode, f"{impl}, {mode}", cls, auto_id, delete)
-                  for prefix, (impl, cls, auto_id, delete) in stores.items() for mode in modes]
-    contenders.append(Contender(CEILING, "ceiling", "pymilvus MilvusClient, one batched call"))
-    return [c for c in contenders if c.name in names]  # CONTENDERS's order
+    table = {name: Contender(name, mode, f"{impl}, {mode}", cls, auto_id, delete)
+             for pair, impl, cls, auto_id, delete in stores
+             for name, mode in zip(pair, modes, strict=True)}
+    table[CEILING] = Contender(CEILING, "ceiling", "pymilvus MilvusClient, one batched call")
+    return [table[name] for name in CONTENDERS if name in names]
 
 
 @dataclass(frozen=True)
