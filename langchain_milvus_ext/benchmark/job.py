@@ -39,7 +39,7 @@ from .runner import (
     open_store,
     repeat_case,
     resolve_contenders,
-    run_case,
+    run_cases,
 )
 
 PACKAGES = ("langchain-milvus-ext", "langchain-milvus", "langchain-core", "pymilvus", "milvus-lite")
@@ -47,7 +47,7 @@ PACKAGES = ("langchain-milvus-ext", "langchain-milvus", "langchain-core", "pymil
 
 def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
     """Run every selected case and return the results; a case that raised or returned wrong
-    data gets ``error`` set (with ``config.fail_fast`` the run stops there).
+    data gets ``error`` set (with ``config.fail_fast`` the run stops after its workload and N).
 
     Raises:
         ConfigError: Invalid configuration, or a module of the ``benchmark`` extra this run
@@ -65,25 +65,25 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
         ctx = BenchContext(config, uri, config.token, make_embeddings(config))
         stack.callback(ctx.close)
         results.environment = environment(ctx, target, contenders)
-        jobs: list[tuple[str, Callable[[], list[CaseResult]]]] = [
-            (f"{w} N={n} {c.name}", partial(run_case, ctx, c, w, n))
-            for w in config.workloads if w != "service" for n in config.n for c in contenders
+        jobs: list[tuple[str, int, Callable[[], list[CaseResult]]]] = [  # (bar text, cases, job)
+            (f"{w} N={n}", len(contenders), partial(run_cases, ctx, contenders, w, n))
+            for w in config.workloads if w != "service" for n in config.n
         ]
         if "service" in config.workloads:
-            jobs += [(f"service {c.name}", partial(run_service, ctx, c))
+            jobs += [(f"service {c.name}", 1, partial(run_service, ctx, c))
                      for c in contenders if c.mode == "async"]
         bar: Any = None
         if config.progress:
             from tqdm import tqdm
 
-            bar = stack.enter_context(tqdm(total=len(jobs), file=sys.stderr, unit="case",
-                                           dynamic_ncols=True))
-        for description, job in jobs:
+            bar = stack.enter_context(tqdm(total=sum(j[1] for j in jobs), file=sys.stderr,
+                                           unit="case", dynamic_ncols=True))
+        for description, cases, job in jobs:
             if bar is not None:
                 bar.set_description(description)
             results.cases += (new := job())
             if bar is not None:
-                bar.update()
+                bar.update(cases)
             failed = [f"FAILED {c.label}: {c.error}" for c in new if c.error is not None]
             for message in failed:
                 (bar.write if bar is not None else print)(message, file=sys.stderr)
@@ -203,7 +203,7 @@ def run_service(ctx: BenchContext, contender: Contender) -> list[CaseResult]:
                     return load(url, queries, clients), rows
 
                 # The app was set up once; a repetition's other time is the load process starting.
-                repeat_case(ctx, case, name, one, drop=False, only_timed=True)
+                repeat_case(ctx, case, name, one, only_timed=True)
     except Exception as exc:  # the app did not start: every level fails, named
         for case in cases:
             case.error = case.error or f"{type(exc).__name__}: {str(exc)[:500]}"

@@ -2,6 +2,7 @@
 gets a fresh collection per repetition of add, delete and upsert (one per case for search and
 mmr) filled untimed, and one untimed warm-up read in the timed work's event loop; stores make N
 single calls (a sync loop, or ``asyncio.gather`` in a fresh loop), the ceiling one batched call.
+A (workload, N)'s repetitions alternate between its contenders, in an order rotating each round.
 """
 
 from __future__ import annotations
@@ -276,23 +277,21 @@ def _ceiling_batch(ctx: BenchContext, client: Any, workload: str, n: int, name: 
 # -- a case -----------------------------------------------------------------------------------
 
 
-def repeat_case(
+def repetitions(
     ctx: BenchContext, result: CaseResult, collection: str,
-    one: Callable[[bool], tuple[Timed, int]], *, drop: bool = True, only_timed: bool = False,
-) -> CaseResult:
-    """Run and check ``one(fresh)`` (a timed repetition) up to ``repeat`` times, until one more
-    would take the case past ``case_budget_s`` (``only_timed``: counting timed work only);
-    errors and failed checks are recorded on ``result``."""
-    cfg, started, spent = ctx.config, time.perf_counter(), 0.0
-    try:
-        while result.repeats < cfg.repeat:
-            if result.repeats and cfg.case_budget_s and (
-                spent + spent / result.repeats > cfg.case_budget_s
-            ):
-                break
-            fresh = result.workload not in READ_WORKLOADS or not result.repeats
-            rep_started = time.perf_counter()
-            timed, rows_before = one(fresh)
+    one: Callable[[bool], tuple[Timed, int]], *, only_timed: bool = False,
+) -> Iterator[CaseResult]:
+    """Run and check ``one(fresh)`` (a timed repetition) up to ``repeat`` times, yielding
+    ``result`` after each, until one more would take the case past ``case_budget_s``
+    (``only_timed``: counting timed work only); errors and failed checks are recorded on
+    ``result`` and end its repetitions. ``result.wall_s`` adds up their times."""
+    cfg, spent = ctx.config, 0.0
+    while result.error is None and result.repeats < cfg.repeat and not (
+        result.repeats and cfg.case_budget_s and spent + spent / result.repeats > cfg.case_budget_s
+    ):
+        rep_started = time.perf_counter()
+        try:
+            timed, rows_before = one(result.workload not in READ_WORKLOADS or not result.repeats)
             result.embed_requests = ctx.embeddings.requests
             result.embed_texts = ctx.embeddings.texts
             ops = len(timed.outputs) if timed.stopped_early else result.n
@@ -302,51 +301,83 @@ def repeat_case(
             result.rows_before = rows_before
             spent += timed.total_s if only_timed else max(time.perf_counter() - rep_started,
                                                           timed.total_s)
-    except CheckFailure as exc:
-        result.error = f"wrong data: {exc}"
-    except Exception as exc:  # a contender may raise anything; record it, name the case
-        logger.debug("case %s raised", result.label, exc_info=True)
-        result.error = f"{type(exc).__name__}: {str(exc)[:500]}"
-    finally:
-        if drop:
-            with contextlib.suppress(Exception):
-                ctx.drop(collection)
-        result.wall_s = time.perf_counter() - started
+        except CheckFailure as exc:
+            result.error = f"wrong data: {exc}"
+        except Exception as exc:  # a contender may raise anything; record it, name the case
+            logger.debug("case %s raised", result.label, exc_info=True)
+            result.error = f"{type(exc).__name__}: {str(exc)[:500]}"
+        result.wall_s = (result.wall_s or 0.0) + time.perf_counter() - rep_started
+        yield result
+
+
+def interleave(cases: Sequence[Iterator[CaseResult]]) -> None:
+    """Advance each of ``cases`` one repetition per round until all are done; round r starts
+    with case r mod k (k cases), so no case always runs first after another workload."""
+    k, live, r = len(cases), set(range(len(cases))), 0
+    while live:
+        for i in [(r + j) % k for j in range(k)]:
+            if i in live and next(cases[i], None) is None:
+                live.discard(i)
+        r += 1
+
+
+def repeat_case(
+    ctx: BenchContext, result: CaseResult, collection: str,
+    one: Callable[[bool], tuple[Timed, int]], *, only_timed: bool = False,
+) -> CaseResult:
+    """All of one case's :func:`repetitions`, one after another."""
+    interleave([repetitions(ctx, result, collection, one, only_timed=only_timed)])
     return result
 
 
-def run_case(ctx: BenchContext, contender: Contender, workload: str, n: int) -> list[CaseResult]:
-    """Run and check one case's repetitions; a first sync loop starts no call once it took
-    ``case_budget_s``, set-up included."""
+def run_cases(
+    ctx: BenchContext, contenders: Sequence[Contender], workload: str, n: int
+) -> list[CaseResult]:
+    """Run and check the contenders' cases of ``workload`` at ``n``, their repetitions
+    interleaved (see :func:`interleave`); results in ``contenders``' order. The collections are
+    dropped at the end, so no drop's background work lands between two timed repetitions."""
+    results = [CaseResult(workload, n, c.name) for c in contenders]
+    names = [ctx.collection_name(c.name, workload, n) for c in contenders]
+    try:
+        interleave([repetitions(ctx, result, name, partial(run_repetition, ctx, c, result))
+                    for c, result, name in zip(contenders, results, names, strict=True)])
+    finally:
+        for name in names:
+            with contextlib.suppress(Exception):
+                ctx.drop(name)
+    return results
+
+
+def run_repetition(
+    ctx: BenchContext, contender: Contender, result: CaseResult, fresh: bool
+) -> tuple[Timed, int]:
+    """One repetition of ``result``'s case: set up (if ``fresh``), warm up and time; a first
+    sync loop starts no call once it took ``case_budget_s``, set-up included."""
+    workload, n = result.workload, result.n
     name = ctx.collection_name(contender.name, workload, n)
-    result = CaseResult(workload, n, contender.name)
+    started = time.perf_counter()
+    if contender.mode == "ceiling":
+        return _run_ceiling(ctx, workload, n, name, fresh=fresh)
+    with open_store(ctx, contender, workload, name, fresh=fresh) as (store, ids, rows):
+        calls = store_calls(ctx, store, contender, workload, n, ids)
+        warm = store_calls(ctx, store, contender, "mmr" if workload == "mmr" else "search",
+                           1, [])[0]
+        if contender.mode == "sync":
+            warm()
+            ctx.embeddings.reset()
+            budget_s = 0.0 if result.repeats else ctx.config.case_budget_s
+            left = max(budget_s - (time.perf_counter() - started), 1e-9) if budget_s else 0.0
+            return time_sync(calls, left), rows
 
-    def one(fresh: bool) -> tuple[Timed, int]:  # set up (if fresh), warm up and time
-        started = time.perf_counter()
-        if contender.mode == "ceiling":
-            return _run_ceiling(ctx, workload, n, name, fresh=fresh)
-        with open_store(ctx, contender, workload, name, fresh=fresh) as (store, ids, rows):
-            calls = store_calls(ctx, store, contender, workload, n, ids)
-            warm = store_calls(ctx, store, contender, "mmr" if workload == "mmr" else "search",
-                               1, [])[0]
-            if contender.mode == "sync":
-                warm()
+        async def gather() -> Timed:
+            try:
+                await warm()
                 ctx.embeddings.reset()
-                budget_s = 0.0 if result.repeats else ctx.config.case_budget_s
-                left = max(budget_s - (time.perf_counter() - started), 1e-9) if budget_s else 0.0
-                return time_sync(calls, left), rows
+                return await time_gather(calls)
+            finally:  # the store's async client, for this loop
+                if hasattr(store, "aclose"):
+                    await store.aclose()
+                elif store._async_milvus_client is not None:
+                    await store._async_milvus_client.close()
 
-            async def gather() -> Timed:
-                try:
-                    await warm()
-                    ctx.embeddings.reset()
-                    return await time_gather(calls)
-                finally:  # the store's async client, for this loop
-                    if hasattr(store, "aclose"):
-                        await store.aclose()
-                    elif store._async_milvus_client is not None:
-                        await store._async_milvus_client.close()
-
-            return asyncio.run(gather()), rows
-
-    return [repeat_case(ctx, result, name, one)]
+        return asyncio.run(gather()), rows

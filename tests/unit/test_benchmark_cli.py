@@ -670,6 +670,41 @@ def test_case_budget_limits_repetitions_and_reads_reuse_their_collection() -> No
     assert wrong.error is not None and wrong.error.startswith("wrong data: after delete")
 
 
+def test_repetitions_interleave_in_rotating_order_each_contender_on_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Round r runs every contender still going once, starting with the (r mod k)-th; a budget
+    or an error stops only its own contender; results stay in the given order."""
+    ran: list[tuple[str, bool]] = []
+    dropped: list[str] = []
+    seconds = {"a": 1.0, "b": 4.0, "c": 1.0}  # b: a third 4 s repetition would pass 10 s
+    ctx = _budget_context(10.0, repeat=4)
+    good = [Document(id=str(i), page_content=d.page_content, metadata=d.metadata)
+            for i, d in enumerate(ctx.prefill_docs[:3])]  # fmt: skip
+
+    def one(ctx: Any, contender: Any, result: CaseResult, fresh: bool) -> tuple[Timed, int]:
+        ran.append((f"{contender.name}{result.repeats}", fresh))
+        if contender.name == "c" and result.repeats == 1:
+            raise RuntimeError("boom")
+        outputs = [good, good] if result.workload == "search" else [True, True]
+        return Timed(seconds[contender.name], [0.1, 0.1], outputs), 2  # delete: 2 rows -> 0
+
+    monkeypatch.setattr(runner, "run_repetition", one)
+    monkeypatch.setattr(StubContext, "drop", lambda self, name: dropped.append(name))
+    contenders = [runner.Contender(name, "sync", "fake") for name in "abc"]
+    a, b, c = runner.run_cases(ctx, contenders, "delete", 2)
+    assert [name for name, _ in ran] == ["a0", "b0", "c0", "b1", "c1", "a1", "a2", "a3"]
+    assert all(fresh for _, fresh in ran)  # a write workload: a fresh collection every time
+    assert [r.contender for r in (a, b, c)] == ["a", "b", "c"]
+    assert (a.repeats, b.repeats, c.repeats) == (4, 2, 1)
+    assert a.error is b.error is None and c.error == "RuntimeError: boom"
+    assert dropped == [ctx.collection_name(name, "delete", 2) for name in "abc"]
+
+    ran.clear()
+    runner.run_cases(_budget_context(0.0, repeat=2), contenders[:2], "search", 2)
+    assert ran == [("a0", True), ("b0", True), ("b1", False), ("a1", False)]
+
+
 def test_markdown_tables() -> None:
     assert render_table(["workload", "ops/s"], [["add", "1"], None, ["search", "2"]], True) == (
         "| workload | ops/s |\n| --- | ---: |\n| add | 1 |\n| search | 2 |"
