@@ -379,6 +379,8 @@ class AsyncDriver:
             while True:
                 try:
                     result = await self._execute(step, session, coalesce)
+                except BatchError as error:  # the coalesced batch of a step failed
+                    step = plan.throw(self._caller_error(step, error))
                 except Exception as error:
                     step = plan.throw(error)
                 else:
@@ -417,21 +419,31 @@ class AsyncDriver:
             return self._describe(session)
         return self._read_or_delete(step, session, coalesce)
 
-    async def _read_or_delete(self, step: Step, session: _LoopSession, coalesce: bool) -> Any:
-        try:
-            if isinstance(step, Search):
-                if coalesce:
-                    return await session.searches.submit(step.key, step.items)
-                return await self.search_batch(session, step.key, step.items)
-            if not isinstance(step, Delete):
-                raise TypeError(f"unknown plan step {step!r}")
-            # An expression that is not one closed group could OR with another caller's into
-            # a different, valid one: it goes alone, and the server judges it as written.
-            if coalesce and (step.expr is None or is_self_contained(step.expr)):
-                return await session.deletes.submit(step.key, step.items)
-            return await self.delete_batch(session, step.key, step.items)
-        except BatchError as error:  # a read or delete failed: the server's own error
-            raise error.errors[0] from None
+    def _read_or_delete(self, step: Step, session: _LoopSession,
+                        coalesce: bool) -> Awaitable[Any]:
+        if isinstance(step, Search):
+            if coalesce:
+                return session.searches.submit(step.key, step.items)
+            return self.search_batch(session, step.key, step.items)
+        if not isinstance(step, Delete):
+            raise TypeError(f"unknown plan step {step!r}")
+        # An expression that is not one closed group could OR with another caller's into
+        # a different, valid one: it goes alone, and the server judges it as written.
+        if coalesce and (step.expr is None or is_self_contained(step.expr)):
+            return session.deletes.submit(step.key, step.items)
+        return self.delete_batch(session, step.key, step.items)
+
+    def _caller_error(self, step: Step, error: BatchError) -> BaseException:
+        """What a caller sees when a coalesced batch holding its step failed: for a write, its
+        own bad input (found before its rows were sent) or a `WriteError` naming its rows not
+        written; for a read or delete, the server's error."""
+        cause = error.errors[0]
+        if isinstance(step, Write) and not rejected_before_sending(cause, error.succeeded_indices):
+            failure: BaseException = _write_error_of(step, self.state.planned.pk_field, error)
+            failure.__cause__ = cause
+            return failure
+        cause.__cause__, cause.__suppress_context__ = None, True  # `raise cause from None`
+        return cause
 
     async def _describe(self, session: _LoopSession) -> Any:
         """Read the layout once for all the calls of this loop that need it now."""
@@ -453,22 +465,13 @@ class AsyncDriver:
         return list(await asyncio.gather(*(model.aembed_query(t) for t in step.texts)))
 
     def _write(self, write: Write, session: _LoopSession, coalesce: bool) -> Awaitable[Any]:
+        """Queue the rows in the loop's write coalescer (its failures: `_caller_error`), or
+        write them in chunks. (No closure: a call waiting in the queue holds no cells.)"""
         if coalesce:
-            return self._write_coalesced(write, session)
+            key = (write.key.partition_name, write.key.timeout, write.key.fresh_ids,
+                   write.texts is not None)
+            return session.writes.submit(key, _write_items(write))
         return self._write_chunks(write, session)
-
-    async def _write_coalesced(self, write: Write, session: _LoopSession) -> Any:
-        """Queue the rows in the loop's write coalescer. (No closure here: a call waiting in
-        the queue holds no cells; see `_write_items`.)"""
-        key = (write.key.partition_name, write.key.timeout, write.key.fresh_ids,
-               write.texts is not None)
-        try:
-            return await session.writes.submit(key, _write_items(write))
-        except BatchError as error:
-            cause = error.errors[0]
-            if rejected_before_sending(cause, error.succeeded_indices):
-                raise cause from None  # bad input found before this caller's rows were sent
-            raise _write_error_of(write, self.state.planned.pk_field, error) from cause
 
     async def _write_chunks(self, write: Write, session: _LoopSession) -> list[PrimaryKey]:
         """Write in chunks of `batch_size` rows, a few at once (coalescing turned off)."""

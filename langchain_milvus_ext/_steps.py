@@ -22,7 +22,7 @@ ClientMethod = Literal[
 """The MilvusClient methods that plans call."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Call:
     """One client method call; MilvusClient and AsyncMilvusClient take the same arguments.
 
@@ -36,7 +36,7 @@ class Call:
     retry_as: ClientMethod | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Embed:
     """Embed texts as documents or as queries; the result is one vector per text."""
 
@@ -45,7 +45,7 @@ class Embed:
     model: int = 0  # which of the store's embedding models (several in multi-vector stores)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WriteKey:
     """Writes with equal keys may share one RPC.
 
@@ -58,7 +58,7 @@ class WriteKey:
     fresh_ids: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Write:
     """Write rows with the given vectors, or with vectors embedded from `texts`.
 
@@ -72,7 +72,7 @@ class Write:
     key: WriteKey
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SearchKey:
     """Searches with equal keys may share one nq-batched search."""
 
@@ -85,7 +85,7 @@ class SearchKey:
     extra: str = "{}"  # frozen JSON of other pymilvus search arguments (group_by_field, ...)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SearchItem:
     """One query: a text to embed or a vector."""
 
@@ -93,7 +93,7 @@ class SearchItem:
     vector: list[float] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Search:
     """Search several queries; the result is a list of (hits, query vector), one per item."""
 
@@ -101,7 +101,7 @@ class Search:
     key: SearchKey
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delete:
     """Delete rows whose `field` has one of the values `ids` (by default the primary key), or
     the rows matching a boolean expression (`expr`): one of them.
@@ -130,7 +130,7 @@ DeleteKey = tuple[bool, str | None, str | None, float | None]
 """(by values, the field of the values (None: the primary key), partition name, timeout)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Describe:
     """The layout of the driver's collection: read from the server once it exists.
 
