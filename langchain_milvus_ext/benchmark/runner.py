@@ -284,7 +284,10 @@ def repetitions(
     """Run and check ``one(fresh)`` (a timed repetition) up to ``repeat`` times, yielding
     ``result`` after each, until one more would take the case past ``case_budget_s``
     (``only_timed``: counting timed work only); errors and failed checks are recorded on
-    ``result`` and end its repetitions. ``result.wall_s`` adds up their times."""
+    ``result`` and end its repetitions. ``result.wall_s`` adds up their times. A write
+    workload's collection is dropped after each: Milvus Lite flushes and indexes the rows
+    written in background threads of this process, which would otherwise run in the timed
+    work of the contender whose turn comes next."""
     cfg, spent = ctx.config, 0.0
     while result.error is None and result.repeats < cfg.repeat and not (
         result.repeats and cfg.case_budget_s and spent + spent / result.repeats > cfg.case_budget_s
@@ -306,6 +309,9 @@ def repetitions(
         except Exception as exc:  # a contender may raise anything; record it, name the case
             logger.debug("case %s raised", result.label, exc_info=True)
             result.error = f"{type(exc).__name__}: {str(exc)[:500]}"
+        if result.workload not in READ_WORKLOADS:  # no rows it wrote outlive its turn
+            with contextlib.suppress(Exception):
+                ctx.drop(collection)
         result.wall_s = (result.wall_s or 0.0) + time.perf_counter() - rep_started
         yield result
 

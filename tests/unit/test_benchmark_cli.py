@@ -698,11 +698,16 @@ def test_repetitions_interleave_in_rotating_order_each_contender_on_its_own(
     assert [r.contender for r in (a, b, c)] == ["a", "b", "c"]
     assert (a.repeats, b.repeats, c.repeats) == (4, 2, 1)
     assert a.error is b.error is None and c.error == "RuntimeError: boom"
-    assert dropped == [ctx.collection_name(name, "delete", 2) for name in "abc"]
+    # a write workload's collection goes after each repetition, and all at the end
+    assert dropped == [ctx.collection_name(name, "delete", 2)
+                       for name in ["a", "b", "c", "b", "c", "a", "a", "a", "a", "b", "c"]]
 
     ran.clear()
-    runner.run_cases(_budget_context(0.0, repeat=2), contenders[:2], "search", 2)
+    dropped.clear()
+    search_ctx = _budget_context(0.0, repeat=2)
+    runner.run_cases(search_ctx, contenders[:2], "search", 2)
     assert ran == [("a0", True), ("b0", True), ("b1", False), ("a1", False)]
+    assert dropped == [search_ctx.collection_name(name, "search", 2) for name in "ab"]  # at the end
 
 
 def test_markdown_tables() -> None:
