@@ -66,8 +66,9 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
         stack.callback(ctx.close)
         results.environment = environment(ctx, target, contenders)
         jobs: list[tuple[str, int, Callable[[], list[CaseResult]]]] = [  # (bar text, cases, job)
-            (f"{w} N={n}", len(contenders), partial(run_cases, ctx, contenders, w, n))
-            for w in config.workloads if w != "service" for n in config.n
+            (f"{w} N={n}", len(contenders), partial(run_cases, ctx, contenders, w, n, first))
+            for first, (w, n) in enumerate(
+                (w, n) for w in config.workloads if w != "service" for n in config.n)
         ]
         if "service" in config.workloads:
             jobs += [(f"service {c.name}", 1, partial(run_service, ctx, c))

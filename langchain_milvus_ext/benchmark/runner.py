@@ -2,7 +2,9 @@
 gets a fresh collection per repetition of add, delete and upsert (one per case for search and
 mmr) filled untimed, and one untimed warm-up read in the timed work's event loop; stores make N
 single calls (a sync loop, or ``asyncio.gather`` in a fresh loop), the ceiling one batched call.
-A (workload, N)'s repetitions alternate between its contenders, in an order rotating each round.
+A contender runs all its repetitions of a (workload, N) in a row (the median sets aside the
+first, which meets what the previous contender left running); which contender goes first
+rotates from one (workload, N) to the next.
 """
 
 from __future__ import annotations
@@ -316,15 +318,12 @@ def repetitions(
         yield result
 
 
-def interleave(cases: Sequence[Iterator[CaseResult]]) -> None:
-    """Advance each of ``cases`` one repetition per round until all are done; round r starts
-    with case r mod k (k cases), so no case always runs first after another workload."""
-    k, live, r = len(cases), set(range(len(cases))), 0
-    while live:
-        for i in [(r + j) % k for j in range(k)]:
-            if i in live and next(cases[i], None) is None:
-                live.discard(i)
-        r += 1
+def in_turns(cases: Sequence[Iterator[CaseResult]], first: int = 0) -> None:
+    """Run each of ``cases`` to its end, one after another, starting with case ``first`` (mod
+    their number) and going round."""
+    for j in range(len(cases)):
+        for _ in cases[(first + j) % len(cases)]:
+            pass
 
 
 def repeat_case(
@@ -332,21 +331,21 @@ def repeat_case(
     one: Callable[[bool], tuple[Timed, int]], *, only_timed: bool = False,
 ) -> CaseResult:
     """All of one case's :func:`repetitions`, one after another."""
-    interleave([repetitions(ctx, result, collection, one, only_timed=only_timed)])
+    in_turns([repetitions(ctx, result, collection, one, only_timed=only_timed)])
     return result
 
 
 def run_cases(
-    ctx: BenchContext, contenders: Sequence[Contender], workload: str, n: int
+    ctx: BenchContext, contenders: Sequence[Contender], workload: str, n: int, first: int = 0
 ) -> list[CaseResult]:
-    """Run and check the contenders' cases of ``workload`` at ``n``, their repetitions
-    interleaved (see :func:`interleave`); results in ``contenders``' order. The collections are
-    dropped at the end, so no drop's background work lands between two timed repetitions."""
+    """Run and check the contenders' cases of ``workload`` at ``n``, each case's repetitions in
+    a row, the ``first``-th contender's first (see :func:`in_turns`); results in
+    ``contenders``' order. Search collections are dropped at the end."""
     results = [CaseResult(workload, n, c.name) for c in contenders]
     names = [ctx.collection_name(c.name, workload, n) for c in contenders]
     try:
-        interleave([repetitions(ctx, result, name, partial(run_repetition, ctx, c, result))
-                    for c, result, name in zip(contenders, results, names, strict=True)])
+        in_turns([repetitions(ctx, result, name, partial(run_repetition, ctx, c, result))
+                  for c, result, name in zip(contenders, results, names, strict=True)], first)
     finally:
         for name in names:
             with contextlib.suppress(Exception):

@@ -670,11 +670,12 @@ def test_case_budget_limits_repetitions_and_reads_reuse_their_collection() -> No
     assert wrong.error is not None and wrong.error.startswith("wrong data: after delete")
 
 
-def test_repetitions_interleave_in_rotating_order_each_contender_on_its_own(
+def test_contenders_take_turns_each_running_its_repetitions_in_a_row(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Round r runs every contender still going once, starting with the (r mod k)-th; a budget
-    or an error stops only its own contender; results stay in the given order."""
+    """Each contender runs all its repetitions in a row, the ``first``-th contender first and
+    round from there; a budget or an error stops only its own contender; results stay in the
+    given order; a write workload's collection is dropped after every repetition."""
     ran: list[tuple[str, bool]] = []
     dropped: list[str] = []
     seconds = {"a": 1.0, "b": 4.0, "c": 1.0}  # b: a third 4 s repetition would pass 10 s
@@ -692,21 +693,19 @@ def test_repetitions_interleave_in_rotating_order_each_contender_on_its_own(
     monkeypatch.setattr(runner, "run_repetition", one)
     monkeypatch.setattr(StubContext, "drop", lambda self, name: dropped.append(name))
     contenders = [runner.Contender(name, "sync", "fake") for name in "abc"]
-    a, b, c = runner.run_cases(ctx, contenders, "delete", 2)
-    assert [name for name, _ in ran] == ["a0", "b0", "c0", "b1", "c1", "a1", "a2", "a3"]
+    a, b, c = runner.run_cases(ctx, contenders, "delete", 2, first=1)
+    assert [name for name, _ in ran] == ["b0", "b1", "c0", "c1", "a0", "a1", "a2", "a3"]
     assert all(fresh for _, fresh in ran)  # a write workload: a fresh collection every time
     assert [r.contender for r in (a, b, c)] == ["a", "b", "c"]
     assert (a.repeats, b.repeats, c.repeats) == (4, 2, 1)
     assert a.error is b.error is None and c.error == "RuntimeError: boom"
-    # a write workload's collection goes after each repetition, and all at the end
-    assert dropped == [ctx.collection_name(name, "delete", 2)
-                       for name in ["a", "b", "c", "b", "c", "a", "a", "a", "a", "b", "c"]]
+    assert dropped == [ctx.collection_name(name, "delete", 2) for name in "bbccaaaaabc"]
 
     ran.clear()
     dropped.clear()
     search_ctx = _budget_context(0.0, repeat=2)
     runner.run_cases(search_ctx, contenders[:2], "search", 2)
-    assert ran == [("a0", True), ("b0", True), ("b1", False), ("a1", False)]
+    assert ran == [("a0", True), ("a1", False), ("b0", True), ("b1", False)]
     assert dropped == [search_ctx.collection_name(name, "search", 2) for name in "ab"]  # at the end
 
 
