@@ -39,6 +39,7 @@ from .report import CaseResult
 
 logger = logging.getLogger(__name__)
 READ_WORKLOADS = frozenset({"search", "mmr"})  # their repetitions share one collection
+WRITE_WORKLOADS = frozenset({"add", "delete", "upsert"})  # a fresh collection each time
 
 
 @dataclass(frozen=True)
@@ -311,7 +312,7 @@ def repetitions(
         except Exception as exc:  # a contender may raise anything; record it, name the case
             logger.debug("case %s raised", result.label, exc_info=True)
             result.error = f"{type(exc).__name__}: {str(exc)[:500]}"
-        if result.workload not in READ_WORKLOADS:  # no rows it wrote outlive its turn
+        if result.workload in WRITE_WORKLOADS:  # no rows it wrote outlive its turn
             with contextlib.suppress(Exception):
                 ctx.drop(collection)
         result.wall_s = (result.wall_s or 0.0) + time.perf_counter() - rep_started

@@ -687,7 +687,7 @@ def test_contenders_take_turns_each_running_its_repetitions_in_a_row(
         ran.append((f"{contender.name}{result.repeats}", fresh))
         if contender.name == "c" and result.repeats == 1:
             raise RuntimeError("boom")
-        outputs = [good, good] if result.workload == "search" else [True, True]
+        outputs = [good, good] if result.workload in ("search", "service") else [True, True]
         return Timed(seconds[contender.name], [0.1, 0.1], outputs), 2  # delete: 2 rows -> 0
 
     monkeypatch.setattr(runner, "run_repetition", one)
@@ -707,6 +707,12 @@ def test_contenders_take_turns_each_running_its_repetitions_in_a_row(
     runner.run_cases(search_ctx, contenders[:2], "search", 2)
     assert ran == [("a0", True), ("a1", False), ("b0", True), ("b1", False)]
     assert dropped == [search_ctx.collection_name(name, "search", 2) for name in "ab"]  # at the end
+
+    dropped.clear()  # the service app serves one collection through all its repetitions
+    service = CaseResult("service", 2, "a", concurrency=1)
+    runner.repeat_case(search_ctx, service, "app", lambda fresh: one(None, contenders[0], service,
+                                                                   fresh))
+    assert service.repeats == 2 and dropped == []
 
 
 def test_markdown_tables() -> None:
