@@ -280,17 +280,16 @@ def _ceiling_batch(ctx: BenchContext, client: Any, workload: str, n: int, name: 
 # -- a case -----------------------------------------------------------------------------------
 
 
-def repetitions(
+def repeat_case(
     ctx: BenchContext, result: CaseResult, collection: str,
     one: Callable[[bool], tuple[Timed, int]], *, only_timed: bool = False,
-) -> Iterator[CaseResult]:
-    """Run and check ``one(fresh)`` (a timed repetition) up to ``repeat`` times, yielding
-    ``result`` after each, until one more would take the case past ``case_budget_s``
-    (``only_timed``: counting timed work only); errors and failed checks are recorded on
-    ``result`` and end its repetitions. ``result.wall_s`` adds up their times. A write
-    workload's collection is dropped after each: Milvus Lite flushes and indexes the rows
-    written in background threads of this process, which would otherwise run in the timed
-    work of the contender whose turn comes next."""
+) -> CaseResult:
+    """Run and check ``one(fresh)`` (a timed repetition) up to ``repeat`` times, in a row, until
+    one more would take the case past ``case_budget_s`` (``only_timed``: counting timed work
+    only); errors and failed checks are recorded on ``result`` and end its repetitions.
+    ``result.wall_s`` adds up their times. A write workload's collection is dropped after each:
+    Milvus Lite flushes and indexes the rows written in background threads of this process,
+    which would otherwise run in the timed work that comes next."""
     cfg, spent = ctx.config, 0.0
     while result.error is None and result.repeats < cfg.repeat and not (
         result.repeats and cfg.case_budget_s and spent + spent / result.repeats > cfg.case_budget_s
@@ -316,37 +315,23 @@ def repetitions(
             with contextlib.suppress(Exception):
                 ctx.drop(collection)
         result.wall_s = (result.wall_s or 0.0) + time.perf_counter() - rep_started
-        yield result
-
-
-def in_turns(cases: Sequence[Iterator[CaseResult]], first: int = 0) -> None:
-    """Run each of ``cases`` to its end, one after another, starting with case ``first`` (mod
-    their number) and going round."""
-    for j in range(len(cases)):
-        for _ in cases[(first + j) % len(cases)]:
-            pass
-
-
-def repeat_case(
-    ctx: BenchContext, result: CaseResult, collection: str,
-    one: Callable[[bool], tuple[Timed, int]], *, only_timed: bool = False,
-) -> CaseResult:
-    """All of one case's :func:`repetitions`, one after another."""
-    in_turns([repetitions(ctx, result, collection, one, only_timed=only_timed)])
     return result
 
 
 def run_cases(
     ctx: BenchContext, contenders: Sequence[Contender], workload: str, n: int, first: int = 0
 ) -> list[CaseResult]:
-    """Run and check the contenders' cases of ``workload`` at ``n``, each case's repetitions in
-    a row, the ``first``-th contender's first (see :func:`in_turns`); results in
-    ``contenders``' order. Search collections are dropped at the end."""
+    """Run and check the contenders' cases of ``workload`` at ``n``, one after another, each
+    case's repetitions in a row, starting with the ``first``-th contender (mod their number)
+    and going round; results in ``contenders``' order. Search collections are dropped at the
+    end."""
     results = [CaseResult(workload, n, c.name) for c in contenders]
     names = [ctx.collection_name(c.name, workload, n) for c in contenders]
     try:
-        in_turns([repetitions(ctx, result, name, partial(run_repetition, ctx, c, result))
-                  for c, result, name in zip(contenders, results, names, strict=True)], first)
+        for j in range(len(contenders)):
+            i = (first + j) % len(contenders)
+            repeat_case(ctx, results[i], names[i],
+                        partial(run_repetition, ctx, contenders[i], results[i]))
     finally:
         for name in names:
             with contextlib.suppress(Exception):
