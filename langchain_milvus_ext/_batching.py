@@ -20,6 +20,11 @@ class Batching:
             embeddings differ (then each query is its own `aembed_query`, run concurrently).
         limits: Coalescer bounds (batch items/bytes, batches in flight, wait); by default
             `CoalescerLimits(max_batch_items=batch_size)`.
+        pack_writes: Pack the rows of a write column by column (`_packing`, about 5x faster
+            than pymilvus's row packing) and send them on the client's connection; False
+            sends every write through `MilvusClient.insert` / `upsert` (e.g. for tools that
+            wrap those methods). Collections with fields other than VARCHAR, INT64, JSON and
+            one float vector are always written through pymilvus.
 
     Example:
         ```python
@@ -31,6 +36,7 @@ class Batching:
     coalesce: bool = True
     batch_query_embeddings: bool = True
     limits: CoalescerLimits | None = None
+    pack_writes: bool = True
 
     def __post_init__(self) -> None:
         size = self.batch_size

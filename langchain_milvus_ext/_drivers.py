@@ -23,6 +23,7 @@ import pymilvus
 from langchain_core.embeddings import Embeddings
 from pymilvus import AsyncMilvusClient
 
+from langchain_milvus_ext import _packed_writes
 from langchain_milvus_ext._batch_plans import (
     delete_batch_plan,
     embed_plan,
@@ -41,6 +42,7 @@ from langchain_milvus_ext._coalescer import (
 from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._errors import WriteError, rejected_before_sending
 from langchain_milvus_ext._filters import is_self_contained
+from langchain_milvus_ext._packing import WireFormat
 from langchain_milvus_ext._pymilvus_compat import via_sync_client
 from langchain_milvus_ext._retry import (
     Attempts,
@@ -129,9 +131,19 @@ def _write_error(rows: Sequence[Row], pk: str, failed: Sequence[int], written: S
     )
 
 
-def _client_call(clients: ClientRegistry, state: CollectionState, step: Call) -> Any:
-    """One call on the sync client; creating the collection is serialised per collection."""
+def _wire(state: CollectionState, options: DriverOptions) -> WireFormat | None:
+    """How the rows of writes are packed (`_packing`); None: by pymilvus."""
+    return state.layout.wire if options.batching.pack_writes else None
+
+
+def _client_call(clients: ClientRegistry, state: CollectionState, step: Call,
+                 wire: WireFormat | None = None) -> Any:
+    """One call on the sync client (a write packed with `wire` if it fits); creating the
+    collection is serialised per collection."""
     client = clients.sync()
+    packed = _packed_writes.packed_request(wire, step.method, step.kwargs)
+    if packed is not None:
+        return _packed_writes.send(client, packed, step.kwargs.get("timeout"))
     if step.method != "create_collection":
         return getattr(client, step.method)(**step.kwargs)
     with state.create_lock:  # racing creators: Milvus Lite raises "File exists"
@@ -187,7 +199,8 @@ class SyncDriver:
             self.stats.calls[method] += 1
             try:
                 kwargs = attempts.kwargs(step.kwargs, _clock())
-                return _client_call(self.clients, self.state, Call(method, kwargs))
+                return _client_call(self.clients, self.state, Call(method, kwargs),
+                                    _wire(self.state, self.options))
             except Exception as caught:
                 failure = after_failure(attempts, caught, self.clients.connection_args, _clock())
                 wait = _retry_wait(failure, self.stats, method)
@@ -400,6 +413,11 @@ class AsyncDriver:
                 if method in _VIA_SYNC_CLIENT:
                     return await asyncio.to_thread(
                         _client_call, self.clients, self.state, Call(method, kwargs))
+                packed = _packed_writes.packed_request(
+                    _wire(self.state, self.options), method, kwargs)
+                if packed is not None:
+                    return await _packed_writes.asend(session.client, packed,
+                                                      kwargs.get("timeout"))
                 return await getattr(session.client, method)(**kwargs)
             except Exception as caught:
                 failure = after_failure(attempts, caught, self.clients.connection_args, _clock())

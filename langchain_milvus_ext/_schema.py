@@ -19,6 +19,7 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient
 from pymilvus.milvus_client.index import IndexParams
 
 from langchain_milvus_ext._filters import FieldRef, KeyResolver, json_path_ref, validate_key
+from langchain_milvus_ext._packing import WireFormat, wire_format
 from langchain_milvus_ext._vectors import VectorField
 
 DEFAULT_TEXT_MAX_LENGTH = 65_535
@@ -74,6 +75,8 @@ class CollectionLayout:
         field_names: Every field of the collection, in schema order (the parent's `fields`).
         vectors: The vector fields of a multi-field store (several embedding models, sparse
             models, BM25 functions); empty for the usual single dense field.
+        wire: How writes to the existing collection are packed (`_packing`); None when
+            pymilvus packs them (the collection does not exist yet, or has other fields).
     """
 
     pk_field: str = "pk"
@@ -95,6 +98,7 @@ class CollectionLayout:
     infer_columns: bool = False
     field_names: tuple[str, ...] = ()
     vectors: tuple[VectorField, ...] = ()
+    wire: WireFormat | None = None
 
     @cached_property  # asked for every row written; the layout is frozen
     def reserved_keys(self) -> frozenset[str]:
@@ -467,6 +471,7 @@ def layout_from_description(
         infer_columns=False,
         column_args={},
         field_names=tuple(f["name"] for f in fields),
+        wire=wire_format(description),
     )
 
 

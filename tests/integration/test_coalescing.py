@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from langchain_milvus_ext import MilvusVectorStore, WriteError
+from langchain_milvus_ext import Batching, MilvusVectorStore, WriteError, _packed_writes
 
 pytestmark = [pytest.mark.lite, pytest.mark.timeout(120)]
 
@@ -41,6 +41,24 @@ def _store(tmp_path: Path, **kwargs: Any) -> tuple[MilvusVectorStore, CountingEm
     embeddings.requests = 0
     store._async.stats.calls.clear()
     return store, embeddings
+
+
+BOTH_WRITE_PATHS = pytest.mark.parametrize("packed", [True, False],
+                                           ids=["packed-write", "pymilvus-write"])
+"""Writes go out as our packed requests (`_packed_writes`) or through the client's methods."""
+
+
+def _write_store(tmp_path: Path, packed: bool, batch_size: int = 1000,
+                 ) -> tuple[MilvusVectorStore, CountingEmbeddings]:
+    return _store(tmp_path, batching=Batching(batch_size=batch_size, pack_writes=packed))
+
+
+def _write_rpc(store: MilvusVectorStore, packed: bool, method: str,
+               is_async: bool) -> tuple[Any, str]:
+    """Where a test replaces the store's write RPC `method` ("insert" or "upsert")."""
+    if packed:
+        return _packed_writes, "asend" if is_async else "send"
+    return store.aclient if is_async else store.client, method
 
 
 @pytest.mark.parametrize("n", [10, 1000])
@@ -119,16 +137,16 @@ async def test_concurrent_deletes_by_id_share_one_rpc(tmp_path: Path) -> None:
     assert sorted(store.get_pks("pk like \"d%\"")) == sorted(f"d{i}" for i in range(50, 100))
 
 
-async def test_failed_batch_fails_each_of_its_callers(tmp_path: Path,
+@BOTH_WRITE_PATHS
+async def test_failed_batch_fails_each_of_its_callers(tmp_path: Path, packed: bool,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    store, _ = _store(tmp_path)
+    store, _ = _write_store(tmp_path, packed)
     await store.aadd_texts(["bind loop"], ids=["first"])
-    client = store.aclient
 
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("injected upsert failure")
 
-    monkeypatch.setattr(client, "upsert", broken)
+    monkeypatch.setattr(*_write_rpc(store, packed, "upsert", is_async=True), broken)
     outcomes = await asyncio.gather(*(
         store.aadd_texts([f"t{i}"], ids=[f"x{i}"]) for i in range(30)), return_exceptions=True)
     assert all(isinstance(o, WriteError) for o in outcomes)
@@ -144,12 +162,14 @@ async def test_coalescing_can_be_switched_off(tmp_path: Path) -> None:
     assert embeddings.requests == 20 and store._async.stats.calls["insert"] == 20  # fresh ids
 
 
-def test_sync_add_overlaps_embedding_with_writing(tmp_path: Path,
+@BOTH_WRITE_PATHS
+def test_sync_add_overlaps_embedding_with_writing(tmp_path: Path, packed: bool,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The write of batch 1 waits until batch 2 is being embedded: it deadlocks if serial."""
-    store, embeddings = _store(tmp_path, batch_size=10)
+    store, embeddings = _write_store(tmp_path, packed, batch_size=10)
     second_batch_embedding = threading.Event()
-    original_insert = store.client.insert  # the ids are generated: rows are inserted
+    rpc = _write_rpc(store, packed, "insert", is_async=False)  # ids generated: inserted
+    original_insert = getattr(*rpc)
 
     def embedding(request: int) -> None:
         if request == 2:
@@ -161,15 +181,17 @@ def test_sync_add_overlaps_embedding_with_writing(tmp_path: Path,
         return original_insert(*args, **kwargs)
 
     embeddings.on_documents = embedding
-    monkeypatch.setattr(store.client, "insert", insert)
+    monkeypatch.setattr(*rpc, insert)
     ids = store.add_texts([f"t{i}" for i in range(30)])
     assert len(ids) == 30 and len(store.get_by_ids(ids)) == 30
 
 
-def test_sync_partial_failure_names_ids_not_written(tmp_path: Path,
+@BOTH_WRITE_PATHS
+def test_sync_partial_failure_names_ids_not_written(tmp_path: Path, packed: bool,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    store, _ = _store(tmp_path, batch_size=2)
-    original = store.client.upsert
+    store, _ = _write_store(tmp_path, packed, batch_size=2)
+    rpc = _write_rpc(store, packed, "upsert", is_async=False)
+    original = getattr(*rpc)
     calls = 0
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -179,7 +201,7 @@ def test_sync_partial_failure_names_ids_not_written(tmp_path: Path,
             raise ValueError("injected permanent failure")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(store.client, "upsert", flaky)
+    monkeypatch.setattr(*rpc, flaky)
     with pytest.raises(WriteError) as caught:
         store.add_texts([f"t{i}" for i in range(6)], ids=[f"p{i}" for i in range(6)])
     assert caught.value.written_ids == ["p0", "p1"]

@@ -1,0 +1,130 @@
+"""Writes of the plain layouts are packed by the store (`_packing`) and sent on the client's
+connection; every row reads back and deletes by its id, and other layouts still go through
+pymilvus. On Lite, the milvus-lite server and Milvus 2.3.5."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from pymilvus import DataType
+
+from langchain_milvus_ext import Batching, MilvusVectorStore
+
+pytestmark = [pytest.mark.timeout(180)]
+METADATA = [
+    {"source": "a.txt", "page": 1, "score": 0.25, "ok": True, "tags": ["x", "y"],
+     "nested": {"k": [1, {"deep": None}]}},
+    {"source": "b.txt", "page": 2**40, "score": -1.5, "ok": False, "tags": [],
+     "nested": {}},
+    {"source": "Grüße 日本", "page": 3, "score": 1e-9, "ok": True, "tags": ["z"],
+     "nested": {"k": []}},
+]
+TEXTS = ["short", "a longer text " * 50, "ünïcödé ✓ text"]
+
+
+@pytest.fixture(params=["lite", "lite-server", "milvus235"])
+def uri(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "lite":
+        return str(tmp_path / "packed.db")
+    fixture = "lite_server_uri" if request.param == "lite-server" else "milvus235_uri"
+    uri: str = request.getfixturevalue(fixture)
+    return uri
+
+
+def _store(uri: str, **kwargs: Any) -> MilvusVectorStore:
+    return MilvusVectorStore(DeterministicFakeEmbedding(size=8), connection_args={"uri": uri},
+                             collection_name=f"packed_{uuid.uuid4().hex[:10]}",
+                             consistency_level="Strong", **kwargs)
+
+
+@pytest.fixture()
+def pymilvus_writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The `insert` / `upsert` calls that reach pymilvus's clients (their row packing)."""
+    from pymilvus import AsyncMilvusClient, MilvusClient
+
+    seen: list[str] = []
+    for cls in (MilvusClient, AsyncMilvusClient):
+        for method in ("insert", "upsert"):
+            original = getattr(cls, method)
+
+            def spy(*args: Any, _original: Any = original, _name: str = method,
+                    **kwargs: Any) -> Any:
+                seen.append(_name)
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(cls, method, spy)
+    yield seen
+
+
+def _docs(prefix: str) -> list[Document]:
+    return [Document(page_content=t, metadata=m, id=f"{prefix}{i}")
+            for i, (t, m) in enumerate(zip(TEXTS, METADATA, strict=True))]
+
+
+def _same(found: list[Document], expected: list[Document]) -> None:
+    by_id = {d.id: d for d in found}
+    assert sorted(by_id) == sorted(d.id for d in expected)
+    for doc in expected:
+        assert by_id[doc.id].page_content == doc.page_content
+        assert by_id[doc.id].metadata == doc.metadata
+
+
+async def test_plain_layout_writes_are_packed_and_read_back(
+        uri: str, pymilvus_writes: list[str]) -> None:
+    store = _store(uri)
+    try:
+        store.add_documents(_docs("s"))  # creates the collection: sync insert/upsert packed
+        await asyncio.gather(*(store.aadd_documents([d]) for d in _docs("a")))
+        # (the same keys: Milvus Lite 3.2.2 keeps an upserted row's old dynamic keys)
+        replaced = [Document("replaced", metadata={**METADATA[0], "page": 7}, id="s0"),
+                    Document("async replaced", metadata={**METADATA[0], "page": 8}, id="a0")]
+        store.upsert(documents=replaced[:1])
+        await store.aupsert(documents=replaced[1:])
+        fresh = await store.aadd_texts(["no id given"], [{"v": 4}])  # fresh ids: an insert
+        expected = _docs("s")[1:] + _docs("a")[1:] + replaced + [
+            Document("no id given", metadata={"v": 4}, id=fresh[0])]
+        _same(store.get_by_ids([d.id or "" for d in expected]), expected)
+        assert sorted(store.get_pks({"source": "b.txt"})) == ["a1", "s1"]
+        assert pymilvus_writes == []  # none went through pymilvus's row packing
+        store.delete(ids=[d.id or "" for d in expected])
+        assert store.get_by_ids([d.id or "" for d in expected]) == []
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_auto_id_rows_get_the_servers_ids(uri: str, pymilvus_writes: list[str]) -> None:
+    store = _store(uri, auto_id=True)
+    try:
+        ids = store.add_texts(TEXTS, METADATA)
+        assert len(set(ids)) == 3
+        _same(store.get_by_ids(ids), [Document(t, metadata=m, id=i)
+                                      for t, m, i in zip(TEXTS, METADATA, ids, strict=True)])
+        assert pymilvus_writes == []
+    finally:
+        store.drop()
+        store.close()
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"metadata_schema": {"score": {"dtype": DataType.DOUBLE}}},  # a field type not packed
+    {"batching": Batching(pack_writes=False)},
+], ids=["double-column", "pack_writes-off"])
+async def test_other_writes_go_through_pymilvus(uri: str, kwargs: dict[str, Any],
+                                                pymilvus_writes: list[str]) -> None:
+    store = _store(uri, **kwargs)
+    try:
+        store.add_documents(_docs("s"))
+        await asyncio.gather(*(store.aadd_documents([d]) for d in _docs("a")))
+        _same(store.get_by_ids([f"{p}{i}" for p in "sa" for i in range(3)]),
+              _docs("s") + _docs("a"))
+        assert pymilvus_writes and set(pymilvus_writes) <= {"insert", "upsert"}
+    finally:
+        store.drop()
+        store.close()
