@@ -103,9 +103,10 @@ def pack_rows(
     if method == "insert":  # an auto_id key goes only if given, and (as pymilvus does) last
         sent = ([f for f in sent if not f.auto_id]
                 + [f for f in sent if f.auto_id and f.name in rows[0]])
-    if wire.dynamic:
+    if wire.dynamic:  # keys of no field sent (an auto_id key not sent) go to pymilvus
         names = wire.names
-        if any(DYNAMIC_FIELD in row for row in rows):
+        odd = (names - {f.name for f in sent}) | {DYNAMIC_FIELD}
+        if any(not odd.isdisjoint(row) for row in rows):
             return None
     elif any(len(row) != len(sent) for row in rows):  # an extra key: pymilvus says which
         return None

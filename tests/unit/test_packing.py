@@ -123,6 +123,8 @@ def _set(rows: list[dict[str, Any]], key: str, value: Any) -> list[dict[str, Any
     ({}, [{k: v for k, v in row.items() if k != "text"} for row in _rows()]),  # missing
     ({"int_pk": True}, _set(_rows(int_pk=True), "pk", 2**63)),
     ({"int_pk": True}, _set(_rows(int_pk=True), "pk", True)),
+    ({"int_pk": True, "auto_id": True},  # a key on a later row only
+     _set(_rows(with_pk=False), "pk", 7)),
     ({"dynamic": False, "metadata_field": True},
      _set(_rows(metadata_field=True), "unknown", 1)),  # no dynamic field to take it
     ({"dynamic": False, "metadata_field": True},
