@@ -53,7 +53,8 @@ def store_rows_plan(
 def send_rows_plan(
     state: CollectionState, layout: CollectionLayout, rows: list[Row], key: WriteKey
 ) -> Plan:
-    """Upsert complete rows (insert, for auto_id rows without keys or rows with fresh ids);
+    """Upsert complete rows (insert, for auto_id rows without keys, rows with fresh ids, and
+    on Milvus Lite: `CollectionLayout.upserts_merge`);
     returns the ids written. `rows` are the RPC's own copies: their texts and string keys
     may be replaced by equal `WholeText` strings (the ids returned are the plain ones)."""
     pk = layout.pk_field
@@ -69,6 +70,8 @@ def send_rows_plan(
         return list(result["ids"])
     if key.fresh_ids:  # no row can have these ids yet
         yield Call("insert", kwargs, retry_as="upsert")
+    elif layout.upserts_merge:  # Milvus Lite: its Insert replaces, its Upsert merges
+        yield Call("insert", kwargs)
     else:
         yield Call("upsert", kwargs)
     return ids

@@ -44,10 +44,12 @@ class CollectionState:
         self._lock = threading.Lock()
         self.create_lock = threading.Lock()
 
-    def adopt(self, description: dict[str, Any], index: dict[str, Any] | None) -> None:
-        """Take the layout of the existing collection."""
+    def adopt(self, description: dict[str, Any], index: dict[str, Any] | None,
+              server_version: str = "") -> None:
+        """Take the layout of the existing collection (on a server of `server_version`)."""
         with self._lock:
-            self.layout = layout_from_description(self.planned, description, index)
+            self.layout = layout_from_description(self.planned, description, index,
+                                                  server_version)
 
     def forget(self) -> None:
         """Back to the planned layout (after the collection was dropped)."""
@@ -81,7 +83,8 @@ class CollectionState:
         yield Call("load_collection", {"collection_name": self.name})
         vector_index = next(
             (index for index in indexes if index.get("field_name") == found.vector_field), None)
-        self.adopt(description, vector_index)
+        version = yield Call("get_server_version", {})  # Milvus Lite upserts differently
+        self.adopt(description, vector_index, str(version))
         return self.layout
 
     def _indexes_plan(self) -> Plan:

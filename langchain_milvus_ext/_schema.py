@@ -77,6 +77,10 @@ class CollectionLayout:
             models, BM25 functions); empty for the usual single dense field.
         wire: How writes to the existing collection are packed (`_packing`); None when
             pymilvus packs them (the collection does not exist yet, or has other fields).
+        upserts_merge: The server's Upsert merges the new row into the old one, and its
+            Insert replaces a row with the same key (Milvus Lite 3.2.2:
+            `milvus_lite/engine/collection.py`, `upsert`). Upserts of complete rows are then
+            sent as inserts, so a metadata key the new document lacks does not survive.
     """
 
     pk_field: str = "pk"
@@ -99,6 +103,7 @@ class CollectionLayout:
     field_names: tuple[str, ...] = ()
     vectors: tuple[VectorField, ...] = ()
     wire: WireFormat | None = None
+    upserts_merge: bool = False
 
     @cached_property  # asked for every row written; the layout is frozen
     def reserved_keys(self) -> frozenset[str]:
@@ -400,12 +405,14 @@ def layout_from_description(
     planned: CollectionLayout,
     description: Mapping[str, Any],
     index: Mapping[str, Any] | None,
+    server_version: str = "",
 ) -> CollectionLayout:
     """Read the layout of an existing collection from `describe_collection` / `describe_index`.
 
     The constructor's field names are kept where the collection has them; the primary key,
     vector and text fields are otherwise found by type. Any other scalar field becomes a
-    metadata column (how langchain-milvus lays out metadata).
+    metadata column (how langchain-milvus lays out metadata). `server_version`: what
+    `get_server_version()` returned ("milvus_lite-3.2.2" from Milvus Lite 3).
     """
     fields = list(description.get("fields", []))
     by_name = {f["name"]: f for f in fields}
@@ -472,6 +479,7 @@ def layout_from_description(
         column_args={},
         field_names=tuple(f["name"] for f in fields),
         wire=wire_format(description),
+        upserts_merge=server_version.lower().startswith("milvus_lite"),
     )
 
 

@@ -143,7 +143,8 @@ async def test_ten_thousand_concurrent_adds_then_searches(
             figures["adds_s"] = round(time.monotonic() - started, 2)
             add_requests = embeddings.requests
             figures["add_embedding_requests"] = add_requests
-            figures["upsert_rpcs"] = store._async.stats.calls["upsert"]
+            calls = store._async.stats.calls
+            figures["write_rpcs"] = calls["upsert"] + calls["insert"]
             assert added == [[doc_id] for doc_id in texts], "an add returned other ids"
             assert add_requests <= bound, f"{add_requests} embedding requests for {N} adds"
 
@@ -203,7 +204,7 @@ async def test_first_use_of_new_collection_coalesces(
         figures |= {
             "adds_s": round(time.monotonic() - started, 2),
             "embedding_requests": embeddings.requests,
-            "upsert_rpcs": calls["upsert"],
+            "write_rpcs": calls["upsert"] + calls["insert"],
             "has_collection_rpcs": calls["has_collection"],
             "load_collection_rpcs": calls["load_collection"],
         }
@@ -211,7 +212,7 @@ async def test_first_use_of_new_collection_coalesces(
         assert len(store.get_pks({"i": {"$gte": 0}}, limit=16_384)) == n
         assert embeddings.requests <= math.ceil(n / 64) + 2, (
             f"{embeddings.requests} embedding requests for {n} concurrent adds to a new "
-            f"collection ({calls['upsert']} upserts, {calls['load_collection']} "
+            f"collection ({calls['upsert'] + calls['insert']} writes, {calls['load_collection']} "
             "load_collection): concurrent first uses each describe the collection themselves")
     finally:
         report_figures(f"load, new collection: {server}", figures)

@@ -1,6 +1,7 @@
 """Writes of the plain layouts are packed by the store (`_packing`) and sent on the client's
 connection; every row reads back and deletes by its id, and other layouts still go through
-pymilvus. On Lite, the milvus-lite server and Milvus 2.3.5."""
+pymilvus. An upsert replaces the whole document, on either path. On Lite, the milvus-lite
+server and Milvus 2.3.5."""
 
 from __future__ import annotations
 
@@ -125,6 +126,24 @@ async def test_other_writes_go_through_pymilvus(uri: str, kwargs: dict[str, Any]
         _same(store.get_by_ids([f"{p}{i}" for p in "sa" for i in range(3)]),
               _docs("s") + _docs("a"))
         assert pymilvus_writes and set(pymilvus_writes) <= {"insert", "upsert"}
+    finally:
+        store.drop()
+        store.close()
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["packed-write", "pymilvus-write"])
+async def test_an_upsert_replaces_the_whole_document(uri: str, packed: bool) -> None:
+    """Milvus Lite's Upsert merges the new row into the old one: a metadata key the new
+    document no longer has would survive (`CollectionLayout.upserts_merge`)."""
+    store = _store(uri, batching=Batching(pack_writes=packed))
+    try:
+        store.add_documents([Document("v1", metadata={"draft": True, "a": 1}, id=f"d{i}")
+                             for i in range(2)])
+        store.upsert(documents=[Document("v2", metadata={"b": 2}, id="d0")])
+        await store.aupsert(documents=[Document("v2", metadata={"b": 2}, id="d1")])
+        found = store.get_by_ids(["d0", "d1"])
+        assert [(d.page_content, d.metadata) for d in found] == [("v2", {"b": 2})] * 2
+        assert store.get_pks({"draft": True}) == []
     finally:
         store.drop()
         store.close()

@@ -125,6 +125,8 @@ class FakeDriver:
             return [row["pk"] for row in step.rows]
         if isinstance(step, Delete):
             return None
+        if isinstance(step, Call) and step.method == "get_server_version":
+            return "v2.5.0"
         raise AssertionError(f"unexpected step {step!r}")
 
     def run(self, plan: Any) -> Any:
@@ -423,7 +425,7 @@ def test_ensure_creates_then_describes_and_adopts_the_layout() -> None:
     layout = driver.run(state.ensure_plan(8))
     assert driver.methods() == [
         "has_collection", "create_collection", "has_collection", "describe_collection",
-        "list_indexes", "describe_index", "load_collection",
+        "list_indexes", "describe_index", "load_collection", "get_server_version",
     ]
     create = driver.steps[1]
     assert create.kwargs["collection_name"] == "docs"
@@ -432,6 +434,28 @@ def test_ensure_creates_then_describes_and_adopts_the_layout() -> None:
     assert layout.exists and layout.dim == 8 and layout.metric == "L2"
     assert layout.index_type == "HNSW"
     assert state.layout is layout
+
+
+@pytest.mark.parametrize(("version", "merges"), [
+    ("milvus_lite-3.2.2", True),  # Milvus Lite 3: its Upsert merges into the old row
+    ("v2.3.5-lite", False),  # PyPI's milvus 2.3.5 is a Milvus build
+    ("v2.5.4", False),
+])
+def test_a_write_of_existing_ids_is_an_upsert_except_on_milvus_lite(
+        version: str, merges: bool) -> None:
+    driver = FakeDriver({
+        "has_collection": True, "describe_collection": description(dim=8),
+        "list_indexes": ["vector_idx"], "describe_index": {"field_name": "vector"},
+        "load_collection": None, "get_server_version": version, "insert": None, "upsert": None,
+    })
+    state = missing_state()
+    layout = driver.run(state.describe_plan())
+    assert layout.upserts_merge is merges
+    driver.steps.clear()
+    key = WriteKey(fresh_ids=False)
+    driver.run(store_rows_plan(state, [{"pk": "a", "text": "t"}], [[0.5] * 8], key))
+    [call] = driver.steps
+    assert (call.method, call.retry_as) == (("insert", None) if merges else ("upsert", None))
 
 
 def test_ensure_on_known_collection_makes_no_calls() -> None:
@@ -472,7 +496,7 @@ def test_a_collection_found_without_its_vector_index_is_indexed_before_it_is_loa
     layout = driver.run(missing_state().describe_plan())
     assert driver.methods() == [
         "has_collection", "describe_collection", "list_indexes", "create_index",
-        "list_indexes", "describe_index", "load_collection",
+        "list_indexes", "describe_index", "load_collection", "get_server_version",
     ]
     created = driver.steps[3].kwargs["index_params"]
     assert [(i.field_name, i.get_index_configs()["metric_type"]) for i in created] == [
