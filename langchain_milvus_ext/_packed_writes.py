@@ -2,9 +2,10 @@
 
 A packed request goes out on the client's own connection (its handler and gRPC stub) and is
 finished as pymilvus finishes `insert_rows` / `upsert_rows`: the status checked (a
-`MilvusException` if it failed) and the collection's last write time recorded for Session
-consistency. Those are pymilvus internals, checked on 3.0.2: `AVAILABLE` is False, and every
-write goes through `insert` / `upsert`, under a pymilvus that lacks one of them (2.6 does).
+`MilvusException` if it failed) and the collection's last write time recorded in pymilvus's
+`ts_utils`, as its own writes record it. Those are pymilvus internals, checked on 3.0.2:
+`AVAILABLE` is False, and every write goes through `insert` / `upsert`, under a pymilvus that
+lacks one of them (2.6 does).
 """
 
 from __future__ import annotations
