@@ -101,3 +101,17 @@ def milvus235(
 def milvus235_uri(milvus235: servers.ServerHandle) -> str:
     """URI (http://127.0.0.1:PORT) of the session's Milvus 2.3.5 standalone."""
     return milvus235.uri
+
+
+# --------------------------------------------------------------------------- every backend
+
+
+@pytest.fixture(params=["lite", "lite-server", "milvus235"])
+def backend_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend in turn: a fresh Milvus Lite file, the session's `milvus-lite server`, the
+    session's Milvus 2.3.5 standalone."""
+    if request.param == "lite":
+        return str(tmp_path / "milvus.db")
+    fixture = "lite_server_uri" if request.param == "lite-server" else "milvus235_uri"
+    uri: str = request.getfixturevalue(fixture)
+    return uri

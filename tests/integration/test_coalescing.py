@@ -53,13 +53,13 @@ def _write_store(tmp_path: Path, packed: bool, batch_size: int = 1000,
     return _store(tmp_path, batching=Batching(batch_size=batch_size, pack_writes=packed))
 
 
-def _write_rpc(store: MilvusVectorStore, packed: bool, method: str,
-               is_async: bool) -> tuple[Any, str]:
-    """Where a test replaces the store's write RPC `method`: "insert" (on Milvus Lite, where
-    these tests run, writes of given ids too: `CollectionLayout.upserts_merge`)."""
+def _write_rpc(store: MilvusVectorStore, packed: bool, is_async: bool) -> tuple[Any, str]:
+    """Where a test replaces the store's write RPC: our packed send, or the client's `insert`
+    (on Milvus Lite, where these tests run, writes of given ids are inserts too:
+    `CollectionLayout.upserts_merge`)."""
     if packed:
         return _packed_writes, "asend" if is_async else "send"
-    return store.aclient if is_async else store.client, method
+    return store.aclient if is_async else store.client, "insert"
 
 
 @pytest.mark.parametrize("n", [10, 1000])
@@ -148,7 +148,7 @@ async def test_failed_batch_fails_each_of_its_callers(tmp_path: Path, packed: bo
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("injected write failure")
 
-    monkeypatch.setattr(*_write_rpc(store, packed, "insert", is_async=True), broken)
+    monkeypatch.setattr(*_write_rpc(store, packed, is_async=True), broken)
     outcomes = await asyncio.gather(*(
         store.aadd_texts([f"t{i}"], ids=[f"x{i}"]) for i in range(30)), return_exceptions=True)
     assert all(isinstance(o, WriteError) for o in outcomes)
@@ -170,7 +170,7 @@ def test_sync_add_overlaps_embedding_with_writing(tmp_path: Path, packed: bool,
     """The write of batch 1 waits until batch 2 is being embedded: it deadlocks if serial."""
     store, embeddings = _write_store(tmp_path, packed, batch_size=10)
     second_batch_embedding = threading.Event()
-    rpc = _write_rpc(store, packed, "insert", is_async=False)  # ids generated: inserted
+    rpc = _write_rpc(store, packed, is_async=False)  # ids generated: inserted
     original_insert = getattr(*rpc)
 
     def embedding(request: int) -> None:
@@ -192,7 +192,7 @@ def test_sync_add_overlaps_embedding_with_writing(tmp_path: Path, packed: bool,
 def test_sync_partial_failure_names_ids_not_written(tmp_path: Path, packed: bool,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     store, _ = _write_store(tmp_path, packed, batch_size=2)
-    rpc = _write_rpc(store, packed, "insert", is_async=False)
+    rpc = _write_rpc(store, packed, is_async=False)
     original = getattr(*rpc)
     calls = 0
 

@@ -28,18 +28,10 @@ POISONS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(params=["lite", "lite-server", "milvus235"])
-def uri(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    if request.param == "lite":
-        return str(tmp_path / "iso.db")
-    fixture = "lite_server_uri" if request.param == "lite-server" else "milvus235_uri"
-    uri: str = request.getfixturevalue(fixture)
-    return uri
-
-
 @pytest.fixture()
-def store(uri: str) -> Iterator[MilvusVectorStore]:
-    store = MilvusVectorStore(DeterministicFakeEmbedding(size=8), connection_args={"uri": uri},
+def store(backend_uri: str) -> Iterator[MilvusVectorStore]:
+    store = MilvusVectorStore(DeterministicFakeEmbedding(size=8),
+                              connection_args={"uri": backend_uri},
                               collection_name=f"iso_{uuid.uuid4().hex[:10]}",
                               partition_key_field="author", consistency_level="Strong")
     store.add_texts(["seed"], [{"author": "seed"}], ids=["seed"])
@@ -117,12 +109,12 @@ class RecordingEmbeddings(DeterministicFakeEmbedding):
 
 @pytest.mark.parametrize("auto_id", [False, True], ids=["upsert", "auto-id-insert"])
 async def test_a_row_only_the_server_rejects_fails_alone_and_nothing_is_doubled(
-        uri: str, auto_id: bool) -> None:
+        backend_uri: str, auto_id: bool) -> None:
     # The partition key's VARCHAR limit (512 bytes) is checked by the server only: the batch is
     # rejected as a whole, then split; the 20 good rows are written exactly once, and no text
     # is embedded twice for the split.
     embeddings = RecordingEmbeddings(size=8, embedded=[])
-    store = MilvusVectorStore(embeddings, connection_args={"uri": uri},
+    store = MilvusVectorStore(embeddings, connection_args={"uri": backend_uri},
                               collection_name=f"iso_{uuid.uuid4().hex[:10]}", auto_id=auto_id,
                               partition_key_field="author", consistency_level="Strong")
     try:

@@ -29,15 +29,6 @@ METADATA = [
 TEXTS = ["short", "a longer text " * 50, "ünïcödé ✓ text"]
 
 
-@pytest.fixture(params=["lite", "lite-server", "milvus235"])
-def uri(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    if request.param == "lite":
-        return str(tmp_path / "packed.db")
-    fixture = "lite_server_uri" if request.param == "lite-server" else "milvus235_uri"
-    uri: str = request.getfixturevalue(fixture)
-    return uri
-
-
 def _store(uri: str, **kwargs: Any) -> MilvusVectorStore:
     return MilvusVectorStore(DeterministicFakeEmbedding(size=8), connection_args={"uri": uri},
                              collection_name=f"packed_{uuid.uuid4().hex[:10]}",
@@ -77,8 +68,8 @@ def _same(found: list[Document], expected: list[Document]) -> None:
 
 
 async def test_plain_layout_writes_are_packed_and_read_back(
-        uri: str, pymilvus_writes: list[str]) -> None:
-    store = _store(uri)
+        backend_uri: str, pymilvus_writes: list[str]) -> None:
+    store = _store(backend_uri)
     try:
         store.add_documents(_docs("s"))  # creates the collection: sync insert/upsert packed
         await asyncio.gather(*(store.aadd_documents([d]) for d in _docs("a")))
@@ -100,8 +91,8 @@ async def test_plain_layout_writes_are_packed_and_read_back(
         store.close()
 
 
-def test_auto_id_rows_get_the_servers_ids(uri: str, pymilvus_writes: list[str]) -> None:
-    store = _store(uri, auto_id=True)
+def test_auto_id_rows_get_the_servers_ids(backend_uri: str, pymilvus_writes: list[str]) -> None:
+    store = _store(backend_uri, auto_id=True)
     try:
         ids = store.add_texts(TEXTS, METADATA)
         assert len(set(ids)) == 3
@@ -117,9 +108,9 @@ def test_auto_id_rows_get_the_servers_ids(uri: str, pymilvus_writes: list[str]) 
     {"metadata_schema": {"score": {"dtype": DataType.DOUBLE}}},  # a field type not packed
     {"batching": Batching(pack_writes=False)},
 ], ids=["double-column", "pack_writes-off"])
-async def test_other_writes_go_through_pymilvus(uri: str, kwargs: dict[str, Any],
+async def test_other_writes_go_through_pymilvus(backend_uri: str, kwargs: dict[str, Any],
                                                 pymilvus_writes: list[str]) -> None:
-    store = _store(uri, **kwargs)
+    store = _store(backend_uri, **kwargs)
     try:
         store.add_documents(_docs("s"))
         await asyncio.gather(*(store.aadd_documents([d]) for d in _docs("a")))
@@ -132,10 +123,10 @@ async def test_other_writes_go_through_pymilvus(uri: str, kwargs: dict[str, Any]
 
 
 @pytest.mark.parametrize("packed", [True, False], ids=["packed-write", "pymilvus-write"])
-async def test_an_upsert_replaces_the_whole_document(uri: str, packed: bool) -> None:
+async def test_an_upsert_replaces_the_whole_document(backend_uri: str, packed: bool) -> None:
     """Milvus Lite's Upsert merges the new row into the old one: a metadata key the new
     document no longer has would survive (`CollectionLayout.upserts_merge`)."""
-    store = _store(uri, batching=Batching(pack_writes=packed))
+    store = _store(backend_uri, batching=Batching(pack_writes=packed))
     try:
         store.add_documents([Document("v1", metadata={"draft": True, "a": 1}, id=f"d{i}")
                              for i in range(2)])
