@@ -52,8 +52,9 @@ class CaseResult:
     the median repetition's (the faster middle one of an even count; each repetition's in
     ``rep_latencies``), the embedding counts the last one's. ``ops_timed``: the calls a
     sync loop stopped at the case budget made (its only repetition; what ``total_s``,
-    ``throughput`` and ``latency`` are of). ``concurrency``: the service workload's HTTP clients.
-    ``error``: the case raised or a check failed. ``wall_s``: set-up and checks included.
+    ``throughput`` and ``latency`` are of). ``calls_ms``: a sync loop's time per call (ms), by
+    repetition. ``concurrency``: the service workload's HTTP clients. ``error``: the case
+    raised or a check failed. ``wall_s``: set-up and checks included.
     """
 
     workload: str
@@ -75,6 +76,7 @@ class CaseResult:
     checks: list[str] = field(default_factory=list)
     error: str | None = None
     ops_timed: int | None = None
+    calls_ms: list[list[float]] = field(default_factory=list)
     wall_s: float | None = None
 
     @property
@@ -94,12 +96,17 @@ class CaseResult:
         return f"{self.contender}/{self.workload}/N={self.n}{clients}"
 
     def add_repetition(
-        self, total_s: float, latencies_s: Sequence[float], ops: int | None = None
+        self, total_s: float, latencies_s: Sequence[float], ops: int | None = None, *,
+        per_call: bool = False,
     ) -> None:
         """Record one timed repetition of ``ops`` operations (default N; fewer only for a
-        case's single, budget-stopped repetition) and recompute the median and spread."""
+        case's single, budget-stopped repetition) and recompute the median and spread;
+        ``per_call``: the latencies are the calls' own times (a sync loop), kept in
+        ``calls_ms``."""
         if ops is not None and ops != self.n:
             self.ops_timed = ops
+        if per_call:
+            self.calls_ms.append([round(s * 1000.0, 4) for s in latencies_s])
         self.totals_s.append(total_s)
         self.total_s = median = statistics.median(self.totals_s)
         done = self.ops_timed or self.n
@@ -108,6 +115,10 @@ class CaseResult:
         self.throughput_max = done / min(self.totals_s) if min(self.totals_s) > 0 else None
         self.rep_latencies.append(LatencyStats.from_seconds(latencies_s))
         self.latency = self.rep_latencies[self.totals_s.index(statistics.median_low(self.totals_s))]
+
+    def first_calls_ms(self, calls: int) -> float:
+        """The median over repetitions of the time a sync loop's first ``calls`` calls took."""
+        return statistics.median(sum(rep[:calls]) for rep in self.calls_ms)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseResult:
@@ -146,10 +157,20 @@ class BenchmarkResults:
                      if (c.workload, c.n, c.contender, c.concurrency) == key), None)
 
     def ratio(self, case: CaseResult, baseline: str) -> float | None:
-        """``case``'s median throughput over ``baseline``'s in the same cell (else ``None``)."""
+        """``case``'s median throughput over ``baseline``'s in the same cell (else ``None``).
+
+        Two sync loops of which one stopped at the case budget are compared on the calls both
+        made: the first ones. A call's cost can change along a loop (a delete of one row in
+        N gets cheaper as the collection empties), so the rate of a loop's first calls is not
+        that of a whole loop.
+        """
         base = self.get(case.workload, case.n, baseline, case.concurrency)
         if base is None or not base.ok or not case.ok or not base.throughput:
             return None
+        if case.calls_ms and base.calls_ms and (case.ops_timed or base.ops_timed):
+            calls = min(len(rep) for rep in case.calls_ms + base.calls_ms)
+            mine = case.first_calls_ms(calls)
+            return base.first_calls_ms(calls) / mine if mine > 0 else None
         return (case.throughput or 0.0) / base.throughput
 
     @property
@@ -201,7 +222,8 @@ SERVICE_COLUMNS: tuple[str, ...] = (
 _LEFT = {"workload", "contender", "check"}
 NOTE = (
     "ops/s = N / median total s over the reps (min-max: their spread; a cell stops repeating "
-    "once its reps, set-up included, took --case-budget-s); ratios are of medians. Latency per "
+    "once its reps, set-up included, took --case-budget-s); ratios are of medians (two sync "
+    "loops, one stopped at the budget: of the time their common first calls took). Latency per "
     "call: sync loops time each call; async gathers time each call from the moment all N were "
     "submitted; the ceiling is one batched call, so every operation's latency is the batch's."
 )
@@ -299,7 +321,8 @@ def format_report(results: BenchmarkResults, markdown: bool = False) -> str:
     if isinstance(m := env.get("machine"), dict):
         lines.append(f"Machine: {m.get('cores')} cores, {m.get('memory_gib')} GiB, {m.get('cpu')}")
     lines += [f"* {c.label}: the sync loop stopped at --case-budget-s after {c.ops_timed} of "
-              f"{c.n} calls; total s, ops/s and latencies are of those calls"
+              f"{c.n} calls; total s, ops/s and latencies are of those calls, and its ratio to "
+              "another sync loop compares the calls both made"
               for c in results.ordered_cases() if c.ops_timed]
     lines += [f"FAILED {case.label}: {case.error}" for case in results.failures]
     lines.append(f"Total run time: {results.wall_time_s:.1f} s")

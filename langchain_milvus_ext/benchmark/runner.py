@@ -83,13 +83,15 @@ def resolve_contenders(names: Sequence[str]) -> list[Contender]:
 
 @dataclass(frozen=True)
 class Timed:
-    """Wall time, each operation's latency and result; ``stopped_early``: a sync loop stopped at
-    its time budget, so only ``len(outputs)`` operations ran."""
+    """Wall time, each operation's latency and result; ``sequential``: a sync loop, whose
+    latencies are the calls' own times; ``stopped_early``: it stopped at its time budget, so
+    only ``len(outputs)`` operations ran."""
 
     total_s: float
     latencies_s: list[float]
     outputs: list[Any]
     stopped_early: bool = False
+    sequential: bool = False
 
 
 def time_sync(calls: Sequence[Callable[[], Any]], budget_s: float = 0.0) -> Timed:
@@ -105,7 +107,8 @@ def time_sync(calls: Sequence[Callable[[], Any]], budget_s: float = 0.0) -> Time
         t0 = time.perf_counter()
         outputs.append(call())
         latencies.append(time.perf_counter() - t0)
-    return Timed(time.perf_counter() - start, latencies, outputs, len(outputs) < len(calls))
+    return Timed(time.perf_counter() - start, latencies, outputs, len(outputs) < len(calls),
+                 sequential=True)
 
 
 async def time_gather(calls: Sequence[Callable[[], Awaitable[Any]]]) -> Timed:
@@ -302,7 +305,8 @@ def repeat_case(
             ops = len(timed.outputs) if timed.stopped_early else result.n
             result.rows_after, result.recall, result.checks = check_case(
                 ctx, collection, result.workload, ops, timed.outputs, rows_before)
-            result.add_repetition(timed.total_s, timed.latencies_s, ops)
+            result.add_repetition(timed.total_s, timed.latencies_s, ops,
+                                  per_call=timed.sequential)
             result.rows_before = rows_before
             spent += timed.total_s if only_timed else max(time.perf_counter() - rep_started,
                                                           timed.total_s)

@@ -622,6 +622,34 @@ def test_ratios_are_of_medians() -> None:
     assert row[4:7] == ["400", "364-1,600", "3"]
 
 
+def test_a_stopped_sync_loop_is_compared_on_the_calls_both_loops_made() -> None:
+    """A delete of one row in N gets cheaper as the collection empties: a loop stopped after
+    its first (dearest) calls is compared on those calls, not with a whole loop's rate."""
+    ours = CaseResult("delete", 10, "ours-sync")
+    ours.add_repetition(0.020, [0.005] * 4, ops=4, per_call=True)  # stopped after 4 calls
+    lcm = CaseResult("delete", 10, "langchain-milvus-sync")
+    for slow in (0.010, 0.009, 0.011):  # whole loops: 4 dear calls, then 6 cheap ones
+        lcm.add_repetition(4 * slow + 6 * 0.001, [slow] * 4 + [0.001] * 6, per_call=True)
+    results = BenchmarkResults(config={}, cases=[ours, lcm])
+    assert lcm.throughput is not None and ours.throughput is not None
+    assert lcm.throughput / ours.throughput > 1.0  # whole loop against first calls: misleading
+    assert results.ratio(lcm, "ours-sync") == pytest.approx(0.5)  # 40 ms against 20 ms
+    assert lcm.first_calls_ms(4) == pytest.approx(40.0)
+    back = BenchmarkResults.from_json(results.to_json())
+    lcm_back = back.get("delete", 10, "langchain-milvus-sync")
+    assert lcm_back is not None and back.ratio(lcm_back, "ours-sync") == pytest.approx(0.5)
+    assert "compares the calls both made" in format_report(results)
+
+
+def test_whole_sync_loops_are_compared_on_their_medians() -> None:
+    ours, lcm = CaseResult("add", 4, "ours-sync"), CaseResult("add", 4, "langchain-milvus-sync")
+    ours.add_repetition(0.4, [0.1] * 4, per_call=True)
+    lcm.add_repetition(0.8, [0.35, 0.15, 0.15, 0.15], per_call=True)
+    results = BenchmarkResults(config={}, cases=[ours, lcm])
+    assert results.ratio(lcm, "ours-sync") == pytest.approx(0.5)
+    assert ours.calls_ms == [[100.0] * 4]
+
+
 def _budget_context(budget: float, repeat: int = 3) -> BenchContext:
     config = BenchmarkConfig(n=(2,), prefill=20, repeat=repeat, case_budget_s=budget)
     emb = CountingEmbeddings(DeterministicFakeEmbedding(size=8), inner_is_local=True)
@@ -776,6 +804,8 @@ def test_a_budget_stops_a_sync_loop_and_the_report_says_so() -> None:
     ctx, result = _budget_context(10.0), CaseResult("delete", 5, "ours-sync")
     case = runner.repeat_case(ctx, result, "c", loop)
     assert case.error is None and case.repeats == 1 and case.ops_timed == 2
+    assert case.calls_ms == []  # this Timed is not a sync loop's (time_sync sets sequential)
+    assert timed.sequential and len(time_sync([lambda: 1] * 3).latencies_s) == 3
     assert case.rows_after == 0 and case.throughput == pytest.approx(2 / 12.0)
     assert case.wall_s is not None
     results = BenchmarkResults(config={}, cases=[case])
