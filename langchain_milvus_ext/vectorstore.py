@@ -2,13 +2,15 @@
 
 Each method is a thin shell: it checks its arguments (`_arguments`), builds a plan
 (`_operations`) and runs it with `_run` (the sync driver) or `_arun` (the async driver).
+The search methods are inherited from `SearchMethods` (`_search_methods`); `TenantView`, the
+store confined to one tenant, is in `tenant_view` and importable from here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Literal, NoReturn
+from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
@@ -23,8 +25,6 @@ from langchain_milvus_ext._arguments import (
     batching_from_args,
     check_kwargs,
     check_store_args,
-    search_options,
-    split_search_kwargs,
     store_vectors,
 )
 from langchain_milvus_ext._batching import Batching
@@ -32,21 +32,20 @@ from langchain_milvus_ext._clients import ClientRegistry
 from langchain_milvus_ext._coalescer import CoalescerLimits
 from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._drivers import AsyncDriver, DriverOptions, SyncDriver
-from langchain_milvus_ext._hybrid import HybridOptions, check_full_text_support
+from langchain_milvus_ext._hybrid import check_full_text_support
 from langchain_milvus_ext._operations import FilterArg
-from langchain_milvus_ext._results import Scored, relevance_fn
 from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext._rows import split_documents
 from langchain_milvus_ext._schema import CreateOptions, field_names, layout_for
+from langchain_milvus_ext._search_methods import SearchMethods
 from langchain_milvus_ext._steps import Call, Plan, PlanOf, R
-from langchain_milvus_ext.retriever import MilvusRetriever
-from langchain_milvus_ext.tenants import TenantScope, confine_drivers, refuse
 
 DEFAULT_CONNECTION = {"uri": "./milvus_langchain.db"}
 """Embedded Milvus Lite in a local file: no server needed."""
 
 
-class MilvusVectorStore(_LangchainMilvus):
+# SearchMethods (a Milvus subclass, so mypy checks its overrides) first: its methods win.
+class MilvusVectorStore(SearchMethods, _LangchainMilvus):
     """A LangChain vector store on Milvus: Lite, standalone, cluster or Zilliz Cloud.
 
     Same constructor and methods as `langchain_milvus.Milvus`, sync and async, plus
@@ -360,15 +359,6 @@ class MilvusVectorStore(_LangchainMilvus):
     def _timeout(self, timeout: float | None) -> float | None:
         return timeout if timeout is not None else self.timeout
 
-    def _search_options(self, param: dict[str, Any] | None, expr: str | None,
-                        timeout: float | None, filter: FilterArg,
-                        kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Search options of one call, with the store's defaults filled in (see
-        `_arguments.search_options`)."""
-        return search_options(kwargs, param=param or self.search_params, expr=expr,
-                              timeout=self._timeout(timeout), filter=filter,
-                              partition_names=self.partition_names)
-
     # -- writes ---------------------------------------------------------------------------
 
     def _add_plan(self, texts: Iterable[str], metadatas: Sequence[dict[str, Any]] | None,
@@ -535,245 +525,7 @@ class MilvusVectorStore(_LangchainMilvus):
             self._state, expr, limit=limit, pks_only=True, timeout=self._timeout(timeout),
             extra=kwargs))
 
-    # -- searches -------------------------------------------------------------------------
-
-    def similarity_search(  # type: ignore[override]
-        self, query: str, k: int = 4, param: dict[str, Any] | None = None,
-        expr: str | None = None, timeout: float | None = None, *,
-        filter: FilterArg = None, **kwargs: Any,
-    ) -> list[Document]:
-        """The `k` documents closest to `query`, optionally filtered.
-
-        Args:
-            query: Text to embed and search for.
-            k: Number of results (positive).
-            param: Search params for this call (default: the store's).
-            expr: A raw Milvus boolean expression (ANDed with `filter`).
-            timeout: Seconds for this call (default: the store's).
-            filter: A dict in the filter language (`{"year": {"$gte": 2020}}`) or an
-                expression string.
-            **kwargs: `partition_names`.
-        """
-        return ops.documents_of(self.similarity_search_with_score(
-            query, k, param, expr, timeout, filter=filter, **kwargs))
-
-    async def asimilarity_search(  # type: ignore[override]
-        self, query: str, k: int = 4, param: dict[str, Any] | None = None,
-        expr: str | None = None, timeout: float | None = None, *,
-        filter: FilterArg = None, **kwargs: Any,
-    ) -> list[Document]:
-        """Async `similarity_search`; concurrent calls share embedding and search RPCs."""
-        return ops.documents_of(await self.asimilarity_search_with_score(
-            query, k, param, expr, timeout, filter=filter, **kwargs))
-
-    def similarity_search_by_vector(
-        self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
-        expr: str | None = None, timeout: float | None = None, *,
-        filter: FilterArg = None, **kwargs: Any,
-    ) -> list[Document]:
-        """The `k` documents closest to a vector."""
-        return ops.documents_of(self.similarity_search_with_score_by_vector(
-            embedding, k, param, expr, timeout, filter=filter, **kwargs))
-
-    async def asimilarity_search_by_vector(
-        self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
-        expr: str | None = None, timeout: float | None = None, *,
-        filter: FilterArg = None, **kwargs: Any,
-    ) -> list[Document]:
-        """Async `similarity_search_by_vector`."""
-        return ops.documents_of(await self.asimilarity_search_with_score_by_vector(
-            embedding, k, param, expr, timeout, filter=filter, **kwargs))
-
-    def similarity_search_with_score(  # type: ignore[override]
-        self, query: str, k: int = 4, param: dict[str, Any] | None = None,
-        expr: str | None = None, timeout: float | None = None, *,
-        filter: FilterArg = None, **kwargs: Any,
-    ) -> list[Scored]:
-        """(Document, raw score) pairs: distance for L2, similarity for COSINE and IP."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return self._run(ops.one_query_plan(self._state, query, k, **options))
-
-    async def asimilarity_search_with_score(  # type: ignore[override]
-        self, query: str, k: int = 4, param: dict[str, Any] | None = None,
-        expr: str | None = None, timeout: float | None = None, *,
-        filter: FilterArg = None, **kwargs: Any,
-    ) -> list[Scored]:
-        """Async `similarity_search_with_score`."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return await self._arun(ops.one_query_plan(self._state, query, k, **options))
-
-    def similarity_search_with_score_by_vector(  # type: ignore[override]
-        self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
-        expr: str | None = None, timeout: float | None = None, *,
-        filter: FilterArg = None, **kwargs: Any,
-    ) -> list[Scored]:
-        """(Document, raw score) pairs for a query vector."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return self._run(ops.one_query_plan(self._state, embedding, k, **options))
-
-    async def asimilarity_search_with_score_by_vector(  # type: ignore[override]
-        self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
-        expr: str | None = None, timeout: float | None = None, *,
-        filter: FilterArg = None, **kwargs: Any,
-    ) -> list[Scored]:
-        """Async `similarity_search_with_score_by_vector`."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return await self._arun(ops.one_query_plan(self._state, embedding, k, **options))
-
-    def _relevance_plan(self, query: str, k: int, kwargs: dict[str, Any]) -> Plan:
-        options = self._search_options(kwargs.pop("param", None), kwargs.pop("expr", None),
-                                       kwargs.pop("timeout", None), kwargs.pop("filter", None),
-                                       kwargs)
-        return ops.one_query_plan(self._state, query, k, relevance=True, **options)
-
-    def _similarity_search_with_relevance_scores(
-        self, query: str, k: int = 4, **kwargs: Any
-    ) -> list[Scored]:
-        kwargs.pop("score_threshold", None)
-        return self._run(self._relevance_plan(query, k, kwargs))
-
-    async def _asimilarity_search_with_relevance_scores(
-        self, query: str, k: int = 4, **kwargs: Any
-    ) -> list[Scored]:
-        kwargs.pop("score_threshold", None)
-        return await self._arun(self._relevance_plan(query, k, kwargs))
-
-    def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        return relevance_fn(self._state.layout.metric)
-
-    def similarity_search_batch(
-        self, queries: Sequence[str], k: int = 4, *, filter: FilterArg = None,
-        expr: str | None = None, param: dict[str, Any] | None = None,
-        timeout: float | None = None, **kwargs: Any,
-    ) -> list[list[Document]]:
-        """Search many queries with one nq-batched search (and one embedding request)."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        scored = self._run(ops.scored_plan(self._state, list(queries), k, **options))
-        return [ops.documents_of(s) for s in scored]
-
-    async def asimilarity_search_batch(
-        self, queries: Sequence[str], k: int = 4, *, filter: FilterArg = None,
-        expr: str | None = None, param: dict[str, Any] | None = None,
-        timeout: float | None = None, **kwargs: Any,
-    ) -> list[list[Document]]:
-        """Async `similarity_search_batch`."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        scored = await self._arun(ops.scored_plan(self._state, list(queries), k, **options))
-        return [ops.documents_of(s) for s in scored]
-
-    def max_marginal_relevance_search(
-        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
-        param: dict[str, Any] | None = None, expr: str | None = None,
-        timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
-    ) -> list[Document]:
-        """Diverse results: `fetch_k` candidates (with vectors, one search), `k` picked by MMR."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return ops.documents_of(self._run(
-            ops.mmr_plan(self._state, query, k, fetch_k, lambda_mult, **options)))
-
-    async def amax_marginal_relevance_search(
-        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
-        param: dict[str, Any] | None = None, expr: str | None = None,
-        timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
-    ) -> list[Document]:
-        """Async `max_marginal_relevance_search`."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return ops.documents_of(await self._arun(
-            ops.mmr_plan(self._state, query, k, fetch_k, lambda_mult, **options)))
-
-    def max_marginal_relevance_search_by_vector(  # type: ignore[override]
-        self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
-        param: dict[str, Any] | None = None, expr: str | None = None,
-        timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
-    ) -> list[Document]:
-        """MMR for a query vector."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return ops.documents_of(self._run(
-            ops.mmr_plan(self._state, embedding, k, fetch_k, lambda_mult, **options)))
-
-    async def amax_marginal_relevance_search_by_vector(  # type: ignore[override]
-        self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
-        param: dict[str, Any] | None = None, expr: str | None = None,
-        timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
-    ) -> list[Document]:
-        """Async `max_marginal_relevance_search_by_vector`."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return ops.documents_of(await self._arun(
-            ops.mmr_plan(self._state, embedding, k, fetch_k, lambda_mult, **options)))
-
-    def hybrid_search_with_score(
-        self, query: str, k: int = 4, *, filter: FilterArg = None, expr: str | None = None,
-        ranker: Literal["rrf", "weighted"] = "rrf", weights: tuple[float, float] = (0.5, 0.5),
-        rrf_k: int = 60, fetch_k: int | None = None, param: dict[str, Any] | None = None,
-        timeout: float | None = None, **kwargs: Any,
-    ) -> list[Scored]:
-        """Dense + BM25 full-text search fused by RRF or weights (needs full_text_search=True).
-
-        Args:
-            query: The query text (embedded for the dense part, tokenised for BM25).
-            k: Number of results.
-            filter: Dict filter or expression applied to both sub-searches.
-            expr: Raw Milvus expression (ANDed with `filter`).
-            ranker: "rrf" or "weighted".
-            weights: (dense, full-text) weights for the weighted ranker.
-            rrf_k: The RRF constant.
-            fetch_k: Candidates per sub-search (default 2 * k).
-            param: Dense search params.
-            timeout: Seconds for this call.
-            **kwargs: `partition_names`.
-
-        Returns:
-            (Document, fused score) pairs, best first.
-        """
-        return self._run(self._hybrid_plan(
-            query, k, filter, expr, HybridOptions(ranker, weights, rrf_k, fetch_k),
-            param, timeout, kwargs))
-
-    async def ahybrid_search_with_score(
-        self, query: str, k: int = 4, *, filter: FilterArg = None, expr: str | None = None,
-        ranker: Literal["rrf", "weighted"] = "rrf", weights: tuple[float, float] = (0.5, 0.5),
-        rrf_k: int = 60, fetch_k: int | None = None, param: dict[str, Any] | None = None,
-        timeout: float | None = None, **kwargs: Any,
-    ) -> list[Scored]:
-        """Async `hybrid_search_with_score`."""
-        return await self._arun(self._hybrid_plan(
-            query, k, filter, expr, HybridOptions(ranker, weights, rrf_k, fetch_k),
-            param, timeout, kwargs))
-
-    def _hybrid_plan(self, query: str, k: int, filter: FilterArg, expr: str | None,
-                     hybrid: HybridOptions, param: dict[str, Any] | None,
-                     timeout: float | None, kwargs: Mapping[str, Any]) -> PlanOf[list[Scored]]:
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return ops.hybrid_plan(self._state, query, k, hybrid=hybrid, **options)
-
-    def hybrid_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
-        """Documents of `hybrid_search_with_score`."""
-        return ops.documents_of(self.hybrid_search_with_score(query, k, **kwargs))
-
-    async def ahybrid_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
-        """Async `hybrid_search`."""
-        return ops.documents_of(await self.ahybrid_search_with_score(query, k, **kwargs))
-
-    def _retrieve_plan(self, query: str, search_type: str, hybrid: HybridOptions,
-                       options: Mapping[str, Any]) -> PlanOf[list[Document]]:
-        """A retriever's search (see `MilvusRetriever`): `options` are `k`, `fetch_k`,
-        `lambda_mult`, `score_threshold`, `filter` and search arguments."""
-        o = dict(options)
-        search = self._search_options(
-            o.pop("param", None), o.pop("expr", None), o.pop("timeout", None),
-            o.pop("filter"), {"partition_names": o.pop("partition_names", None)})
-        return ops.retrieve_plan(self._state, query, search_type, hybrid=hybrid, **o, **search)
-
-    def as_retriever(self, **kwargs: Any) -> MilvusRetriever:  # type: ignore[override]
-        """A `MilvusRetriever` over this store (accepts LangChain's `search_kwargs` style).
-
-        Example:
-            ```python
-            store.as_retriever(search_type="mmr", search_kwargs={"k": 4, "fetch_k": 20})
-            ```
-        """
-        own, search_kwargs = split_search_kwargs(kwargs.pop("search_kwargs", None))
-        return MilvusRetriever(vectorstore=self, search_kwargs=search_kwargs, **own, **kwargs)
+    # -- tenant views ---------------------------------------------------------------------
 
     def for_tenant(self, tenant: str | int, *, field: str | None = None) -> TenantView:
         """A view of this store confined to one tenant (see `TenantView`).
@@ -829,115 +581,6 @@ Milvus = MilvusVectorStore
 """Alias, so switching from langchain-milvus is one changed import."""
 
 
-class TenantView(MilvusVectorStore):
-    """A store confined to one tenant: made by `MilvusVectorStore.for_tenant`.
-
-    Every method of the store works on the view, sync and async (searches, MMR, hybrid
-    search, `get_by_ids`, `search_by_metadata`, `get_pks`, deletes, writes, `as_retriever`),
-    and sees, changes and deletes this tenant's rows only, whatever filter, expression or ids
-    it is given: another tenant's id is not found and not deleted. Writes stamp the tenant
-    into metadata that lacks it; metadata naming another tenant, or an id already used by
-    another tenant's row, is a `ValueError` before anything is written. Dropping the
-    collection and the raw `client` / `aclient` are refused. The view shares the store's
-    connection, coalescers and collection: closing a view does nothing, close the store.
-
-    The tenant column must be a non-nullable scalar column: the partition key
-    (`partition_key_field`, recommended: Milvus then searches that tenant's partition only)
-    or a VARCHAR / integer `metadata_schema` column.
-
-    Access control within one application, not a substitute for Milvus RBAC.
-
-    Example:
-        ```python
-        store = MilvusVectorStore(embeddings, connection_args={"uri": "./rag.db"},
-                                  partition_key_field="tenant")
-        acme = store.for_tenant("acme")
-        acme.add_texts(["acme's handbook"])           # stored with tenant "acme"
-        acme.similarity_search("handbook", filter='tenant == "bob"')  # [] : never bob's
-        acme.as_retriever(search_kwargs={"k": 4})     # a retriever of acme's rows
-        ```
-
-    Attributes:
-        store: The store this view confines.
-        tenant: The tenant value.
-        tenant_field: The tenant column.
-    """
-
-    def __init__(self, store: MilvusVectorStore, tenant: str | int, *,
-                 field: str | None = None) -> None:
-        if isinstance(store, TenantView):
-            raise ValueError("this is already a tenant view; call for_tenant on the store")
-        field = field if field is not None else store._partition_key_field
-        if not field:
-            raise ValueError(
-                "for_tenant needs a tenant column: create the store with "
-                "partition_key_field='tenant' (or pass field= naming a VARCHAR or integer "
-                "metadata_schema column)")
-        scope = TenantScope(field, tenant)
-        scope.condition(store._state.layout)  # a clear error now, not at the first call
-        # The store's state, clients and settings, shared (no new connection); only the
-        # drivers differ: they confine each plan before running it.
-        self.__dict__.update(store.__dict__)
-        self.store = store
-        self.tenant = tenant
-        self.tenant_field = field
-        self._scope = scope
-        self._sync, self._async = confine_drivers(store._sync, store._async, scope)
-
-    def _add_plan(self, texts: Iterable[str], metadatas: Sequence[dict[str, Any]] | None,
-                  ids: Sequence[Any] | None, timeout: float | None,
-                  embeddings: Sequence[Sequence[float]] | None = None,
-                  partition_name: str | None = None, replace: bool = False) -> Plan:
-        texts = list(texts)
-        stamped = self._scope.stamp(metadatas, len(texts))
-        return super()._add_plan(texts, stamped, ids, timeout, embeddings,
-                                 partition_name=partition_name, replace=replace)
-
-    def for_tenant(self, tenant: str | int, *, field: str | None = None) -> TenantView:
-        """This view for its own tenant; another tenant is a ValueError (ask the store)."""
-        if self._scope.owns(tenant) and field in (None, self.tenant_field):
-            return self
-        raise ValueError("a tenant view cannot switch tenants; call for_tenant on the store")
-
-    @property
-    def client(self) -> NoReturn:
-        """Refused: the raw client is not confined to the tenant."""
-        refuse("client")
-
-    @property
-    def aclient(self) -> NoReturn:
-        """Refused: the raw client is not confined to the tenant."""
-        refuse("aclient")
-
-    @property
-    def col(self) -> NoReturn:
-        """Refused: the raw collection is not confined to the tenant."""
-        refuse("col")
-
-    @col.setter
-    def col(self, value: Any) -> None:
-        refuse("col")
-
-    def drop(self) -> NoReturn:
-        """Refused: dropping would delete every tenant's rows."""
-        refuse(Call("drop_collection"))
-
-    async def adrop(self) -> NoReturn:
-        """Refused: dropping would delete every tenant's rows."""
-        refuse(Call("drop_collection"))
-
-    def close(self) -> None:
-        """Do nothing: the view shares the store's connection; close the store."""
-
-    async def aclose(self) -> None:
-        """Do nothing: the view shares the store's connection; close the store."""
-
-    @classmethod
-    def from_texts(cls, *args: Any, **kwargs: Any) -> NoReturn:
-        """Refused: make a store, then a view with `store.for_tenant(...)`."""
-        raise TypeError("use MilvusVectorStore.from_texts(...).for_tenant(tenant)")
-
-    @classmethod
-    async def afrom_texts(cls, *args: Any, **kwargs: Any) -> NoReturn:
-        """Refused: make a store, then a view with `store.for_tenant(...)`."""
-        raise TypeError("use MilvusVectorStore.afrom_texts(...).for_tenant(tenant)")
+# Last, as `TenantView` subclasses `MilvusVectorStore`: one import serves `for_tenant` and the
+# re-export (`vectorstore.TenantView`). The package imports this module before `tenant_view`.
+from langchain_milvus_ext.tenant_view import TenantView as TenantView  # noqa: E402
