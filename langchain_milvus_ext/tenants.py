@@ -1,7 +1,7 @@
 """Tenant-scoped views of a store: every read, write and delete confined to one tenant.
 
-`store.for_tenant("acme")` returns a `TenantView` (defined in `tenant_view`, beside the
-store): the store's own methods, run through the confinement of their plans that
+`store.for_tenant("acme")` returns a `TenantView` (defined beside the store, in
+`vectorstore`): the store's own methods, run through the confinement of their plans that
 this module holds (see `_steps`). Each step that reads, writes or deletes rows is
 rewritten before any driver sees it:
 

@@ -1,29 +1,25 @@
 """`MilvusVectorStore`: a drop-in replacement for langchain-milvus's `Milvus` vector store.
 
 Each method is a thin shell: it checks its arguments (`_arguments`), builds a plan
-(`_operations`) and runs it with `_run` (the sync driver) or `_arun` (the async driver).
-The search methods are inherited from `SearchMethods` (`_search_methods`); `TenantView`, the
-store confined to one tenant, is in `tenant_view` and importable from here too.
+(`_operations`) and runs it with `_run` (the sync driver) or `_arun` (the async driver) of
+`StoreShell` (`_shell`). The store inherits its reads (`ReadMethods`, `_read_methods`) and its
+writes (`WriteMethods`, `_write_methods`); here are its constructor, resources and tenant views
+(`TenantView`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
-from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from langchain_milvus import Milvus as _LangchainMilvus
 from pymilvus import MilvusClient
 from typing_extensions import Self
 
 from langchain_milvus_ext import _operations as ops
 from langchain_milvus_ext._arguments import (
-    QUERY_ARGS,
-    WRITE_ARGS,
     batching_from_args,
-    check_kwargs,
     check_store_args,
     store_vectors,
 )
@@ -33,19 +29,20 @@ from langchain_milvus_ext._coalescer import CoalescerLimits
 from langchain_milvus_ext._collection import CollectionState
 from langchain_milvus_ext._drivers import AsyncDriver, DriverOptions, SyncDriver
 from langchain_milvus_ext._hybrid import check_full_text_support
-from langchain_milvus_ext._operations import FilterArg
+from langchain_milvus_ext._read_methods import ReadMethods
 from langchain_milvus_ext._retry import RetryPolicy
-from langchain_milvus_ext._rows import split_documents
 from langchain_milvus_ext._schema import CreateOptions, field_names, layout_for
-from langchain_milvus_ext._search_methods import SearchMethods
-from langchain_milvus_ext._steps import Call, Plan, PlanOf, R
+from langchain_milvus_ext._steps import Call, Plan
+from langchain_milvus_ext._write_methods import WriteMethods
+from langchain_milvus_ext.tenants import TenantScope, confine_drivers, refuse
 
 DEFAULT_CONNECTION = {"uri": "./milvus_langchain.db"}
 """Embedded Milvus Lite in a local file: no server needed."""
 
 
-# SearchMethods (a Milvus subclass, so mypy checks its overrides) first: its methods win.
-class MilvusVectorStore(SearchMethods, _LangchainMilvus):
+# Both groups subclass langchain-milvus's `Milvus` (through `StoreShell`), so their methods
+# override the parent's and mypy checks each override against it.
+class MilvusVectorStore(ReadMethods, WriteMethods):
     """A LangChain vector store on Milvus: Lite, standalone, cluster or Zilliz Cloud.
 
     Same constructor and methods as `langchain_milvus.Milvus`, sync and async, plus
@@ -344,187 +341,6 @@ class MilvusVectorStore(SearchMethods, _LangchainMilvus):
         """Drop the collection (async)."""
         await self._arun(ops.drop_plan(self._state))
 
-    # -- running plans --------------------------------------------------------------------
-
-    def _run(self, plan: PlanOf[R]) -> R:
-        """Run a plan with the sync driver (a tenant view's confines it first)."""
-        return self._sync.run(plan)
-
-    def _arun(self, plan: PlanOf[R]) -> Awaitable[R]:
-        """Run a plan in the running loop with the async driver (coalescing); await the result.
-
-        Call it from a coroutine; bad input raises here (see `AsyncDriver.run`)."""
-        return self._async.run(plan)
-
-    def _timeout(self, timeout: float | None) -> float | None:
-        return timeout if timeout is not None else self.timeout
-
-    # -- writes ---------------------------------------------------------------------------
-
-    def _add_plan(self, texts: Iterable[str], metadatas: Sequence[dict[str, Any]] | None,
-                  ids: Sequence[Any] | None, timeout: float | None,
-                  embeddings: Sequence[Sequence[float]] | None = None,
-                  partition_name: str | None = None, replace: bool = False) -> Plan:
-        return ops.add_plan(self._state, texts, metadatas, ids, vectors=embeddings,
-                            timeout=self._timeout(timeout), partition_name=partition_name,
-                            replace=replace)
-
-    def _upsert_plan(self, ids: Sequence[Any] | None, documents: list[Document] | None,
-                     timeout: float | None, kwargs: dict[str, Any]) -> Plan:
-        if documents is None:
-            raise ValueError("upsert needs documents")
-        check_kwargs("upsert", kwargs, WRITE_ARGS)
-        texts, metadatas, keys = split_documents(documents, ids)
-        return self._add_plan(texts, metadatas, keys, timeout, replace=True,
-                              partition_name=kwargs.get("partition_name"))
-
-    def add_texts(
-        self, texts: Iterable[str], metadatas: list[dict[str, Any]] | None = None,
-        timeout: float | None = None, batch_size: int | None = None, *,
-        ids: list[str] | None = None, partition_name: str | None = None, **kwargs: Any,
-    ) -> list[str]:
-        """Embed and write texts; an id that exists is replaced (Milvus upsert).
-
-        Returns:
-            The ids written (given ones, or generated uuid4 hex strings).
-
-        Raises:
-            ValueError: bad input, before anything is written.
-            WriteError: some batches failed; it lists the ids not written.
-            TypeError: an unknown keyword argument.
-        """
-        check_kwargs("add_texts", kwargs, frozenset())
-        return self._run(self._add_plan(texts, metadatas, ids, timeout,
-                                        partition_name=partition_name))
-
-    async def aadd_texts(
-        self, texts: Iterable[str], metadatas: list[dict[str, Any]] | None = None,
-        timeout: float | None = None, batch_size: int | None = None, *,
-        ids: list[str] | None = None, partition_name: str | None = None, **kwargs: Any,
-    ) -> list[str]:
-        """Async `add_texts`; concurrent calls share embedding requests and upserts."""
-        check_kwargs("aadd_texts", kwargs, frozenset())
-        return await self._arun(self._add_plan(texts, metadatas, ids, timeout,
-                                              partition_name=partition_name))
-
-    def add_embeddings(  # type: ignore[override]
-        self, texts: list[str], embeddings: list[list[float]],
-        metadatas: list[dict[str, Any]] | None = None, timeout: float | None = None,
-        batch_size: int | None = None, *, ids: list[str] | None = None, **kwargs: Any,
-    ) -> list[str]:
-        """Write texts with precomputed vectors."""
-        check_kwargs("add_embeddings", kwargs, WRITE_ARGS)
-        return self._run(self._add_plan(texts, metadatas, ids, timeout, embeddings,
-                                        partition_name=kwargs.get("partition_name")))
-
-    async def aadd_embeddings(  # type: ignore[override]
-        self, texts: list[str], embeddings: list[list[float]],
-        metadatas: list[dict[str, Any]] | None = None, timeout: float | None = None,
-        batch_size: int | None = None, *, ids: list[str] | None = None, **kwargs: Any,
-    ) -> list[str]:
-        """Async `add_embeddings`."""
-        check_kwargs("aadd_embeddings", kwargs, WRITE_ARGS)
-        return await self._arun(self._add_plan(
-            texts, metadatas, ids, timeout, embeddings,
-            partition_name=kwargs.get("partition_name")))
-
-    def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
-        """Write documents; `ids=` or each `Document.id` chooses the primary key."""
-        texts, metadatas, ids = split_documents(documents, kwargs.pop("ids", None))
-        return self.add_texts(texts, metadatas, ids=ids, **kwargs)
-
-    async def aadd_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
-        """Async `add_documents`."""
-        texts, metadatas, ids = split_documents(documents, kwargs.pop("ids", None))
-        return await self.aadd_texts(texts, metadatas, ids=ids, **kwargs)
-
-    def upsert(  # type: ignore[override]
-        self, ids: list[str] | None = None, documents: list[Document] | None = None,
-        batch_size: int | None = None, timeout: float | None = None, **kwargs: Any,
-    ) -> list[str]:
-        """Insert or replace documents by id (`ids`, else `Document.id`, else new ids).
-
-        On an `auto_id=True` collection, `ids` (e.g. from `get_pks`) name the rows replaced.
-        """
-        return self._run(self._upsert_plan(ids, documents, timeout, kwargs))
-
-    async def aupsert(  # type: ignore[override]
-        self, ids: list[str] | None = None, documents: list[Document] | None = None,
-        batch_size: int | None = None, timeout: float | None = None, **kwargs: Any,
-    ) -> list[str]:
-        """Async `upsert`."""
-        return await self._arun(self._upsert_plan(ids, documents, timeout, kwargs))
-
-    def delete(  # type: ignore[override]
-        self, ids: list[str] | None = None, expr: str | None = None, *,
-        filter: FilterArg = None, timeout: float | None = None, **kwargs: Any,
-    ) -> bool:
-        """Delete by ids, by filter/expr, or rows matching both; server errors are raised."""
-        check_kwargs("delete", kwargs, WRITE_ARGS)
-        return self._run(ops.delete_plan(
-            self._state, ids, filter=filter, expr=expr, timeout=self._timeout(timeout),
-            partition_name=kwargs.get("partition_name")))
-
-    async def adelete(
-        self, ids: list[str] | None = None, expr: str | None = None, *,
-        filter: FilterArg = None, timeout: float | None = None, **kwargs: Any,
-    ) -> bool:
-        """Async `delete`; concurrent deletes by id share one RPC."""
-        check_kwargs("adelete", kwargs, WRITE_ARGS)
-        return await self._arun(ops.delete_plan(
-            self._state, ids, filter=filter, expr=expr, timeout=self._timeout(timeout),
-            partition_name=kwargs.get("partition_name")))
-
-    # -- reads ----------------------------------------------------------------------------
-
-    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        """Documents with these ids, in the order given; missing ids are skipped."""
-        return self._run(ops.get_by_ids_plan(self._state, ids))
-
-    async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        """Async `get_by_ids`."""
-        return await self._arun(ops.get_by_ids_plan(self._state, ids))
-
-    def search_by_metadata(
-        self, expr: FilterArg, fields: list[str] | None = None, limit: int = 10, *,
-        offset: int = 0, timeout: float | None = None,
-    ) -> list[Document]:
-        """Documents matching a filter dict or expression, without a vector search."""
-        return self._run(ops.query_plan(self._state, expr, fields=fields, limit=limit,
-                                        offset=offset, timeout=self._timeout(timeout)))
-
-    async def asearch_by_metadata(
-        self, expr: FilterArg, fields: list[str] | None = None, limit: int = 10, *,
-        offset: int = 0, timeout: float | None = None,
-    ) -> list[Document]:
-        """Async `search_by_metadata`."""
-        return await self._arun(ops.query_plan(
-            self._state, expr, fields=fields, limit=limit, offset=offset,
-            timeout=self._timeout(timeout)))
-
-    def get_pks(  # type: ignore[override]
-        self, expr: FilterArg, *, limit: int | None = None, timeout: float | None = None,
-        **kwargs: Any,
-    ) -> list[str | int]:
-        """Primary keys matching a filter dict or expression, in the collection's key type.
-
-        `consistency_level` and `partition_names` are passed on to the query, as by
-        langchain-milvus; another keyword argument is a TypeError.
-        """
-        check_kwargs("get_pks", kwargs, QUERY_ARGS)
-        return self._run(ops.query_plan(self._state, expr, limit=limit, pks_only=True,
-                                        timeout=self._timeout(timeout), extra=kwargs))
-
-    async def aget_pks(  # type: ignore[override]
-        self, expr: FilterArg, *, limit: int | None = None, timeout: float | None = None,
-        **kwargs: Any,
-    ) -> list[str | int]:
-        """Async `get_pks`."""
-        check_kwargs("aget_pks", kwargs, QUERY_ARGS)
-        return await self._arun(ops.query_plan(
-            self._state, expr, limit=limit, pks_only=True, timeout=self._timeout(timeout),
-            extra=kwargs))
-
     # -- tenant views ---------------------------------------------------------------------
 
     def for_tenant(self, tenant: str | int, *, field: str | None = None) -> TenantView:
@@ -581,6 +397,115 @@ Milvus = MilvusVectorStore
 """Alias, so switching from langchain-milvus is one changed import."""
 
 
-# Last, as `TenantView` subclasses `MilvusVectorStore`: one import serves `for_tenant` and the
-# re-export (`vectorstore.TenantView`). The package imports this module before `tenant_view`.
-from langchain_milvus_ext.tenant_view import TenantView as TenantView  # noqa: E402
+class TenantView(MilvusVectorStore):
+    """A store confined to one tenant: made by `MilvusVectorStore.for_tenant`.
+
+    Every method of the store works on the view, sync and async (searches, MMR, hybrid
+    search, `get_by_ids`, `search_by_metadata`, `get_pks`, deletes, writes, `as_retriever`),
+    and sees, changes and deletes this tenant's rows only, whatever filter, expression or ids
+    it is given: another tenant's id is not found and not deleted. Writes stamp the tenant
+    into metadata that lacks it; metadata naming another tenant, or an id already used by
+    another tenant's row, is a `ValueError` before anything is written. Dropping the
+    collection and the raw `client` / `aclient` are refused. The view shares the store's
+    connection, coalescers and collection: closing a view does nothing, close the store.
+
+    The tenant column must be a non-nullable scalar column: the partition key
+    (`partition_key_field`, recommended: Milvus then searches that tenant's partition only)
+    or a VARCHAR / integer `metadata_schema` column.
+
+    Access control within one application, not a substitute for Milvus RBAC.
+
+    Example:
+        ```python
+        store = MilvusVectorStore(embeddings, connection_args={"uri": "./rag.db"},
+                                  partition_key_field="tenant")
+        acme = store.for_tenant("acme")
+        acme.add_texts(["acme's handbook"])           # stored with tenant "acme"
+        acme.similarity_search("handbook", filter='tenant == "bob"')  # [] : never bob's
+        acme.as_retriever(search_kwargs={"k": 4})     # a retriever of acme's rows
+        ```
+
+    Attributes:
+        store: The store this view confines.
+        tenant: The tenant value.
+        tenant_field: The tenant column.
+    """
+
+    def __init__(self, store: MilvusVectorStore, tenant: str | int, *,
+                 field: str | None = None) -> None:
+        if isinstance(store, TenantView):
+            raise ValueError("this is already a tenant view; call for_tenant on the store")
+        field = field if field is not None else store._partition_key_field
+        if not field:
+            raise ValueError(
+                "for_tenant needs a tenant column: create the store with "
+                "partition_key_field='tenant' (or pass field= naming a VARCHAR or integer "
+                "metadata_schema column)")
+        scope = TenantScope(field, tenant)
+        scope.condition(store._state.layout)  # a clear error now, not at the first call
+        # The store's state, clients and settings, shared (no new connection); only the
+        # drivers differ: they confine each plan before running it.
+        self.__dict__.update(store.__dict__)
+        self.store = store
+        self.tenant = tenant
+        self.tenant_field = field
+        self._scope = scope
+        self._sync, self._async = confine_drivers(store._sync, store._async, scope)
+
+    def _add_plan(self, texts: Iterable[str], metadatas: Sequence[dict[str, Any]] | None,
+                  ids: Sequence[Any] | None, timeout: float | None,
+                  embeddings: Sequence[Sequence[float]] | None = None,
+                  partition_name: str | None = None, replace: bool = False) -> Plan:
+        texts = list(texts)
+        stamped = self._scope.stamp(metadatas, len(texts))
+        return super()._add_plan(texts, stamped, ids, timeout, embeddings,
+                                 partition_name=partition_name, replace=replace)
+
+    def for_tenant(self, tenant: str | int, *, field: str | None = None) -> TenantView:
+        """This view for its own tenant; another tenant is a ValueError (ask the store)."""
+        if self._scope.owns(tenant) and field in (None, self.tenant_field):
+            return self
+        raise ValueError("a tenant view cannot switch tenants; call for_tenant on the store")
+
+    @property
+    def client(self) -> NoReturn:
+        """Refused: the raw client is not confined to the tenant."""
+        refuse("client")
+
+    @property
+    def aclient(self) -> NoReturn:
+        """Refused: the raw client is not confined to the tenant."""
+        refuse("aclient")
+
+    @property
+    def col(self) -> NoReturn:
+        """Refused: the raw collection is not confined to the tenant."""
+        refuse("col")
+
+    @col.setter
+    def col(self, value: Any) -> None:
+        refuse("col")
+
+    def drop(self) -> NoReturn:
+        """Refused: dropping would delete every tenant's rows."""
+        refuse(Call("drop_collection"))
+
+    async def adrop(self) -> NoReturn:
+        """Refused: dropping would delete every tenant's rows."""
+        refuse(Call("drop_collection"))
+
+    def close(self) -> None:
+        """Do nothing: the view shares the store's connection; close the store."""
+
+    async def aclose(self) -> None:
+        """Do nothing: the view shares the store's connection; close the store."""
+
+    @classmethod
+    def from_texts(cls, *args: Any, **kwargs: Any) -> NoReturn:
+        """Refused: make a store, then a view with `store.for_tenant(...)`."""
+        raise TypeError("use MilvusVectorStore.from_texts(...).for_tenant(tenant)")
+
+    @classmethod
+    async def afrom_texts(cls, *args: Any, **kwargs: Any) -> NoReturn:
+        """Refused: make a store, then a view with `store.for_tenant(...)`."""
+        raise TypeError("use MilvusVectorStore.afrom_texts(...).for_tenant(tenant)")

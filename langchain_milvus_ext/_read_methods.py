@@ -1,47 +1,35 @@
-"""`SearchMethods`: the search methods of `MilvusVectorStore`, which inherits them.
+"""`ReadMethods`: the methods of `MilvusVectorStore` that read, which it inherits.
 
 Similarity search (by text or vector, with raw or relevance scores, batched), max marginal
-relevance, hybrid search and `as_retriever`. Each is a thin shell, as the store's other
-methods: it builds a plan (`_operations`) and runs it with the store's `_run` (sync) or
-`_arun` (async).
+relevance, hybrid search, `as_retriever`, and the reads without a vector: `get_by_ids`,
+`search_by_metadata`, `get_pks`. Each is a thin shell, as the store's other methods: it builds
+a plan (`_operations`) and runs it with `_run` (sync) or `_arun` (async) of `StoreShell`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 from langchain_core.documents import Document
-from langchain_milvus import Milvus as _LangchainMilvus
 
 from langchain_milvus_ext import _operations as ops
-from langchain_milvus_ext._arguments import search_options, split_search_kwargs
+from langchain_milvus_ext._arguments import (
+    QUERY_ARGS,
+    check_kwargs,
+    search_options,
+    split_search_kwargs,
+)
 from langchain_milvus_ext._hybrid import HybridOptions
 from langchain_milvus_ext._operations import FilterArg
 from langchain_milvus_ext._results import Scored, relevance_fn
-from langchain_milvus_ext._steps import Plan, PlanOf, R
+from langchain_milvus_ext._shell import StoreShell
+from langchain_milvus_ext._steps import Plan, PlanOf
 from langchain_milvus_ext.retriever import MilvusRetriever
 
-if TYPE_CHECKING:
-    from langchain_milvus_ext._collection import CollectionState
 
-
-class SearchMethods(_LangchainMilvus):
-    """The search methods of `MilvusVectorStore` (a base class of it, never used alone).
-
-    A subclass of langchain-milvus's `Milvus`, so that these methods override the parent's
-    (and mypy checks them against it); the store's state and drivers are declared below and
-    defined by `MilvusVectorStore`.
-    """
-
-    if TYPE_CHECKING:
-        _state: CollectionState
-
-        def _run(self, plan: PlanOf[R]) -> R: ...
-
-        def _arun(self, plan: PlanOf[R]) -> Awaitable[R]: ...
-
-        def _timeout(self, timeout: float | None) -> float | None: ...
+class ReadMethods(StoreShell):
+    """The reads of `MilvusVectorStore` (a base class of it, never used alone)."""
 
     def _search_options(self, param: dict[str, Any] | None, expr: str | None,
                         timeout: float | None, filter: FilterArg,
@@ -289,3 +277,53 @@ class SearchMethods(_LangchainMilvus):
         """
         own, search_kwargs = split_search_kwargs(kwargs.pop("search_kwargs", None))
         return MilvusRetriever(vectorstore=self, search_kwargs=search_kwargs, **own, **kwargs)
+
+    # -- reads without a vector search ----------------------------------------------------
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """Documents with these ids, in the order given; missing ids are skipped."""
+        return self._run(ops.get_by_ids_plan(self._state, ids))
+
+    async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """Async `get_by_ids`."""
+        return await self._arun(ops.get_by_ids_plan(self._state, ids))
+
+    def search_by_metadata(
+        self, expr: FilterArg, fields: list[str] | None = None, limit: int = 10, *,
+        offset: int = 0, timeout: float | None = None,
+    ) -> list[Document]:
+        """Documents matching a filter dict or expression, without a vector search."""
+        return self._run(ops.query_plan(self._state, expr, fields=fields, limit=limit,
+                                        offset=offset, timeout=self._timeout(timeout)))
+
+    async def asearch_by_metadata(
+        self, expr: FilterArg, fields: list[str] | None = None, limit: int = 10, *,
+        offset: int = 0, timeout: float | None = None,
+    ) -> list[Document]:
+        """Async `search_by_metadata`."""
+        return await self._arun(ops.query_plan(
+            self._state, expr, fields=fields, limit=limit, offset=offset,
+            timeout=self._timeout(timeout)))
+
+    def get_pks(  # type: ignore[override]
+        self, expr: FilterArg, *, limit: int | None = None, timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[str | int]:
+        """Primary keys matching a filter dict or expression, in the collection's key type.
+
+        `consistency_level` and `partition_names` are passed on to the query, as by
+        langchain-milvus; another keyword argument is a TypeError.
+        """
+        check_kwargs("get_pks", kwargs, QUERY_ARGS)
+        return self._run(ops.query_plan(self._state, expr, limit=limit, pks_only=True,
+                                        timeout=self._timeout(timeout), extra=kwargs))
+
+    async def aget_pks(  # type: ignore[override]
+        self, expr: FilterArg, *, limit: int | None = None, timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[str | int]:
+        """Async `get_pks`."""
+        check_kwargs("aget_pks", kwargs, QUERY_ARGS)
+        return await self._arun(ops.query_plan(
+            self._state, expr, limit=limit, pks_only=True, timeout=self._timeout(timeout),
+            extra=kwargs))
