@@ -337,7 +337,7 @@ class _LoopSession:
         # server and Milvus 2.3.5). Connection errors and timeouts are never split: their
         # rows may or may not be written.
         self.writes: Coalescer[_WriteBatchKey, _WriteItem, PrimaryKey] = Coalescer(
-            partial(driver.write_batch, self), limits,
+            partial(driver.write_batch, self), driver.options.batching.write_limits,
             size_of=lambda item: estimate_row_bytes(item.row) + 8 * len(item.vector or ()),
             split_on=is_input_error, name="write", totals=driver.batches["write"])
         # Not split: what the server can reject in a search (filter, params) is in the key,

@@ -10,6 +10,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_milvus_ext import Batching, CoalescerLimits, MilvusVectorStore
 from langchain_milvus_ext._arguments import batching_from_args
+from langchain_milvus_ext._batching import WRITE_PIECE_ROWS
 
 DEFAULTS: dict[str, Any] = {"batch_size": 1000, "coalesce": True, "coalesce_limits": None,
                             "batch_query_embeddings": True}
@@ -19,6 +20,15 @@ def test_default_limits_follow_the_batch_size() -> None:
     assert Batching(batch_size=64).coalescer_limits == CoalescerLimits(max_batch_items=64)
     limits = CoalescerLimits(max_batch_items=8, max_in_flight=2)
     assert Batching(limits=limits).coalescer_limits is limits
+
+
+def test_coalesced_writes_go_in_pieces_unless_limits_are_given() -> None:
+    default = Batching()
+    assert default.write_limits == CoalescerLimits(max_batch_items=WRITE_PIECE_ROWS)
+    assert default.coalescer_limits == CoalescerLimits(max_batch_items=1000)  # search, delete
+    assert Batching(batch_size=64).write_limits == CoalescerLimits(max_batch_items=64)
+    limits = CoalescerLimits(max_batch_items=1000, max_in_flight=2)
+    assert Batching(limits=limits).write_limits is limits  # the caller's bounds, as given
 
 
 @pytest.mark.parametrize("size", [0, -1, 2.5, True, "10"])
