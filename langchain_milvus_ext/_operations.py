@@ -147,13 +147,30 @@ def search_plan(
         limit=k,
         expr=filter_expr(layout, filter, expr),
         output_fields=tuple(_output_fields(layout, output_fields, with_vectors)),
-        search_params=freeze(search_params_for(layout, k, param)),
+        search_params=_frozen_search_params(layout, k, param),
         partition_names=tuple(partition_names) if partition_names else None,
         timeout=timeout,
-        extra=freeze(dict(extra or {})),
+        extra=freeze(dict(extra)) if extra else "{}",
     )
     results: list[SearchResult] = yield Search(items=items, key=key)
     return results
+
+
+_DEFAULT_PARAMS: dict[tuple[str, str, int], str] = {}
+"""Frozen default search params by (metric, index type, k): built once, not per search."""
+
+
+def _frozen_search_params(layout: CollectionLayout, k: int, param: Mapping[str, Any] | None,
+                          ) -> str:
+    if param:
+        return freeze(search_params_for(layout, k, param))
+    key = (layout.metric, layout.index_type, k)
+    frozen = _DEFAULT_PARAMS.get(key)
+    if frozen is None:
+        frozen = freeze(search_params_for(layout, k, None))
+        if len(_DEFAULT_PARAMS) < 256:  # a few metrics and k values in practice
+            _DEFAULT_PARAMS[key] = frozen
+    return frozen
 
 
 def _output_fields(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from langchain_milvus_ext._rows import Row
 
@@ -72,9 +72,9 @@ class Write:
     key: WriteKey
 
 
-@dataclass(frozen=True, slots=True)
-class SearchKey:
-    """Searches with equal keys may share one nq-batched search."""
+class SearchKey(NamedTuple):
+    """Searches with equal keys may share one nq-batched search (a tuple, so that the
+    coalescer hashes and compares it in C for every query queued)."""
 
     limit: int
     expr: str | None

@@ -198,7 +198,7 @@ def _confine_step(step: Step, scope: TenantScope, state: CollectionState) -> Pla
     layout = state.layout
     if isinstance(step, Search):
         _refuse_bypasses(step.key.extra, "search")
-        return replace(step, key=replace(step.key, expr=scope.confine(layout, step.key.expr)))
+        return replace(step, key=step.key._replace(expr=scope.confine(layout, step.key.expr)))
     if isinstance(step, Delete):
         if step.ids is not None:
             rows = ids_expr(step.field or layout.pk_field, step.ids)

@@ -26,7 +26,7 @@ from langchain_milvus_ext._operations import (
     retrieve_plan,
     search_plan,
 )
-from langchain_milvus_ext._schema import CreateOptions
+from langchain_milvus_ext._schema import CreateOptions, search_params_for
 from langchain_milvus_ext._steps import (
     Call,
     Delete,
@@ -262,6 +262,27 @@ def test_search_vector_queries_and_no_filter() -> None:
     assert search.items == [SearchItem(vector=[1.0, 2.0, 3.0])]
     assert search.key.expr is None
     assert search.key.partition_names == ("p",)
+
+
+@pytest.mark.parametrize("index_type", ["AUTOINDEX", "HNSW"])
+def test_search_params_follow_each_calls_k_metric_and_param(index_type: str) -> None:
+    """The frozen default params are kept per (metric, index type, k): each call still gets
+    its own k's `ef`, its layout's metric, and a caller's `param` wins."""
+    for metric in ("L2", "COSINE"):
+        state = existing_state(metric=metric, index_type=index_type)
+        for k in (3, 100, 3):
+            driver = FakeDriver({"Search": [([], [1.0, 2.0, 3.0])]})
+            driver.run(search_plan(state, ["q"], k))
+            [search] = driver.steps
+            want = search_params_for(state.layout, k, None)
+            assert json.loads(search.key.search_params) == want
+            assert want["metric_type"] == metric
+            assert ("ef" in want["params"]) == (index_type == "HNSW")
+        driver = FakeDriver({"Search": [([], [1.0, 2.0, 3.0])]})
+        driver.run(search_plan(state, ["q"], 3, param={"params": {"ef": 7}}))
+        [search] = driver.steps
+        assert json.loads(search.key.search_params) == {"metric_type": metric,
+                                                        "params": {"ef": 7}}
 
 
 def test_search_bad_k_raises_before_any_step() -> None:
