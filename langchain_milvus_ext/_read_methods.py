@@ -40,6 +40,23 @@ class ReadMethods(StoreShell):
                               timeout=self._timeout(timeout), filter=filter,
                               partition_names=self.partition_names)
 
+    def _query_plan(self, query: str | list[float], k: int, param: dict[str, Any] | None,
+                    expr: str | None, timeout: float | None, filter: FilterArg,
+                    kwargs: Mapping[str, Any], *, relevance: bool = False,
+                    ) -> PlanOf[list[Scored]]:
+        """The plan of one search call (a text or a vector), shared by its sync and async
+        shells."""
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        return ops.one_query_plan(self._state, query, k, relevance=relevance, **options)
+
+    def _mmr_query_plan(self, query: str | list[float], k: int, fetch_k: int,
+                        lambda_mult: float, param: dict[str, Any] | None, expr: str | None,
+                        timeout: float | None, filter: FilterArg,
+                        kwargs: Mapping[str, Any]) -> PlanOf[list[Scored]]:
+        """The plan of one MMR call (a text or a vector), shared by its sync and async shells."""
+        options = self._search_options(param, expr, timeout, filter, kwargs)
+        return ops.mmr_plan(self._state, query, k, fetch_k, lambda_mult, **options)
+
     def similarity_search(  # type: ignore[override]
         self, query: str, k: int = 4, param: dict[str, Any] | None = None,
         expr: str | None = None, timeout: float | None = None, *,
@@ -93,8 +110,7 @@ class ReadMethods(StoreShell):
         filter: FilterArg = None, **kwargs: Any,
     ) -> list[Scored]:
         """(Document, raw score) pairs: distance for L2, similarity for COSINE and IP."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return self._run(ops.one_query_plan(self._state, query, k, **options))
+        return self._run(self._query_plan(query, k, param, expr, timeout, filter, kwargs))
 
     async def asimilarity_search_with_score(  # type: ignore[override]
         self, query: str, k: int = 4, param: dict[str, Any] | None = None,
@@ -102,8 +118,8 @@ class ReadMethods(StoreShell):
         filter: FilterArg = None, **kwargs: Any,
     ) -> list[Scored]:
         """Async `similarity_search_with_score`."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return await self._arun(ops.one_query_plan(self._state, query, k, **options))
+        return await self._arun(
+            self._query_plan(query, k, param, expr, timeout, filter, kwargs))
 
     def similarity_search_with_score_by_vector(  # type: ignore[override]
         self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
@@ -111,8 +127,7 @@ class ReadMethods(StoreShell):
         filter: FilterArg = None, **kwargs: Any,
     ) -> list[Scored]:
         """(Document, raw score) pairs for a query vector."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return self._run(ops.one_query_plan(self._state, embedding, k, **options))
+        return self._run(self._query_plan(embedding, k, param, expr, timeout, filter, kwargs))
 
     async def asimilarity_search_with_score_by_vector(  # type: ignore[override]
         self, embedding: list[float], k: int = 4, param: dict[str, Any] | None = None,
@@ -120,14 +135,13 @@ class ReadMethods(StoreShell):
         filter: FilterArg = None, **kwargs: Any,
     ) -> list[Scored]:
         """Async `similarity_search_with_score_by_vector`."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return await self._arun(ops.one_query_plan(self._state, embedding, k, **options))
+        return await self._arun(
+            self._query_plan(embedding, k, param, expr, timeout, filter, kwargs))
 
     def _relevance_plan(self, query: str, k: int, kwargs: dict[str, Any]) -> Plan:
-        options = self._search_options(kwargs.pop("param", None), kwargs.pop("expr", None),
-                                       kwargs.pop("timeout", None), kwargs.pop("filter", None),
-                                       kwargs)
-        return ops.one_query_plan(self._state, query, k, relevance=True, **options)
+        return self._query_plan(query, k, kwargs.pop("param", None), kwargs.pop("expr", None),
+                                kwargs.pop("timeout", None), kwargs.pop("filter", None), kwargs,
+                                relevance=True)
 
     def _similarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
@@ -170,9 +184,8 @@ class ReadMethods(StoreShell):
         timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
     ) -> list[Document]:
         """Diverse results: `fetch_k` candidates (with vectors, one search), `k` picked by MMR."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return ops.documents_of(self._run(
-            ops.mmr_plan(self._state, query, k, fetch_k, lambda_mult, **options)))
+        return ops.documents_of(self._run(self._mmr_query_plan(
+            query, k, fetch_k, lambda_mult, param, expr, timeout, filter, kwargs)))
 
     async def amax_marginal_relevance_search(
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
@@ -180,9 +193,8 @@ class ReadMethods(StoreShell):
         timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
     ) -> list[Document]:
         """Async `max_marginal_relevance_search`."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return ops.documents_of(await self._arun(
-            ops.mmr_plan(self._state, query, k, fetch_k, lambda_mult, **options)))
+        return ops.documents_of(await self._arun(self._mmr_query_plan(
+            query, k, fetch_k, lambda_mult, param, expr, timeout, filter, kwargs)))
 
     def max_marginal_relevance_search_by_vector(  # type: ignore[override]
         self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
@@ -190,9 +202,8 @@ class ReadMethods(StoreShell):
         timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
     ) -> list[Document]:
         """MMR for a query vector."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return ops.documents_of(self._run(
-            ops.mmr_plan(self._state, embedding, k, fetch_k, lambda_mult, **options)))
+        return ops.documents_of(self._run(self._mmr_query_plan(
+            embedding, k, fetch_k, lambda_mult, param, expr, timeout, filter, kwargs)))
 
     async def amax_marginal_relevance_search_by_vector(  # type: ignore[override]
         self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
@@ -200,9 +211,8 @@ class ReadMethods(StoreShell):
         timeout: float | None = None, *, filter: FilterArg = None, **kwargs: Any,
     ) -> list[Document]:
         """Async `max_marginal_relevance_search_by_vector`."""
-        options = self._search_options(param, expr, timeout, filter, kwargs)
-        return ops.documents_of(await self._arun(
-            ops.mmr_plan(self._state, embedding, k, fetch_k, lambda_mult, **options)))
+        return ops.documents_of(await self._arun(self._mmr_query_plan(
+            embedding, k, fetch_k, lambda_mult, param, expr, timeout, filter, kwargs)))
 
     def hybrid_search_with_score(
         self, query: str, k: int = 4, *, filter: FilterArg = None, expr: str | None = None,
