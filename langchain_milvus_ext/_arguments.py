@@ -7,6 +7,7 @@ unsupported one is a TypeError, never silently ignored.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from langchain_milvus_ext._batching import Batching
@@ -94,6 +95,9 @@ def check_store_args(*, collection_name: Any) -> None:
         raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
 
 
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
+
 def search_options(
     kwargs: Mapping[str, Any], *, param: Any, expr: str | None, timeout: float | None,
     filter: Any, partition_names: Any,
@@ -113,6 +117,10 @@ def search_options(
     Raises:
         TypeError: Any other keyword argument.
     """
+    if not kwargs:  # most calls
+        return {"ranking": _NONE, "fanout": None, "filter": filter, "expr": expr,
+                "param": param, "timeout": timeout, "partition_names": partition_names,
+                "output_fields": None, "extra": _NONE}
     unknown = set(kwargs) - SEARCH_PASSTHROUGH - _SEARCH_OWN
     if unknown:
         raise TypeError(

@@ -17,7 +17,7 @@ from pymilvus.settings import Config
 from langchain_milvus_ext._collection import CollectionState, layout_plan
 from langchain_milvus_ext._filters import ids_expr
 from langchain_milvus_ext._pymilvus_compat import ROW_TEXT_SCAN, affected, send_whole_texts
-from langchain_milvus_ext._rows import PrimaryKey, Row, attach_vectors, check_query_vector
+from langchain_milvus_ext._rows import PrimaryKey, Row, attach_vectors, check_query_vectors
 from langchain_milvus_ext._schema import CollectionLayout
 from langchain_milvus_ext._steps import (
     Call,
@@ -115,8 +115,8 @@ def search_batch_plan(state: CollectionState, items: Sequence[SearchItem], key: 
     texts = [q for q in queries if isinstance(q, str)]
     embedded = iter((yield from embed_plan(texts, "queries")) if texts else [])
     layout = yield from layout_plan(state)
-    vectors = [check_query_vector(next(embedded) if isinstance(q, str) else q, layout)
-               for q in queries]
+    vectors = check_query_vectors(
+        [next(embedded) if isinstance(q, str) else q for q in queries], layout)
     if not layout.exists:
         return [([], vectors[i]) for i in index]
     kwargs: dict[str, Any] = {

@@ -56,6 +56,8 @@ FilterArg = Mapping[str, Any] | str | None
 
 def filter_expr(layout: CollectionLayout, filter: FilterArg, expr: str | None) -> str | None:
     """The Milvus expression for a dict/str `filter` and a raw `expr`, ANDed together."""
+    if filter is None and expr is None:  # most searches
+        return None
     if expr is not None and not isinstance(expr, str):
         raise ValueError(f"expr must be a string expression, got {type(expr).__name__}")
     if filter is not None and not isinstance(filter, (str, Mapping)):
@@ -146,7 +148,7 @@ def search_plan(
     key = SearchKey(
         limit=k,
         expr=filter_expr(layout, filter, expr),
-        output_fields=tuple(_output_fields(layout, output_fields, with_vectors)),
+        output_fields=_output_fields(layout, output_fields, with_vectors),
         search_params=_frozen_search_params(layout, k, param),
         partition_names=tuple(partition_names) if partition_names else None,
         timeout=timeout,
@@ -175,16 +177,18 @@ def _frozen_search_params(layout: CollectionLayout, k: int, param: Mapping[str, 
 
 def _output_fields(
     layout: CollectionLayout, chosen: Sequence[str] | None, with_vector: bool
-) -> list[str]:
+) -> tuple[str, ...]:
     """The fields a search asks for: all metadata, or the text and the caller's `chosen`."""
     if chosen is None:
-        return layout.output_fields(with_vector=with_vector)
+        if not with_vector:
+            return layout.document_fields
+        return tuple(layout.output_fields(with_vector=True))
     if isinstance(chosen, str) or not all(isinstance(name, str) for name in chosen):
         raise ValueError(f"output_fields must be a list of field names, got {chosen!r}")
     fields = list(dict.fromkeys([layout.text_field, *chosen]))
     if with_vector and layout.vector_field not in fields:
         fields.append(layout.vector_field)
-    return fields
+    return tuple(fields)
 
 
 def scored_plan(state: CollectionState, queries: Sequence[str | Sequence[float]], k: int,
@@ -219,7 +223,8 @@ def _multi_scored_plan(
     for query in queries:
         hits = yield from multi_search_plan(
             state, layout, query, k, expr=condition, param=param,
-            output_fields=_output_fields(layout, output_fields, False), ranking=ranking or {},
+            output_fields=list(_output_fields(layout, output_fields, False)),
+            ranking=ranking or {},
             fetch_k=fanout, timeout=timeout, partition_names=partition_names,
             extra=extra or {})
         scored.append(documents_from_hits(hits, layout))
@@ -288,7 +293,7 @@ def hybrid_plan(
     )
     kwargs: dict[str, Any] = {
         "collection_name": state.name, "reqs": requests, "ranker": hybrid.ranker_object(),
-        "limit": k, "output_fields": _output_fields(layout, output_fields, False),
+        "limit": k, "output_fields": list(_output_fields(layout, output_fields, False)),
         "timeout": timeout, **(extra or {}),
     }
     if partition_names:

@@ -20,21 +20,22 @@ def document_from_entity(pk: Any, entity: Mapping[str, Any], layout: CollectionL
     """One Document from a result entity: `id` is the primary key, which is not put in metadata."""
     text = entity.get(layout.text_field)
     page_content = text if isinstance(text, str) else ""
-    metadata: dict[str, Any] = {}
-    if layout.metadata_field:
+    metadata: dict[str, Any]
+    skip = layout.non_metadata_keys
+    if not layout.metadata_field:  # dynamic keys and columns: every other key is metadata
+        metadata = {name: value for name, value in entity.items() if name not in skip}
+    else:
         stored = entity.get(layout.metadata_field)
-        if isinstance(stored, Mapping):
-            metadata.update(stored)
+        metadata = dict(stored) if isinstance(stored, Mapping) else {}
         if entity.keys() <= {layout.text_field, layout.metadata_field}:  # the usual entity
             return Document(id=str(pk), page_content=page_content, metadata=_own(metadata))
-    skip = {layout.pk_field, layout.text_field, layout.vector_field, layout.metadata_field}
-    for name, value in entity.items():
-        if name in skip or name == "$meta":
-            continue
-        if name in layout.scalar_fields and layout.metadata_field:
-            metadata.setdefault(name, value)  # partition-key column mirrors the JSON value
-        else:
-            metadata[name] = value
+        for name, value in entity.items():
+            if name in skip:
+                continue
+            if name in layout.scalar_fields:
+                metadata.setdefault(name, value)  # partition-key column mirrors the JSON value
+            else:
+                metadata[name] = value
     dynamic = entity.get("$meta")
     if isinstance(dynamic, Mapping):
         metadata.update(dynamic)
@@ -50,18 +51,17 @@ def _own(metadata: dict[str, Any]) -> dict[str, Any]:
     return metadata
 
 
-def _hit_pk(hit: Mapping[str, Any], layout: CollectionLayout) -> Any:
-    if layout.pk_field in hit:
-        return hit[layout.pk_field]
-    return hit["id"]
+_NO_ENTITY: Mapping[str, Any] = {}
 
 
 def documents_from_hits(
     hits: Sequence[Mapping[str, Any]], layout: CollectionLayout
 ) -> list[Scored]:
     """(Document, raw distance) pairs from one query's search hits, in server order."""
+    pk = layout.pk_field
     return [
-        (document_from_entity(_hit_pk(hit, layout), hit.get("entity", {}), layout),
+        (document_from_entity(hit[pk] if pk in hit else hit["id"],
+                              hit.get("entity", _NO_ENTITY), layout),
          float(hit["distance"]))
         for hit in hits
     ]

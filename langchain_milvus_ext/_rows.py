@@ -12,7 +12,6 @@ import re
 import reprlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from itertools import chain
 from typing import Any, cast
 
 import numpy as np
@@ -435,8 +434,10 @@ def _finite_flat(vectors: Sequence[Sequence[float]], dim: int | None) -> Any:
     if not width or (dim is not None and width != dim) or any(len(v) != width for v in vectors):
         return None
     try:
-        flat = np.fromiter(chain.from_iterable(vectors), np.float64, width * len(vectors))
+        flat = np.array(vectors)  # dtype inferred: strings or objects are not floats
     except (TypeError, ValueError, OverflowError):
+        return None
+    if flat.dtype.kind != "f" or flat.shape != (len(vectors), width):
         return None
     return flat if np.isfinite(flat).all() else None
 
@@ -466,6 +467,23 @@ def check_query_vector(vector: Sequence[float], layout: CollectionLayout) -> lis
     if not all_finite(values):
         raise ValueError("query embedding contains NaN or infinity")
     return values
+
+
+def check_query_vectors(vectors: Sequence[Sequence[float]], layout: CollectionLayout,
+                        ) -> list[list[float]]:
+    """Several query vectors, checked as `check_query_vector` checks one.
+
+    A model's output (lists of Python or numpy float64 floats, which pymilvus packs as they
+    are) is checked in one numpy pass and kept, not copied value by value; anything else
+    goes through `check_query_vector`, whose errors name the problem.
+    """
+    flat = _finite_flat(vectors, layout.dim) if len(vectors) > 1 else None
+    if flat is None:
+        return [check_query_vector(vector, layout) for vector in vectors]
+    if all(type(v) is list and type(v[0]) in _FLOATS for v in vectors):
+        return cast("list[list[float]]", list(vectors))
+    matrix: list[list[float]] = flat.tolist()
+    return matrix
 
 
 def estimate_row_bytes(row: Row) -> int:

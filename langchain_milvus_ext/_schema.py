@@ -114,6 +114,13 @@ class CollectionLayout:
             names.add(self.metadata_field)
         return frozenset(names)
 
+    @cached_property  # asked for every search hit and query row read
+    def non_metadata_keys(self) -> frozenset[str]:
+        """Keys of a result entity that are not metadata: the primary key, text, vector and
+        metadata fields, and the dynamic field's own name."""
+        return frozenset(name for name in (self.pk_field, self.text_field, self.vector_field,
+                                           self.metadata_field, "$meta") if name)
+
     def metadata_output_fields(self) -> list[str]:
         """Output fields that carry metadata in query and search results."""
         fields = list(self.scalar_fields)
@@ -129,6 +136,11 @@ class CollectionLayout:
         if with_vector:
             fields.append(self.vector_field)
         return fields
+
+    @cached_property  # asked for every search
+    def document_fields(self) -> tuple[str, ...]:
+        """`output_fields()` as a tuple: what a search asks for to build its documents."""
+        return tuple(self.output_fields())
 
     def key_resolver(self) -> KeyResolver:
         """Return the filter key resolver for this layout (see `_filters.compile_filter`)."""

@@ -740,3 +740,19 @@ def test_ids_written_are_plain_strings_whatever_is_sent() -> None:
     with pytest.raises(StopIteration) as done:
         plan.send({"insert_count": 1})
     assert done.value.value == ["a" * 32] and type(done.value.value[0]) is str
+
+
+def test_search_options_of_a_call_without_kwargs_match_the_general_path() -> None:
+    """Most calls pass no extra keyword arguments and take a shortcut; it must give the same
+    options as the general path, and its shared empty mappings must not be writable."""
+    from langchain_milvus_ext._arguments import search_options
+
+    common: dict[str, Any] = {"param": {"ef": 10}, "expr": "a > 1", "timeout": 3.0,
+                              "filter": {"x": 1}, "partition_names": ["p"]}
+    fast = search_options({}, **common)
+    general = search_options({"partition_names": None, "fetch_k": None}, **common)
+    assert fast == general
+    with pytest.raises(TypeError):
+        fast["extra"]["consistency_level"] = "Strong"
+    with pytest.raises(TypeError):
+        fast["ranking"]["reranker"] = object()

@@ -76,6 +76,17 @@ def test_dynamic_meta_is_merged_into_metadata() -> None:
     assert "$meta" not in doc.metadata
 
 
+def test_dynamic_entity_fields_that_are_not_metadata_stay_out() -> None:
+    """An MMR hit also carries the vector; none of the store's own fields is metadata, and
+    nested values are the Document's own."""
+    tags = ["a"]
+    entity = {"pk": "x", "text": "t", "vector": [1.0, 0.0], "tags": tags, "$meta": {"y": 1}}
+    doc = document_from_entity("x", entity, DYNAMIC)
+    assert doc.metadata == {"tags": ["a"], "y": 1}
+    doc.metadata["tags"].append("b")
+    assert tags == ["a"]
+
+
 def test_scalar_columns_become_metadata() -> None:
     entity = {"pk": 7, "text": "t", "source": "a.pdf", "page": 3}
     doc = document_from_entity(7, entity, COLUMNS)

@@ -19,6 +19,7 @@ from langchain_milvus_ext._rows import (
     attach_vectors,
     build_rows,
     check_query_vector,
+    check_query_vectors,
     estimate_row_bytes,
     normalize_ids,
     resolve_ids,
@@ -379,6 +380,40 @@ def test_check_query_vector_dimension() -> None:
     with pytest.raises(ValueError, match="query embedding has dimension 2.*has 3"):
         check_query_vector([1.0, 2.0], STR_PK)
     assert check_query_vector([1.0, 2.0], replace(STR_PK, dim=None)) == [1.0, 2.0]
+
+
+def test_check_query_vectors_keeps_a_models_float_lists() -> None:
+    """A batch of model output (Python or numpy float64 floats) is checked at once and sent
+    as it is: pymilvus packs float subclasses, so no value is copied."""
+    plain = [[0.5, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    numpy_floats = [list(np.array(v, dtype=np.float64)) for v in plain]
+    for vectors in (plain, numpy_floats):
+        out = check_query_vectors(vectors, STR_PK)
+        assert out == plain and all(a is b for a, b in zip(out, vectors, strict=True))
+
+
+@pytest.mark.parametrize("vectors", [
+    [np.array([1, 2, 3], dtype=np.float32), np.array([4, 5, 6], dtype=np.float32)],
+    [(1.0, 2.0, 3.0), (4.0, 5.0, 6.0)],
+    [[1, 2, 3], [4, 5, 6]],
+    [[1.0, "2", 3.0], [4.0, 5.0, "6.0"]],  # strings a model should not return: converted
+])
+def test_check_query_vectors_converts_anything_else_to_float_lists(vectors: Any) -> None:
+    out = check_query_vectors(vectors, STR_PK)
+    assert out == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    assert all(type(v) is list and all(type(x) is float for x in v) for v in out)
+
+
+@pytest.mark.parametrize(("vectors", "message"), [
+    ([[1.0, 2.0, 3.0], [1.0, 2.0]], "query embedding has dimension 2.*has 3"),
+    ([[1.0, 2.0], [1.0, 2.0]], "query embedding has dimension 2.*has 3"),
+    ([[1.0, 2.0, 3.0], [1.0, math.nan, 3.0]], "query embedding contains NaN or infinity"),
+    ([[math.inf, 2.0, 3.0], [1.0, 2.0, 3.0]], "query embedding contains NaN or infinity"),
+    ([[1.0, 2.0, 3.0], [1.0, None, 3.0]], "float"),
+])
+def test_check_query_vectors_errors_name_the_problem(vectors: Any, message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        check_query_vectors(vectors, STR_PK)
 
 
 # --------------------------------------------------------------------------- estimate_row_bytes
