@@ -12,6 +12,7 @@ import re
 import reprlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any, cast
 
 import numpy as np
@@ -434,10 +435,8 @@ def _finite_flat(vectors: Sequence[Sequence[float]], dim: int | None) -> Any:
     if not width or (dim is not None and width != dim) or any(len(v) != width for v in vectors):
         return None
     try:
-        flat = np.array(vectors)  # dtype inferred: strings or objects are not floats
+        flat = np.fromiter(chain.from_iterable(vectors), np.float64, width * len(vectors))
     except (TypeError, ValueError, OverflowError):
-        return None
-    if flat.dtype.kind != "f" or flat.shape != (len(vectors), width):
         return None
     return flat if np.isfinite(flat).all() else None
 
@@ -482,7 +481,7 @@ def check_query_vectors(vectors: Sequence[Sequence[float]], layout: CollectionLa
         return [check_query_vector(vector, layout) for vector in vectors]
     if all(type(v) is list and type(v[0]) in _FLOATS for v in vectors):
         return cast("list[list[float]]", list(vectors))
-    matrix: list[list[float]] = flat.tolist()
+    matrix: list[list[float]] = flat.reshape(len(vectors), -1).tolist()
     return matrix
 
 

@@ -396,7 +396,6 @@ def test_check_query_vectors_keeps_a_models_float_lists() -> None:
     [np.array([1, 2, 3], dtype=np.float32), np.array([4, 5, 6], dtype=np.float32)],
     [(1.0, 2.0, 3.0), (4.0, 5.0, 6.0)],
     [[1, 2, 3], [4, 5, 6]],
-    [[1.0, "2", 3.0], [4.0, 5.0, "6.0"]],  # strings a model should not return: converted
 ])
 def test_check_query_vectors_converts_anything_else_to_float_lists(vectors: Any) -> None:
     out = check_query_vectors(vectors, STR_PK)
