@@ -117,18 +117,17 @@ def search_options(
     Raises:
         TypeError: Any other keyword argument.
     """
-    if not kwargs:  # most calls
-        return {"ranking": _NONE, "fanout": None, "filter": filter, "expr": expr,
-                "param": param, "timeout": timeout, "partition_names": partition_names,
-                "output_fields": None, "extra": _NONE}
-    unknown = set(kwargs) - SEARCH_PASSTHROUGH - _SEARCH_OWN
-    if unknown:
-        raise TypeError(
-            f"unexpected search arguments: {sorted(unknown)} (accepted: "
-            f"{sorted(SEARCH_PASSTHROUGH | _SEARCH_OWN)})"
-        )
-    extra = {name: kwargs[name] for name in SEARCH_PASSTHROUGH if name in kwargs}
-    ranking = {name: kwargs[name] for name in _RANKING if kwargs.get(name) is not None}
+    extra: Mapping[str, Any] = _NONE
+    ranking: Mapping[str, Any] = _NONE
+    if kwargs:  # most calls pass none: nothing to sort out
+        unknown = set(kwargs) - SEARCH_PASSTHROUGH - _SEARCH_OWN
+        if unknown:
+            raise TypeError(
+                f"unexpected search arguments: {sorted(unknown)} (accepted: "
+                f"{sorted(SEARCH_PASSTHROUGH | _SEARCH_OWN)})"
+            )
+        extra = {name: kwargs[name] for name in SEARCH_PASSTHROUGH if name in kwargs}
+        ranking = {name: kwargs[name] for name in _RANKING if kwargs.get(name) is not None}
     return {
         "ranking": ranking, "fanout": kwargs.get("fetch_k"),
         "filter": filter, "expr": expr, "param": param, "timeout": timeout,

@@ -399,12 +399,9 @@ def float_vectors(
     head = vectors[0] if len(vectors) else None
     plain = type(head) is list and len(head) > 0 and type(head[0]) is float
     if head is not None and (keep_lists or not plain):
-        flat = _finite_flat(vectors, layout.dim)  # e.g. numpy floats: one numpy conversion
-        if flat is not None:
-            if keep_lists and all(type(v) is list and type(v[0]) in _FLOATS for v in vectors):
-                return _own_lists(cast("list[list[float]]", vectors))
-            matrix: list[list[float]] = flat.reshape(len(vectors), -1).tolist()
-            return matrix
+        checked = _checked_at_once(vectors, layout.dim, keep_lists=keep_lists)
+        if checked is not None:
+            return checked
     out: list[list[float]] = []
     for position, vector in enumerate(vectors):
         values = list(map(float, vector))
@@ -416,6 +413,20 @@ def float_vectors(
 
 
 _FLOATS = (float, np.float64)
+
+
+def _checked_at_once(vectors: Sequence[Sequence[float]], dim: int | None, *,
+                     keep_lists: bool) -> list[list[float]] | None:
+    """All vectors checked in one numpy pass (e.g. numpy floats: one conversion): the float
+    lists themselves if `keep_lists` and they are lists of floats, new lists otherwise; None if
+    any would fail a check (then the per-vector path names the culprit)."""
+    flat = _finite_flat(vectors, dim)
+    if flat is None:
+        return None
+    if keep_lists and all(type(v) is list and type(v[0]) in _FLOATS for v in vectors):
+        return _own_lists(cast("list[list[float]]", vectors))
+    matrix: list[list[float]] = flat.reshape(len(vectors), -1).tolist()
+    return matrix
 
 
 def _own_lists(vectors: list[list[float]]) -> list[list[float]]:
@@ -476,13 +487,11 @@ def check_query_vectors(vectors: Sequence[Sequence[float]], layout: CollectionLa
     are) is checked in one numpy pass and kept, not copied value by value; anything else
     goes through `check_query_vector`, whose errors name the problem.
     """
-    flat = _finite_flat(vectors, layout.dim) if len(vectors) > 1 else None
-    if flat is None:
+    checked = (_checked_at_once(vectors, layout.dim, keep_lists=True) if len(vectors) > 1
+               else None)
+    if checked is None:
         return [check_query_vector(vector, layout) for vector in vectors]
-    if all(type(v) is list and type(v[0]) in _FLOATS for v in vectors):
-        return cast("list[list[float]]", list(vectors))
-    matrix: list[list[float]] = flat.reshape(len(vectors), -1).tolist()
-    return matrix
+    return checked
 
 
 def estimate_row_bytes(row: Row) -> int:
