@@ -56,7 +56,7 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResults:
     config.validate()
     require_extra(progress=config.progress, plot=False, service="service" in config.workloads)
     started = time.perf_counter()
-    contenders = resolve_contenders(config.contenders)
+    contenders = resolve_contenders(config.contenders, config.ours_layout)
     results = BenchmarkResults(
         config=config.to_dict(),
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -14,8 +14,8 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
@@ -46,7 +46,8 @@ WRITE_WORKLOADS = frozenset({"add", "delete", "upsert"})  # a fresh collection e
 class Contender:
     """One column of the comparison: a store driven sync or async, or the batched ceiling.
     ``auto_id`` is langchain-milvus's tutorial setting (ours refuses caller ids with it, so
-    upserts could not address rows); ``delete_kwargs(key)`` deletes metadata ``id`` = key."""
+    upserts could not address rows); ``delete_kwargs(key)`` deletes metadata ``id`` = key;
+    ``store_kwargs``: more arguments of the store (our ``columns`` layout)."""
 
     name: str
     mode: Literal["sync", "async", "ceiling"]
@@ -54,10 +55,18 @@ class Contender:
     store_class: type[Any] | None = None
     auto_id: bool = False
     delete_kwargs: Callable[[str], dict[str, Any]] | None = None
+    store_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
-def resolve_contenders(names: Sequence[str]) -> list[Contender]:
-    """The contenders named, in report order (``langchain_milvus`` is imported here)."""
+OURS_LAYOUTS: dict[str, tuple[str, dict[str, Any]]] = {  # --ours-layout: (description, kwargs)
+    "dynamic": ("", {}),
+    "columns": (" (enable_dynamic_field=False)", {"enable_dynamic_field": False}),
+}
+
+
+def resolve_contenders(names: Sequence[str], ours_layout: str = "dynamic") -> list[Contender]:
+    """The contenders named, in report order (``langchain_milvus`` is imported here); our store
+    keeps metadata in ``ours_layout`` (a key of ``OURS_LAYOUTS``)."""
     from langchain_milvus import Milvus
 
     from langchain_milvus_ext import MilvusVectorStore
@@ -68,14 +77,15 @@ def resolve_contenders(names: Sequence[str]) -> list[Contender]:
     def lcm_delete(key: str) -> dict[str, Any]:
         return {"expr": f"id == '{key}'"}  # the tutorial's expression
 
-    stores = [  # (sync name, async name), implementation, class, auto_id, delete metadata id
-        ((OURS_SYNC, OURS_ASYNC), "langchain_milvus_ext.MilvusVectorStore", MilvusVectorStore,
-         False, ours_delete),
-        ((LCM_SYNC, LCM_ASYNC), "langchain_milvus.Milvus", Milvus, True, lcm_delete),
+    described, layout_kwargs = OURS_LAYOUTS[ours_layout]
+    stores = [  # (sync name, async name), implementation, class, auto_id, delete, kwargs
+        ((OURS_SYNC, OURS_ASYNC), f"langchain_milvus_ext.MilvusVectorStore{described}",
+         MilvusVectorStore, False, ours_delete, layout_kwargs),
+        ((LCM_SYNC, LCM_ASYNC), "langchain_milvus.Milvus", Milvus, True, lcm_delete, {}),
     ]
     modes: tuple[Literal["sync", "async"], ...] = ("sync", "async")
-    table = {name: Contender(name, mode, f"{impl}, {mode}", cls, auto_id, delete)
-             for pair, impl, cls, auto_id, delete in stores
+    table = {name: Contender(name, mode, f"{impl}, {mode}", cls, auto_id, delete, kwargs)
+             for pair, impl, cls, auto_id, delete, kwargs in stores
              for name, mode in zip(pair, modes, strict=True)}
     table[CEILING] = Contender(CEILING, "ceiling", "pymilvus MilvusClient, one batched call")
     return [table[name] for name in CONTENDERS if name in names]
@@ -146,6 +156,7 @@ def open_store(
     store = contender.store_class(
         embedding_function=ctx.embeddings, collection_name=name, connection_args=connection,
         index_params=ctx.store_index_params, drop_old=fresh, auto_id=contender.auto_id,
+        **contender.store_kwargs,
     )
     try:
         if not fresh:

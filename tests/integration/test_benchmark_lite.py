@@ -74,11 +74,11 @@ def test_wrong_data_fails_loudly(
 ) -> None:
     """A contender whose deletes silently miss their rows makes the run exit non-zero."""
 
-    def broken(names: Sequence[str]) -> list[Contender]:
+    def broken(names: Sequence[str], ours_layout: str = "dynamic") -> list[Contender]:
         return [
             dataclasses.replace(c, delete_kwargs=lambda key: {"expr": "id == 'no-such-document'"})
             if c.name == "langchain-milvus-async" else c
-            for c in resolve_contenders(names)
+            for c in resolve_contenders(names, ours_layout)
         ]  # fmt: skip
 
     monkeypatch.setattr(job, "resolve_contenders", broken)
@@ -93,6 +93,32 @@ def test_wrong_data_fails_loudly(
     assert "BENCHMARK FAILED: langchain-milvus-async/delete/N=3: wrong data" in err
     assert "expected 2" in err
     assert "ceiling/delete" not in err
+
+
+def test_ours_layout_columns_gives_our_store_scalar_columns(tmp_path: Path) -> None:
+    """`--ours-layout columns`: our store's collection has langchain-milvus's scalar columns
+    (no dynamic field), its cases still pass their checks, and the report says so."""
+    db, out_json = tmp_path / "bench.db", tmp_path / "results.json"
+    argv = [
+        "--n", "3", "--prefill", "5", "--uri", str(db), "--workloads", "delete",
+        "--contenders", "ours-sync", "--ours-layout", "columns", "--keep-collections",
+        "--json", str(out_json), "--no-progress",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    results = BenchmarkResults.from_json(out_json.read_text())
+    case = results.get("delete", 3, "ours-sync")
+    assert case is not None and case.ok and case.rows_after == 2
+    assert "enable_dynamic_field=False" in results.environment["contenders"]["ours-sync"]
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(str(db))
+    try:
+        (name,) = [n for n in client.list_collections() if "ours_sync" in n]
+        described = client.describe_collection(name)
+    finally:
+        client.close()
+    assert not described.get("enable_dynamic_field", False)
+    assert {"id", "score", "category"} <= {f["name"] for f in described["fields"]}
 
 
 @pytest.mark.server

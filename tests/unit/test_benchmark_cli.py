@@ -488,6 +488,20 @@ def test_contenders_in_report_order() -> None:
     assert lcm.delete_kwargs("doc_1") == {"expr": "id == 'doc_1'"}
     assert chosen[2].store_class is None and "MilvusVectorStore" in ours.implementation
     assert (ours.auto_id, lcm.auto_id) == (False, True)
+    assert ours.store_kwargs == {} and lcm.store_kwargs == {}  # each store's default layout
+
+
+def test_ours_layout_columns_changes_only_our_store() -> None:
+    chosen = resolve_contenders(["ours-sync", "ours-async", "langchain-milvus-sync"], "columns")
+    assert [c.store_kwargs for c in chosen] == [
+        {"enable_dynamic_field": False}, {"enable_dynamic_field": False}, {},
+    ]
+    assert all("enable_dynamic_field=False" in c.implementation for c in chosen[:2])
+    assert "enable_dynamic_field" not in chosen[2].implementation
+    assert parse("--ours-layout", "columns").ours_layout == "columns"
+    assert parse().ours_layout == "dynamic"
+    with pytest.raises(ConfigError, match="unknown --ours-layout"):
+        BenchmarkConfig(ours_layout="json").validate()
 
 
 def test_timing_helpers() -> None:
