@@ -105,6 +105,14 @@ _Seg = tuple[_Call[T, R], int, int]  # (call, start, stop): a slice of the call'
 
 
 @dataclass(eq=False, slots=True)
+class _Sealed(Generic[K, T, R]):  # a batch waiting for a free slot
+    key: K
+    segments: list[_Seg[T, R]]
+    count: int
+    nbytes: int
+
+
+@dataclass(eq=False, slots=True)
 class _Open(Generic[T, R]):  # the batch being filled for one key
     segments: list[_Seg[T, R]] = field(default_factory=list)
     count: int = 0
@@ -159,7 +167,7 @@ class Coalescer(Generic[K, T, R]):
         self._split_on = split_on
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open: dict[K, _Open[T, R]] = {}
-        self._ready: deque[tuple[K, list[_Seg[T, R]]]] = deque()
+        self._ready: deque[_Sealed[K, T, R]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._running, self._closed = 0, False
         self.stats = CoalescerStats()
@@ -250,7 +258,7 @@ class Coalescer(Generic[K, T, R]):
         batch = self._open.pop(key)
         if batch.timer is not None:
             batch.timer.cancel()
-        self._ready.append((key, batch.segments))
+        self._ready.append(_Sealed(key, batch.segments, batch.count, batch.nbytes))
 
     def _flush(self, key: K, batch: _Open[T, R], pump: bool = True) -> None:
         if self._open.get(key) is batch:
@@ -264,13 +272,42 @@ class Coalescer(Generic[K, T, R]):
 
     def _take(self) -> tuple[K, list[_Seg[T, R]]] | None:  # oldest batch, if a slot is free
         while self._ready and self._running < self._limits.max_in_flight:
-            key, segments = self._ready.popleft()
-            live = [seg for seg in segments if not seg[0].future.done()]  # skip cancelled calls
+            batch = self._ready.popleft()
+            if self._ready:
+                self._absorb(batch)
+            live = [seg for seg in batch.segments if not seg[0].future.done()]  # not cancelled
             if live:
                 self._running += 1
                 self.stats.max_in_flight_seen = max(self.stats.max_in_flight_seen, self._running)
-                return key, live
+                return batch.key, live
         return None
+
+    def _absorb(self, batch: _Sealed[K, T, R]) -> None:
+        """Move into ``batch`` the batches of its key queued behind it, while the limits allow.
+
+        Under steady load every loop iteration seals a small batch; when all slots are busy
+        they queue, and sending them one by one would keep batches small (a web app serving
+        many clients would make one search per request). Taken together they are what the
+        callers would have made had they arrived at once. It stops at the first one of its key
+        that does not fit, so the key's batches still start in order. A call never ends up
+        twice in one batch: it is split only where a batch is full, so its next slice never
+        fits in the batch holding the one before."""
+        limits, key = self._limits, batch.key
+        kept: deque[_Sealed[K, T, R]] = deque()
+        while self._ready:
+            queued = self._ready.popleft()
+            if queued.key != key:
+                kept.append(queued)
+                continue
+            if (batch.count + queued.count > limits.max_batch_items
+                    or batch.nbytes + queued.nbytes > limits.max_batch_bytes):
+                kept.append(queued)
+                kept.extend(self._ready)
+                self._ready.clear()
+                break
+            batch.segments.extend(queued.segments)
+            batch.count, batch.nbytes = batch.count + queued.count, batch.nbytes + queued.nbytes
+        self._ready = kept
 
     def _pump(self) -> None:
         while (job := self._take()) is not None:

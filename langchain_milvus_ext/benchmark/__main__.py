@@ -4,7 +4,7 @@ Examples::
 
     python -m langchain_milvus_ext.benchmark                 # add/search/delete on Milvus Lite
     python -m langchain_milvus_ext.benchmark --full --plot   # every workload, N=10 100 1000
-    python -m langchain_milvus_ext.benchmark --workloads service --plot   # ASGI app + httpx
+    python -m langchain_milvus_ext.benchmark --workloads service --plot   # ASGI app + HTTP load
     python -m langchain_milvus_ext.benchmark --uri http://localhost:19530 --markdown out.md
 
 Exit status: 0 when every case ran and passed its checks, 1 when a case failed (raised or

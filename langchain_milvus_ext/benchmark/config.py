@@ -153,8 +153,7 @@ def cli_fields() -> list[tuple[str, Any, dict[str, Any]]]:
 def require_extra(*, progress: bool, plot: bool, service: bool = False) -> None:
     """Raise :class:`ConfigError`, saying what to install, if a module of the ``benchmark``
     extra this run uses cannot be imported."""
-    wanted = {"tqdm": progress, "matplotlib": plot, "starlette": service, "uvicorn": service,
-              "httpx": service}
+    wanted = {"tqdm": progress, "matplotlib": plot, "starlette": service, "uvicorn": service}
     missing = [name for name, used in wanted.items()  # a None in sys.modules blocks the import
                if used and (sys.modules.get(name, sys) is None or find_spec(name) is None)]
     if missing:

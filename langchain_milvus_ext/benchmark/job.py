@@ -2,9 +2,10 @@
 
 The service workload is a web app's independent requests, the way most users meet concurrency:
 a Starlette app, served by uvicorn in a thread of this process (so an in-process Milvus Lite file
-can be reached), runs one ``asimilarity_search`` per ``GET /search?q=...``; an httpx client in a
-separate process (its own core and GIL) sends ``service_requests`` requests from each level of
-``service_concurrency`` concurrent clients. starlette, uvicorn and httpx are imported only here.
+can be reached), runs one ``asimilarity_search`` per ``GET /search?q=...``; a plain asyncio
+HTTP/1.1 client in a separate process (its own core and GIL) sends ``service_requests`` requests
+from each level of ``service_concurrency`` concurrent clients. starlette and uvicorn are
+imported only here.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from functools import partial
@@ -239,6 +241,9 @@ def serve(ctx: BenchContext, contender: Contender, name: str) -> Iterator[tuple[
         server = uvicorn.Server(uvicorn.Config(
             app, host="127.0.0.1", port=port, loop="asyncio", lifespan="off",
             log_level="warning", access_log=False,
+            # uvicorn closes a connection idle for 5 s by default; a client of the pool that
+            # waited that long behind 127 others would then read from a closed socket
+            timeout_keep_alive=600,
         ))
         thread = threading.Thread(target=server.run, name="bench-service", daemon=True)
         thread.start()
@@ -269,33 +274,71 @@ def load_process() -> None:
     print(json.dumps(asyncio.run(_load(sys.argv[1], json.load(sys.stdin), int(sys.argv[2])))))
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection of the load: a request, then its whole answer.
+
+    Not httpx: its client, shared by 128 concurrent requests, served 89 trivial requests/s
+    where this one serves 6,085 (the same uvicorn app, an empty handler), so the service
+    workload measured the load's client instead of the store."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 host: str) -> None:
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, url: str) -> _Connection:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, host)
+
+    async def request(self, method: str, target: str) -> Any:
+        """Send one request without a body; return its JSON answer (an error unless 200)."""
+        self.writer.write(f"{method} {target} HTTP/1.1\r\nHost: {self.host}\r\n"
+                          "Content-Length: 0\r\n\r\n".encode("ascii"))
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(":", 1) for line in header_lines if ":" in line)
+        length = {k.strip().lower(): v for k, v in headers.items()}.get("content-length")
+        if length is None:
+            raise RuntimeError(f"{method} {target}: an answer without Content-Length")
+        body = await self.reader.readexactly(int(length))
+        if status_line.split(" ", 2)[1] != "200":
+            raise RuntimeError(f"{method} {target}: {status_line}: {body[:500]!r}")
+        return json.loads(body)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 async def _load(url: str, queries: list[str], clients: int) -> dict[str, Any]:
-    """One request per query from ``clients`` concurrent clients, after an untimed warm-up
-    round (one request per client: connections, the store's async client), after which the
-    app resets the embedding counters."""
-    import httpx
+    """One request per query from ``clients`` concurrent clients, each on its own keep-alive
+    connection, after an untimed warm-up round (one request per client: connections, the
+    store's async client), after which the app resets the embedding counters."""
+    connections = [await _Connection.open(url) for _ in range(clients)]
+    try:
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=600.0) as client:
-
-        async def run(indexes: Iterator[int], outputs: list[Any], latencies: list[float]) -> None:
+        async def run(connection: _Connection, indexes: Iterator[int], outputs: list[Any],
+                      latencies: list[float]) -> None:
             for i in indexes:  # shared by the clients: each request is sent once
                 t0 = time.perf_counter()
-                response = await client.get("/search", params={"q": queries[i]})
-                response.raise_for_status()
+                target = "/search?" + urllib.parse.urlencode({"q": queries[i]})
+                outputs[i] = await connection.request("GET", target)
                 latencies[i] = time.perf_counter() - t0
-                outputs[i] = response.json()
 
         async def round_(count: int) -> tuple[list[Any], list[float]]:
             outputs, latencies = [None] * count, [0.0] * count
             indexes = iter(range(count))
-            await asyncio.gather(*(run(indexes, outputs, latencies) for _ in range(clients)))
+            await asyncio.gather(*(run(c, indexes, outputs, latencies) for c in connections))
             return outputs, latencies
 
         await round_(min(clients, len(queries)))
-        (await client.post("/reset")).raise_for_status()
+        await connections[0].request("POST", "/reset")
         gc.collect()
         start = time.perf_counter()
         outputs, latencies = await round_(len(queries))
         total_s = time.perf_counter() - start
+    finally:
+        for connection in connections:
+            connection.close()
     return {"total_s": total_s, "latencies": latencies, "outputs": outputs}

@@ -825,3 +825,39 @@ def test_a_budget_stops_a_sync_loop_and_the_report_says_so() -> None:
     results = BenchmarkResults(config={}, cases=[case])
     assert "12.000*" in format_table(results)
     assert "after 2 of 5 calls" in format_report(results)
+
+
+async def test_load_connection_reads_json_answers_and_refuses_errors() -> None:
+    """The service load's HTTP/1.1 client: keep-alive requests on one connection, the JSON
+    body of a 200, an error naming the status otherwise or without Content-Length."""
+    answers = [
+        b'HTTP/1.1 200 OK\r\ncontent-length: 10\r\ncontent-type: text/json\r\n\r\n[{"a": 1}]',
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnull",
+        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\noops",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+    ]
+    requests: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in answers:
+            requests.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        connection = await job._Connection.open(f"http://127.0.0.1:{port}")
+        try:
+            assert await connection.request("GET", "/search?q=a+b") == [{"a": 1}]
+            assert await connection.request("POST", "/reset") is None
+            with pytest.raises(RuntimeError, match="500 Internal Server Error.*oops"):
+                await connection.request("GET", "/search?q=x")
+            with pytest.raises(RuntimeError, match="without Content-Length"):
+                await connection.request("GET", "/search?q=y")
+        finally:
+            connection.close()
+    assert requests[0].startswith(b"GET /search?q=a+b HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    assert requests[1].startswith(b"POST /reset HTTP/1.1\r\n")
+    assert len(requests) == 4  # one connection, kept alive

@@ -529,3 +529,58 @@ async def test_a_wrong_result_count_is_never_split() -> None:
                                     return_exceptions=True)
     assert all(isinstance(o, BatchError) for o in outcomes)
     assert len(calls) == 1 and c.stats.splits == 0
+
+
+async def _submit_one_per_iteration(
+    c: Coalescer[str, int, int], submits: Sequence[tuple[str, int]]
+) -> list[asyncio.Future[list[int]]]:
+    """Submit each (key, item) in its own loop iteration, as requests of a busy app arrive."""
+    futures = []
+    for key, item in submits:
+        futures.append(asyncio.ensure_future(c.submit(key, [item])))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    return futures
+
+
+async def test_batches_queued_behind_busy_slots_go_out_together() -> None:
+    """Calls that arrive one loop iteration apart while every slot is busy are sealed as
+    separate small batches; when a slot frees they go out as one (per key, keys in order)."""
+    release = asyncio.Event()
+    calls: list[tuple[str, list[int]]] = []
+
+    async def fn(key: str, items: list[int]) -> list[int]:
+        calls.append((key, list(items)))
+        await release.wait()
+        return [x * 2 for x in items]
+
+    c: Coalescer[str, int, int] = Coalescer(fn, CoalescerLimits(max_in_flight=1))
+    first = asyncio.ensure_future(c.submit("k", [0]))
+    while not calls:
+        await asyncio.sleep(0)
+    queued = await _submit_one_per_iteration(c, [("k", 1), ("k", 2), ("j", 9), ("k", 3)])
+    release.set()
+    assert await first == [0]
+    assert [await f for f in queued] == [[2], [4], [18], [6]]
+    assert calls == [("k", [0]), ("k", [1, 2, 3]), ("j", [9])]
+    assert c.stats.max_batch_seen == 3
+
+
+async def test_queued_batches_merge_only_within_the_limits() -> None:
+    release = asyncio.Event()
+    calls: list[list[int]] = []
+
+    async def fn(key: str, items: list[int]) -> list[int]:
+        calls.append(list(items))
+        await release.wait()
+        return items
+
+    c: Coalescer[str, int, int] = Coalescer(
+        fn, CoalescerLimits(max_batch_items=2, max_in_flight=1))
+    first = asyncio.ensure_future(c.submit("k", [0]))
+    while not calls:
+        await asyncio.sleep(0)
+    queued = await _submit_one_per_iteration(c, [("k", i) for i in (1, 2, 3, 4, 5)])
+    release.set()
+    assert await first == [0] and [await f for f in queued] == [[1], [2], [3], [4], [5]]
+    assert calls == [[0], [1, 2], [3, 4], [5]]
