@@ -36,6 +36,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 UPDATED_PREFIX = "This is updated test document"  # page content written by upsert
 
 
+OURS_LAYOUTS: dict[str, tuple[str, dict[str, Any]]] = {  # --ours-layout: (described, kwargs)
+    "dynamic": ("", {}),
+    "columns": (" (enable_dynamic_field=False)", {"enable_dynamic_field": False}),
+}
+
+
 class ConfigError(ValueError):
     """The benchmark configuration is invalid."""
 
@@ -71,7 +77,7 @@ class BenchmarkConfig:
     ours_layout: str = _opt("dynamic", "metadata layout of our store: dynamic = its default, "
                             "Milvus's dynamic field; columns = enable_dynamic_field=False, a "
                             "scalar column per key, as langchain-milvus and the ceiling lay "
-                            "them out", choices=("dynamic", "columns"))
+                            "them out", choices=tuple(OURS_LAYOUTS))
     queries: str = _opt("tutorial", 'search/mmr query texts: tutorial = "test document {i %% 50}" '
                         "(50 distinct, searched once each by our async store); distinct = "
                         '"test document {i}"', choices=QUERY_SETS)

@@ -31,6 +31,7 @@ from .config import (
     LCM_ASYNC,
     LCM_SYNC,
     OURS_ASYNC,
+    OURS_LAYOUTS,
     OURS_SYNC,
     doc_key,
     updated_document,
@@ -56,12 +57,6 @@ class Contender:
     auto_id: bool = False
     delete_kwargs: Callable[[str], dict[str, Any]] | None = None
     store_kwargs: Mapping[str, Any] = field(default_factory=dict)
-
-
-OURS_LAYOUTS: dict[str, tuple[str, dict[str, Any]]] = {  # --ours-layout: (description, kwargs)
-    "dynamic": ("", {}),
-    "columns": (" (enable_dynamic_field=False)", {"enable_dynamic_field": False}),
-}
 
 
 def resolve_contenders(names: Sequence[str], ours_layout: str = "dynamic") -> list[Contender]:
