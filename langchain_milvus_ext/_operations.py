@@ -62,7 +62,7 @@ def filter_expr(layout: CollectionLayout, filter: FilterArg, expr: str | None) -
         raise ValueError(f"expr must be a string expression, got {type(expr).__name__}")
     if filter is not None and not isinstance(filter, (str, Mapping)):
         raise ValueError(f"filter must be a dict or a string, got {type(filter).__name__}")
-    return combine_and(compile_filter(filter, layout.key_resolver()), expr)
+    return combine_and(compile_filter(filter, layout.resolve_key), expr)
 
 
 def add_plan(
@@ -332,7 +332,7 @@ def equality_of(
             values = [value]
         if values is None or not all(_plain(v) for v in values):
             return None
-        ref = layout.key_resolver()(key)
+        ref = layout.resolve_key(key)
         return (ref.expr, values) if ref.takes_in or not ref.is_json_path else None
     raw = expr if filter is None else filter if isinstance(filter, str) else None
     match = _RAW_EQUALITY.fullmatch(raw) if raw is not None else None
@@ -341,7 +341,7 @@ def equality_of(
     key, double, single, number = match.groups()
     columns = {layout.pk_field, layout.text_field, *layout.scalar_fields}
     if key not in columns and not (layout.dynamic and key not in layout.reserved_keys
-                                   and layout.key_resolver()(key).takes_in):
+                                   and layout.resolve_key(key).takes_in):
         return None
     if number is not None:
         return key, [int(number)]

@@ -46,6 +46,10 @@ _EXPRESSION_WORDS = frozenset({
 `$meta["key"]`, never by its bare name."""
 
 
+_RESOLVED_KEYS_KEPT = 1024
+"""Most filter keys a layout remembers resolving (callers may send any number of keys)."""
+
+
 @dataclass(frozen=True)
 class CollectionLayout:
     """How documents map onto one Milvus collection.
@@ -141,6 +145,22 @@ class CollectionLayout:
     def document_fields(self) -> tuple[str, ...]:
         """`output_fields()` as a tuple: what a search asks for to build its documents."""
         return tuple(self.output_fields())
+
+    @cached_property
+    def _resolved_keys(self) -> dict[str, FieldRef]:
+        return {}
+
+    def resolve_key(self, key: str) -> FieldRef:
+        """The `FieldRef` of filter key `key` (see `key_resolver`), remembered per layout: a
+        dict filter or a delete by metadata resolves the same few keys on every call. Keys
+        that raise are not remembered, and at most `_RESOLVED_KEYS_KEPT` are."""
+        resolved = self._resolved_keys
+        ref = resolved.get(key) if type(key) is str else None
+        if ref is None:
+            ref = self.key_resolver()(key)
+            if type(key) is str and len(resolved) < _RESOLVED_KEYS_KEPT:
+                resolved[key] = ref
+        return ref
 
     def key_resolver(self) -> KeyResolver:
         """Return the filter key resolver for this layout (see `_filters.compile_filter`)."""

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from layouts import planned
 from pymilvus import DataType
 
+from langchain_milvus_ext import _schema as schema_module
 from langchain_milvus_ext._filters import FieldRef
 from langchain_milvus_ext._schema import (
     DEFAULT_PK_MAX_LENGTH,
@@ -332,6 +333,25 @@ def test_invalid_keys_raise(bad: str) -> None:
     for layout in (planned(), planned(enable_dynamic_field=True, metadata_field=None)):
         with pytest.raises(ValueError):
             layout.key_resolver()(bad)
+
+
+def test_resolve_key_remembers_good_keys_only_and_a_bounded_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    layout = planned(enable_dynamic_field=True, metadata_field=None)
+    first = layout.resolve_key("genre")
+    assert first == layout.key_resolver()("genre") and layout.resolve_key("genre") is first
+    for bad in ("pk", "a-b", 3, ["genre"]):  # refused every time, never remembered
+        for _ in range(2):
+            with pytest.raises(ValueError):
+                layout.resolve_key(bad)  # type: ignore[arg-type]
+    assert set(layout._resolved_keys) == {"genre"}
+    monkeypatch.setattr(schema_module, "_RESOLVED_KEYS_KEPT", 3)
+    for i in range(10):
+        assert layout.resolve_key(f"k{i}") == FieldRef(f"k{i}", is_json_path=True, takes_in=True)
+    assert len(layout._resolved_keys) == 3
+    other = planned(enable_dynamic_field=True, metadata_field=None)  # each has its own
+    assert other.resolve_key("genre") == first and set(other._resolved_keys) == {"genre"}
 
 
 # --------------------------------------------------------------------------- search_params_for
