@@ -45,6 +45,26 @@ class Recorder:
             self.running -= 1
 
 
+class Gated:
+    """A batch_fn that records each call, then holds every batch until ``release`` is set,
+    and doubles each item; ``started`` is set by the first call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, list[int]]] = []
+        self.started, self.release = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, key: Any, items: list[int]) -> list[int]:
+        self.calls.append((key, list(items)))
+        self.started.set()
+        await self.release.wait()
+        return [x * 2 for x in items]
+
+    @property
+    def batches(self) -> list[list[int]]:
+        """The items of each call, in call order."""
+        return [items for _, items in self.calls]
+
+
 async def test_thousand_single_submits_make_one_batch() -> None:
     fn = Recorder()
     c: Coalescer[str, int, int] = Coalescer(fn, CoalescerLimits(max_batch_items=1024))
@@ -278,44 +298,28 @@ async def test_memory_bound_under_100k_concurrent_submits() -> None:
 
 
 async def test_cancelling_a_caller_does_not_cancel_its_batch() -> None:
-    started, release = asyncio.Event(), asyncio.Event()
-    calls: list[list[int]] = []
-
-    async def fn(key: str, items: list[int]) -> list[int]:
-        calls.append(list(items))
-        started.set()
-        await release.wait()
-        return [x * 2 for x in items]
-
+    fn = Gated()
     c: Coalescer[str, int, int] = Coalescer(fn)
     tasks = [asyncio.ensure_future(c.submit("k", [i, i + 10])) for i in range(3)]
-    await started.wait()
+    await fn.started.wait()
     tasks[1].cancel()
     await asyncio.sleep(0)
-    release.set()
+    fn.release.set()
     assert await tasks[0] == [0, 20] and await tasks[2] == [4, 24]
     with pytest.raises(asyncio.CancelledError):
         await tasks[1]
-    assert calls == [[0, 10, 1, 11, 2, 12]]
+    assert fn.batches == [[0, 10, 1, 11, 2, 12]]
 
 
 async def test_cancelled_caller_items_not_yet_sent_are_skipped() -> None:
-    release = asyncio.Event()
-    calls: list[list[int]] = []
-
-    async def fn(key: str, items: list[int]) -> list[int]:
-        calls.append(list(items))
-        await release.wait()
-        return items
-
+    fn = Gated()
     c: Coalescer[str, int, int] = Coalescer(fn, CoalescerLimits(max_batch_items=1, max_in_flight=1))
     t1, t2, t3 = (asyncio.ensure_future(c.submit("k", [i])) for i in (1, 2, 3))
-    while not calls:
-        await asyncio.sleep(0)
+    await fn.started.wait()
     t2.cancel()
-    release.set()
-    assert await t1 == [1] and await t3 == [3]
-    assert t2.cancelled() and calls == [[1], [3]]
+    fn.release.set()
+    assert await t1 == [2] and await t3 == [6]
+    assert t2.cancelled() and fn.batches == [[1], [3]]
 
 
 async def test_batch_failures_are_never_logged_as_unretrieved(
@@ -546,41 +550,25 @@ async def _submit_one_per_iteration(
 async def test_batches_queued_behind_busy_slots_go_out_together() -> None:
     """Calls that arrive one loop iteration apart while every slot is busy are sealed as
     separate small batches; when a slot frees they go out as one (per key, keys in order)."""
-    release = asyncio.Event()
-    calls: list[tuple[str, list[int]]] = []
-
-    async def fn(key: str, items: list[int]) -> list[int]:
-        calls.append((key, list(items)))
-        await release.wait()
-        return [x * 2 for x in items]
-
+    fn = Gated()
     c: Coalescer[str, int, int] = Coalescer(fn, CoalescerLimits(max_in_flight=1))
     first = asyncio.ensure_future(c.submit("k", [0]))
-    while not calls:
-        await asyncio.sleep(0)
+    await fn.started.wait()
     queued = await _submit_one_per_iteration(c, [("k", 1), ("k", 2), ("j", 9), ("k", 3)])
-    release.set()
+    fn.release.set()
     assert await first == [0]
     assert [await f for f in queued] == [[2], [4], [18], [6]]
-    assert calls == [("k", [0]), ("k", [1, 2, 3]), ("j", [9])]
+    assert fn.calls == [("k", [0]), ("k", [1, 2, 3]), ("j", [9])]
     assert c.stats.max_batch_seen == 3
 
 
 async def test_queued_batches_merge_only_within_the_limits() -> None:
-    release = asyncio.Event()
-    calls: list[list[int]] = []
-
-    async def fn(key: str, items: list[int]) -> list[int]:
-        calls.append(list(items))
-        await release.wait()
-        return items
-
+    fn = Gated()
     c: Coalescer[str, int, int] = Coalescer(
         fn, CoalescerLimits(max_batch_items=2, max_in_flight=1))
     first = asyncio.ensure_future(c.submit("k", [0]))
-    while not calls:
-        await asyncio.sleep(0)
+    await fn.started.wait()
     queued = await _submit_one_per_iteration(c, [("k", i) for i in (1, 2, 3, 4, 5)])
-    release.set()
-    assert await first == [0] and [await f for f in queued] == [[1], [2], [3], [4], [5]]
-    assert calls == [[0], [1, 2], [3, 4], [5]]
+    fn.release.set()
+    assert await first == [0] and [await f for f in queued] == [[2], [4], [6], [8], [10]]
+    assert fn.batches == [[0], [1, 2], [3, 4], [5]]
