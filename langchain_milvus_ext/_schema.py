@@ -157,41 +157,42 @@ class CollectionLayout:
         resolved = self._resolved_keys
         ref = resolved.get(key) if type(key) is str else None
         if ref is None:
-            ref = self.key_resolver()(key)
+            ref = self._resolve(key)
             if type(key) is str and len(resolved) < _RESOLVED_KEYS_KEPT:
                 resolved[key] = ref
         return ref
 
     def key_resolver(self) -> KeyResolver:
         """Return the filter key resolver for this layout (see `_filters.compile_filter`)."""
+        return self.resolve_key
 
-        def resolve(key: str) -> FieldRef:
-            parts = validate_key(key)
-            head = parts[0]
-            if head in self.scalar_fields:
-                if len(parts) == 1:
-                    return FieldRef(head, is_json_path=False)
-                if self.scalar_fields[head] == DataType.JSON:
-                    return FieldRef(json_path_ref(head, parts[1:]), is_json_path=True)
-                raise ValueError(f"filter key {key!r}: field {head!r} is not a JSON field")
-            if self.metadata_field:
-                return FieldRef(json_path_ref(self.metadata_field, parts), is_json_path=True)
-            if self.dynamic:
-                if head in self.reserved_keys:
-                    raise ValueError(f"filter key {key!r} names a reserved field")
-                if len(parts) == 1 and head.lower() not in _EXPRESSION_WORDS:
-                    # A top-level dynamic key by name, as raw expressions write it: it also
-                    # takes `in [...]`, which `$meta["key"]` does not on Milvus Lite.
-                    return FieldRef(head, is_json_path=True, takes_in=True)
-                return FieldRef(json_path_ref("$meta", parts), is_json_path=True)
-            if self.infer_columns and not self.exists and len(parts) == 1:
-                return FieldRef(head, is_json_path=False)  # no collection yet: matches nothing
-            raise ValueError(
-                f"filter key {key!r} is not a metadata field of this collection "
-                f"(fields: {sorted(self.scalar_fields)})"
-            )
-
-        return resolve
+    def _resolve(self, key: str) -> FieldRef:
+        """What filter `key` names in this layout; raises `ValueError` for an unknown or
+        invalid key."""
+        parts = validate_key(key)
+        head = parts[0]
+        if head in self.scalar_fields:
+            if len(parts) == 1:
+                return FieldRef(head, is_json_path=False)
+            if self.scalar_fields[head] == DataType.JSON:
+                return FieldRef(json_path_ref(head, parts[1:]), is_json_path=True)
+            raise ValueError(f"filter key {key!r}: field {head!r} is not a JSON field")
+        if self.metadata_field:
+            return FieldRef(json_path_ref(self.metadata_field, parts), is_json_path=True)
+        if self.dynamic:
+            if head in self.reserved_keys:
+                raise ValueError(f"filter key {key!r} names a reserved field")
+            if len(parts) == 1 and head.lower() not in _EXPRESSION_WORDS:
+                # A top-level dynamic key by name, as raw expressions write it: it also
+                # takes `in [...]`, which `$meta["key"]` does not on Milvus Lite.
+                return FieldRef(head, is_json_path=True, takes_in=True)
+            return FieldRef(json_path_ref("$meta", parts), is_json_path=True)
+        if self.infer_columns and not self.exists and len(parts) == 1:
+            return FieldRef(head, is_json_path=False)  # no collection yet: matches nothing
+        raise ValueError(
+            f"filter key {key!r} is not a metadata field of this collection "
+            f"(fields: {sorted(self.scalar_fields)})"
+        )
 
 
 def layout_for(

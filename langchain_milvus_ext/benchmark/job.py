@@ -298,8 +298,9 @@ class _Connection:
                           "Content-Length: 0\r\n\r\n".encode("ascii"))
         head = await self.reader.readuntil(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        headers = dict(line.split(":", 1) for line in header_lines if ":" in line)
-        length = {k.strip().lower(): v for k, v in headers.items()}.get("content-length")
+        headers = {name.strip().lower(): value for name, value in
+                   (line.split(":", 1) for line in header_lines if ":" in line)}
+        length = headers.get("content-length")
         if length is None:
             raise RuntimeError(f"{method} {target}: an answer without Content-Length")
         body = await self.reader.readexactly(int(length))
