@@ -27,6 +27,11 @@ class Batching:
             sends every write through `MilvusClient.insert` / `upsert` (e.g. for tools that
             wrap those methods). Collections with fields other than VARCHAR, INT64, JSON and
             one float vector are always written through pymilvus.
+        lite_flush: On a Milvus Lite file, flush the rows written before a read once the
+            reads since the last flush scanned about as many rows as a flush costs: Lite
+            rescans unflushed rows in Python on every search and filtered query (1,000 rows
+            of dim 768: 74 ms a search, 2.4 ms once flushed; see `_sealing`). No effect on a
+            Milvus server.
 
     Example:
         ```python
@@ -39,6 +44,7 @@ class Batching:
     batch_query_embeddings: bool = True
     limits: CoalescerLimits | None = None
     pack_writes: bool = True
+    lite_flush: bool = True
 
     def __post_init__(self) -> None:
         size = self.batch_size

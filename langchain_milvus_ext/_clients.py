@@ -76,6 +76,11 @@ class PerLoop(Generic[S]):
             del self._values[loop]
 
 
+def is_lite_file(uri: str) -> bool:
+    """Whether `uri` names a Milvus Lite file (a local path, not a server's address)."""
+    return "://" not in uri
+
+
 def lite_file_locked(uri: str) -> bool:
     """Whether the Milvus Lite file (a data directory) at `uri` is held by another process.
 
@@ -111,7 +116,7 @@ class ClientRegistry:
 
     def __init__(self, connection_args: Mapping[str, Any]) -> None:
         self._args = dict(connection_args)
-        if "://" in str(self._args.get("uri", "http://")):  # a server, not a Lite file
+        if not is_lite_file(str(self._args.get("uri", "http://"))):
             # gRPC shares subchannels (and their reconnect backoff, up to 120 s) across the
             # process: after an outage, a new store would be refused by a server that is
             # already back. A local pool per channel reconnects at once.
@@ -167,7 +172,7 @@ class ClientRegistry:
             return factory()
         except Exception as error:
             uri = str(self._args.get("uri", ""))
-            if "://" in uri or not uri.endswith(".db") or not lite_file_locked(uri):
+            if not is_lite_file(uri) or not uri.endswith(".db") or not lite_file_locked(uri):
                 raise
             raise MilvusConnectionError(
                 f"cannot open the Milvus Lite file {os.path.abspath(uri)}: it is opened by "

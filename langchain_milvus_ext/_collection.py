@@ -21,6 +21,7 @@ from langchain_milvus_ext._schema import (
     vector_index_params,
     with_inferred_columns,
 )
+from langchain_milvus_ext._sealing import LiteSealing
 from langchain_milvus_ext._steps import Call, Describe, Plan, PlanOf
 
 
@@ -28,7 +29,8 @@ class CollectionState:
     """The store's collection: its name, creation options and current layout.
 
     Shared by the sync and async shells and by every loop; the layout only ever moves from
-    planned to read-from-the-server, and assigning it is atomic.
+    planned to read-from-the-server, and assigning it is atomic. `sealing`: when the drivers
+    flush a Milvus Lite collection (`_sealing`); None on a server.
     """
 
     def __init__(
@@ -36,11 +38,13 @@ class CollectionState:
         name: str,
         planned: CollectionLayout,
         create_options: CreateOptions | None = None,
+        sealing: LiteSealing | None = None,
     ) -> None:
         self.name = name
         self.planned = planned
         self.layout = planned
         self.create_options = create_options or CreateOptions()
+        self.sealing = sealing
         self._lock = threading.Lock()
         self.create_lock = threading.Lock()
 

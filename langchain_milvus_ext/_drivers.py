@@ -152,6 +152,17 @@ def _client_call(clients: ClientRegistry, state: CollectionState, step: Call,
         return client.create_collection(**step.kwargs)
 
 
+def _flush_call(state: CollectionState) -> Call:
+    """The flush of the collection's rows written so far (Milvus Lite, see `_sealing`)."""
+    return Call("flush", {"collection_name": state.name})
+
+
+def _log_failed_flush(error: Exception) -> None:
+    """A flush is only for speed: when it fails, the read goes on and the rows stay in
+    Milvus Lite's memtable (flushed later, or by Lite itself at 128 MiB)."""
+    logger.debug("flush failed (%s); reading without it", type(error).__name__)
+
+
 def _model(embeddings: Any, step: Embed) -> Any:
     """The embedding model of `step` (a multi-vector store has a list of them)."""
     return embeddings[step.model] if isinstance(embeddings, list) else embeddings
@@ -191,7 +202,14 @@ class SyncDriver:
             return stop.value  # type: ignore[no-any-return]
 
     def call(self, step: Call) -> Any:
-        """One client call, retried while it fails transiently, within its timeout."""
+        """One client call, retried while it fails transiently, within its timeout (on
+        Milvus Lite, after a flush when one is due: `_sealing`)."""
+        sealing = self.state.sealing
+        if sealing is not None and sealing.flush_due(step):
+            try:
+                self.call(_flush_call(self.state))
+            except Exception as error:
+                _log_failed_flush(error)
         attempts = Attempts(self.options.retry, step.method, step.kwargs.get("timeout"), _clock(),
                             step.retry_as)
         while True:
@@ -199,11 +217,15 @@ class SyncDriver:
             self.stats.calls[method] += 1
             try:
                 kwargs = attempts.kwargs(step.kwargs, _clock())
-                return _client_call(self.clients, self.state, Call(method, kwargs),
-                                    _wire(self.state, self.options))
+                result = _client_call(self.clients, self.state, Call(method, kwargs),
+                                      _wire(self.state, self.options))
             except Exception as caught:
                 failure = after_failure(attempts, caught, self.clients.connection_args, _clock())
                 wait = _retry_wait(failure, self.stats, method)
+            else:
+                if sealing is not None:
+                    sealing.wrote(step)
+                return result
             _sleep(wait)
 
     def _execute(self, step: Step) -> Any:
@@ -402,27 +424,41 @@ class AsyncDriver:
             return stop.value  # type: ignore[no-any-return]
 
     async def call(self, step: Call, session: _LoopSession) -> Any:
-        """One client call, retried while it fails transiently, within its timeout."""
+        """One client call, retried while it fails transiently, within its timeout (on
+        Milvus Lite, after a flush when one is due: `_sealing`)."""
+        sealing = self.state.sealing
+        if sealing is not None and sealing.flush_due(step):
+            try:
+                await self.call(_flush_call(self.state), session)
+            except Exception as error:
+                _log_failed_flush(error)
         attempts = Attempts(self.options.retry, step.method, step.kwargs.get("timeout"), _clock(),
                             step.retry_as)
         while True:
             method = attempts.method
             self.stats.calls[method] += 1
             try:
-                kwargs = attempts.kwargs(step.kwargs, _clock())
-                if method in _VIA_SYNC_CLIENT:
-                    return await asyncio.to_thread(
-                        _client_call, self.clients, self.state, Call(method, kwargs))
-                packed = _packed_writes.packed_request(
-                    _wire(self.state, self.options), method, kwargs)
-                if packed is not None:
-                    return await _packed_writes.asend(session.client, packed,
-                                                      kwargs.get("timeout"))
-                return await getattr(session.client, method)(**kwargs)
+                result = await self._send(Call(method, attempts.kwargs(step.kwargs, _clock())),
+                                          session)
             except Exception as caught:
                 failure = after_failure(attempts, caught, self.clients.connection_args, _clock())
                 wait = _retry_wait(failure, self.stats, method)
+            else:
+                if sealing is not None:
+                    sealing.wrote(step)
+                return result
             await _asleep(wait)
+
+    async def _send(self, step: Call, session: _LoopSession) -> Any:
+        """One try of a call: on the loop's client (a write packed if it fits), or on the
+        sync client in a thread for the calls pymilvus's async client gets wrong."""
+        method, kwargs = step.method, step.kwargs
+        if method in _VIA_SYNC_CLIENT:
+            return await asyncio.to_thread(_client_call, self.clients, self.state, step)
+        packed = _packed_writes.packed_request(_wire(self.state, self.options), method, kwargs)
+        if packed is not None:
+            return await _packed_writes.asend(session.client, packed, kwargs.get("timeout"))
+        return await getattr(session.client, method)(**kwargs)
 
     def _execute(self, step: Step, session: _LoopSession, coalesce: bool) -> Awaitable[Any]:
         """The awaitable that carries out one step (a plain function: one coroutine per

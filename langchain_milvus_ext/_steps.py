@@ -18,6 +18,7 @@ ClientMethod = Literal[
     "has_collection", "describe_collection", "create_collection", "alter_collection_properties",
     "drop_collection", "list_indexes", "describe_index", "create_index", "load_collection",
     "insert", "upsert", "delete", "search", "hybrid_search", "query", "get_server_version",
+    "flush",
 ]
 """The MilvusClient methods that plans call."""
 

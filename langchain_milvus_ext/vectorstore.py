@@ -32,6 +32,7 @@ from langchain_milvus_ext._hybrid import check_full_text_support
 from langchain_milvus_ext._read_methods import ReadMethods
 from langchain_milvus_ext._retry import RetryPolicy
 from langchain_milvus_ext._schema import CreateOptions, field_names, layout_for
+from langchain_milvus_ext._sealing import sealing_for
 from langchain_milvus_ext._steps import Call, Plan
 from langchain_milvus_ext._write_methods import WriteMethods
 from langchain_milvus_ext.tenants import TenantScope, confine_drivers, refuse
@@ -200,6 +201,8 @@ class MilvusVectorStore(ReadMethods, WriteMethods):
             self.search_params = [vf.search_params() for vf in vectors]
         self._metadata_field = planned.metadata_field
         self.enable_dynamic_field = planned.dynamic
+        uri = str(self._connection_args.get("uri", ""))
+        sealing = sealing_for(uri, collection_name) if batching.lite_flush else None
         self._state = CollectionState(collection_name, planned, CreateOptions(
             index_params=index_params,
             partition_key_field=partition_key_field,
@@ -207,17 +210,16 @@ class MilvusVectorStore(ReadMethods, WriteMethods):
             consistency_level=consistency_level,
             description=collection_description,
             properties=collection_properties,
-        ))
+        ), sealing)
         self._clients = ClientRegistry(self._connection_args)
         # The parent's `col` view (kept for compatibility) caches by these; no I/O here.
-        self.alias = str(self._connection_args.get("uri", ""))
+        self.alias = uri
         self._col_cache = None
         self._cache_key = None
         options = DriverOptions(batching=batching, retry=retry or RetryPolicy())
         self._sync = SyncDriver(self._state, self._clients, self._embedding, options)
         self._async = AsyncDriver(self._state, self._clients, self._embedding, options)
         if full_text_search or vectors:
-            uri = str(self._connection_args.get("uri", ""))
             # Through the driver: a server still starting up is retried like any call.
             version = str(self._sync.call(Call("get_server_version", {})))
             if full_text_search or any(vf.kind == "bm25" for vf in vectors):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import grpc
@@ -34,6 +35,7 @@ from langchain_milvus_ext._retry import (
     after_failure,
 )
 from langchain_milvus_ext._schema import CollectionLayout
+from langchain_milvus_ext._sealing import FLUSH_COST_PER_ROW, FLUSH_COST_ROWS, LiteSealing
 from langchain_milvus_ext._steps import Call
 
 URI = "http://milvus.example:19530"
@@ -127,8 +129,9 @@ def script(monkeypatch: pytest.MonkeyPatch) -> Iterator[Script]:
 NO_JITTER = RetryPolicy(attempts=4, initial_backoff=0.0, max_backoff=0.0)
 
 
-def _driver(kind: str, policy: RetryPolicy = NO_JITTER) -> SyncDriver | AsyncDriver:
-    state = CollectionState("c", CollectionLayout())
+def _driver(kind: str, policy: RetryPolicy = NO_JITTER,
+            sealing: LiteSealing | None = None) -> SyncDriver | AsyncDriver:
+    state = CollectionState("c", CollectionLayout(), sealing=sealing)
     options = DriverOptions(retry=policy)
     embeddings = DeterministicFakeEmbedding(size=4)
     shell = SyncDriver if kind == "sync" else AsyncDriver
@@ -400,3 +403,73 @@ def test_the_async_shell_sends_the_worked_around_calls_with_the_sync_client(
     monkeypatch.setattr(_drivers, "_VIA_SYNC_CLIENT", frozenset())
     call("async", Call("delete", {"collection_name": "c", "ids": [1]}))
     assert script.calls[-1][:2] == ("async", "delete")
+
+
+# ------------------------------------------------------------------ Milvus Lite flushes
+
+
+def run_calls(kind: str, steps: list[Call], sealing: LiteSealing | None) -> list[Any]:
+    """`driver.call(step)` for each step in turn, on one driver of `kind` with `sealing`: the
+    results, or the errors raised."""
+    driver = _driver(kind, sealing=sealing)
+
+    def outcome(run: Any) -> Any:
+        try:
+            return run()
+        except Exception as error:
+            return error
+
+    if isinstance(driver, SyncDriver):
+        return [outcome(partial(driver.call, step)) for step in steps]
+
+    async def main() -> list[Any]:
+        assert isinstance(driver, AsyncDriver)
+        session, out = driver.sessions.get(), []
+        for step in steps:
+            try:
+                out.append(await driver.call(step, session))
+            except Exception as error:
+                out.append(error)
+        await driver.aclose()
+        return out
+
+    return asyncio.run(main())
+
+
+def _insert(rows: int) -> Call:
+    return Call("insert", {"collection_name": "c", "data": [{"id": i} for i in range(rows)]})
+
+
+SEARCH = Call("search", {"collection_name": "c"})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_on_lite_a_read_flushes_first_once_reads_scanned_what_a_flush_costs(
+        kind: str, script: Script) -> None:
+    # The first read flushes what came before this process; then 1,000 rows written are read
+    # unflushed until the reads scanned FLUSH_COST_ROWS + FLUSH_COST_PER_ROW * 1,000 rows.
+    reads_before_flush = -(-(FLUSH_COST_ROWS + FLUSH_COST_PER_ROW * 1000) // 1000) - 1
+    steps = [SEARCH, _insert(1000)] + [SEARCH] * (reads_before_flush + 2)
+    assert run_calls(kind, steps, LiteSealing()) == ["ok"] * len(steps)
+    assert script.methods() == (["flush", "search", "insert"] + ["search"] * reads_before_flush
+                                + ["flush", "search", "search"])
+    assert script.calls[0][2]["collection_name"] == "c"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_on_lite_a_failed_flush_or_write_changes_no_read(kind: str, script: Script) -> None:
+    script.always["flush"] = MilvusException(ServerCode.PARAMETER_INVALID, "no flush here")
+    sealing = LiteSealing()
+    assert run_calls(kind, [SEARCH, SEARCH], sealing) == ["ok", "ok"]
+    assert script.methods() == ["flush", "search", "search"]  # the failure was not retried
+    script.calls.clear()
+    script.always = {"insert": MilvusException(ServerCode.PARAMETER_INVALID, "bad rows")}
+    out = run_calls(kind, [_insert(1000)] + [SEARCH] * 20, sealing)
+    assert isinstance(out[0], MilvusException) and out[1:] == ["ok"] * 20
+    assert "flush" not in script.methods()  # rows that were not written are never flushed
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_on_a_server_nothing_is_flushed(kind: str, script: Script) -> None:
+    assert run_calls(kind, [_insert(1000)] + [SEARCH] * 20, None) == ["ok"] * 21
+    assert "flush" not in script.methods()
