@@ -224,7 +224,7 @@ class SyncDriver:
                 wait = _retry_wait(failure, self.stats, method)
             else:
                 if sealing is not None:
-                    sealing.wrote(step)
+                    sealing.done(step)
                 return result
             _sleep(wait)
 
@@ -445,7 +445,7 @@ class AsyncDriver:
                 wait = _retry_wait(failure, self.stats, method)
             else:
                 if sealing is not None:
-                    sealing.wrote(step)
+                    sealing.done(step)
                 return result
             await _asleep(wait)
 

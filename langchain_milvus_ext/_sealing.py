@@ -54,8 +54,9 @@ class LiteSealing:
     """When to flush one Milvus Lite collection: shared by every store of this process on it
     (`sealing_for`), sync and async, every thread and loop.
 
-    Rows written before this process's first store on the collection are unknown: its first
-    read flushes them (a flush with nothing to write costs one round trip).
+    Rows written before this process's first store on the collection are unknown, unless
+    the store creates or drops it: then its first read flushes them (a flush with nothing to
+    write costs one round trip).
     """
 
     def __init__(self) -> None:
@@ -63,8 +64,13 @@ class LiteSealing:
         self._unflushed: int | None = None  # None: unknown
         self._scanned = 0  # unflushed rows scanned by the reads since the last flush
 
-    def wrote(self, step: Call) -> None:
-        """Count the rows of a successful write."""
+    def done(self, step: Call) -> None:
+        """Take in a successful call: count the rows it wrote; after creating or dropping the
+        collection, nothing is left unflushed."""
+        if step.method in ("create_collection", "drop_collection"):
+            with self._lock:
+                self._unflushed, self._scanned = 0, 0
+            return
         rows = rows_written(step)
         if rows:
             with self._lock:

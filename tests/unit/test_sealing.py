@@ -36,7 +36,7 @@ def known(rows: int) -> LiteSealing:
     """A sealing whose collection was flushed, then had `rows` rows written."""
     sealing = LiteSealing()
     assert sealing.flush_due(SEARCH)  # unknown rows: the first read flushes
-    sealing.wrote(insert(rows))
+    sealing.done(insert(rows))
     return sealing
 
 
@@ -59,7 +59,7 @@ def test_rows_written_counts_inserts_and_upserts_only() -> None:
 
 def test_the_first_read_flushes_rows_of_unknown_age_then_reads_wait_for_their_cost() -> None:
     sealing = LiteSealing()
-    sealing.wrote(insert(5))  # still unknown: rows may have been written before this process
+    sealing.done(insert(5))  # still unknown: rows may have been written before this process
     assert sealing.flush_due(SEARCH)
     assert not any(sealing.flush_due(SEARCH) for _ in range(10_000))  # nothing unflushed
     assert not sealing.flush_due(Call("flush", {}))
@@ -71,14 +71,27 @@ def test_a_flush_comes_once_reads_scanned_as_many_rows_as_it_costs(rows: int) ->
     expected = -(-cost // rows)  # the first read at which the scanned rows reach the cost
     sealing = known(rows)
     assert reads_until_flush(sealing) == expected
-    sealing.wrote(insert(rows))  # counting starts again from the flush
+    sealing.done(insert(rows))  # counting starts again from the flush
     assert reads_until_flush(sealing) == expected
+
+
+@pytest.mark.parametrize("method", ["create_collection", "drop_collection"])
+def test_a_collection_this_process_created_or_dropped_has_nothing_unflushed(
+        method: str) -> None:
+    sealing = LiteSealing()
+    sealing.done(Call(method, {"collection_name": "c"}))  # type: ignore[arg-type]
+    assert not sealing.flush_due(SEARCH)
+    sealing.done(insert(1000))
+    assert reads_until_flush(sealing) == -(-(FLUSH_COST_ROWS + FLUSH_COST_PER_ROW * 1000) // 1000)
+    sealing.done(insert(1000))
+    sealing.done(Call(method, {"collection_name": "c"}))  # type: ignore[arg-type]
+    assert not any(sealing.flush_due(SEARCH) for _ in range(10_000))
 
 
 def test_writes_between_reads_add_up() -> None:
     sealing = known(100)
     assert not sealing.flush_due(SEARCH)  # 100 scanned
-    sealing.wrote(insert(900))
+    sealing.done(insert(900))
     reads = reads_until_flush(sealing)  # 1,000 unflushed from now on: 100 + 1,000 * reads
     assert reads == -(-(FLUSH_COST_ROWS + FLUSH_COST_PER_ROW * 1000 - 100) // 1000)
 
