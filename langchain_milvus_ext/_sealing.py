@@ -65,11 +65,14 @@ class LiteSealing:
         self._scanned = 0  # unflushed rows scanned by the reads since the last flush
 
     def done(self, step: Call) -> None:
-        """Take in a successful call: count the rows it wrote; after creating or dropping the
-        collection, nothing is left unflushed."""
+        """Take in a successful call: count the rows it wrote. After dropping the collection,
+        nothing is left unflushed; after creating it (the store found it missing), nothing
+        was, if nothing was counted (stores racing to create it all succeed, after some of
+        them may have written)."""
         if step.method in ("create_collection", "drop_collection"):
             with self._lock:
-                self._unflushed, self._scanned = 0, 0
+                if step.method == "drop_collection" or self._unflushed is None:
+                    self._unflushed, self._scanned = 0, 0
             return
         rows = rows_written(step)
         if rows:
