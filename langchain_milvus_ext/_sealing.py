@@ -54,9 +54,9 @@ class LiteSealing:
     """When to flush one Milvus Lite collection: shared by every store of this process on it
     (`sealing_for`), sync and async, every thread and loop.
 
-    Rows written before this process's first store on the collection are unknown, unless
-    the store creates or drops it: then its first read flushes them (a flush with nothing to
-    write costs one round trip).
+    Rows written before this process's first store on the collection are unknown: the first
+    read flushes them (a flush with nothing to write costs one round trip), unless a store of
+    this process created or dropped the collection before.
     """
 
     def __init__(self) -> None:
