@@ -6,7 +6,7 @@ A filter is a mapping such as::
 
 Keys are validated identifiers (dotted keys are paths into JSON); values are rendered as typed
 literals with escaping, so no user value is ever pasted into the expression. How a key maps to a
-Milvus field is decided by the caller's `KeyResolver` (see `_schema.CollectionLayout.key_resolver`).
+Milvus field is decided by the caller's `KeyResolver` (see `_schema.CollectionLayout.resolve_key`).
 
 Operators: `$eq $ne $lt $lte $gt $gte $in $nin $like $exists` on a key, `$and $or $not` as
 logical operators; a plain value means `$eq`; several keys in one mapping are ANDed.

@@ -18,7 +18,7 @@ from typing import Any
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 from pymilvus.milvus_client.index import IndexParams
 
-from langchain_milvus_ext._filters import FieldRef, KeyResolver, json_path_ref, validate_key
+from langchain_milvus_ext._filters import FieldRef, json_path_ref, validate_key
 from langchain_milvus_ext._packing import WireFormat, wire_format
 from langchain_milvus_ext._vectors import VectorField
 
@@ -151,9 +151,10 @@ class CollectionLayout:
         return {}
 
     def resolve_key(self, key: str) -> FieldRef:
-        """The `FieldRef` of filter key `key` (see `key_resolver`), remembered per layout: a
-        dict filter or a delete by metadata resolves the same few keys on every call. Keys
-        that raise are not remembered, and at most `_RESOLVED_KEYS_KEPT` are."""
+        """The `FieldRef` of filter key `key` (this layout's `KeyResolver`, which
+        `_filters.compile_filter` takes), remembered per layout: a dict filter or a delete by
+        metadata resolves the same few keys on every call. Keys that raise are not remembered,
+        and at most `_RESOLVED_KEYS_KEPT` are."""
         resolved = self._resolved_keys
         ref = resolved.get(key) if type(key) is str else None
         if ref is None:
@@ -161,10 +162,6 @@ class CollectionLayout:
             if type(key) is str and len(resolved) < _RESOLVED_KEYS_KEPT:
                 resolved[key] = ref
         return ref
-
-    def key_resolver(self) -> KeyResolver:
-        """Return the filter key resolver for this layout (see `_filters.compile_filter`)."""
-        return self.resolve_key
 
     def _resolve(self, key: str) -> FieldRef:
         """What filter `key` names in this layout; raises `ValueError` for an unknown or

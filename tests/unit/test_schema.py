@@ -287,11 +287,11 @@ def test_missing_primary_key() -> None:
         layout_from_description(planned(), description, None)
 
 
-# --------------------------------------------------------------------------- key_resolver
+# --------------------------------------------------------------------------- resolve_key
 
 
 def test_keys_resolve_into_the_json_metadata_field() -> None:
-    resolve = planned().key_resolver()
+    resolve = planned().resolve_key
     assert resolve("a") == FieldRef('metadata["a"]', is_json_path=True)
     assert resolve("a.b") == FieldRef('metadata["a"]["b"]', is_json_path=True)
     assert resolve("pk") == FieldRef('metadata["pk"]', is_json_path=True)
@@ -302,7 +302,7 @@ def test_keys_resolve_to_scalar_columns() -> None:
         metadata_field=None,
         scalar_fields={"source": DataType.VARCHAR, "extra": DataType.JSON},
     )
-    resolve = layout.key_resolver()
+    resolve = layout.resolve_key
     assert resolve("source") == FieldRef("source", is_json_path=False)
     assert resolve("extra.x.y") == FieldRef('extra["x"]["y"]', is_json_path=True)
     with pytest.raises(ValueError, match="not a JSON field"):
@@ -312,13 +312,13 @@ def test_keys_resolve_to_scalar_columns() -> None:
 
 
 def test_scalar_column_wins_over_json_metadata() -> None:
-    resolve = planned(partition_key_field="tenant").key_resolver()
+    resolve = planned(partition_key_field="tenant").resolve_key
     assert resolve("tenant") == FieldRef("tenant", is_json_path=False)
     assert resolve("other") == FieldRef('metadata["other"]', is_json_path=True)
 
 
 def test_keys_resolve_into_the_dynamic_field() -> None:
-    resolve = planned(enable_dynamic_field=True, metadata_field=None).key_resolver()
+    resolve = planned(enable_dynamic_field=True, metadata_field=None).resolve_key
     assert resolve("genre") == FieldRef("genre", is_json_path=True, takes_in=True)
     assert resolve("a.b") == FieldRef('$meta["a"]["b"]', is_json_path=True)
     for word in ("like", "IN", "exists", "array_contains", "true"):  # grammar words: by path
@@ -332,7 +332,7 @@ def test_keys_resolve_into_the_dynamic_field() -> None:
 def test_invalid_keys_raise(bad: str) -> None:
     for layout in (planned(), planned(enable_dynamic_field=True, metadata_field=None)):
         with pytest.raises(ValueError):
-            layout.key_resolver()(bad)
+            layout.resolve_key(bad)
 
 
 def test_resolve_key_remembers_good_keys_only_and_a_bounded_number(
@@ -340,7 +340,7 @@ def test_resolve_key_remembers_good_keys_only_and_a_bounded_number(
 ) -> None:
     layout = planned(enable_dynamic_field=True, metadata_field=None)
     first = layout.resolve_key("genre")
-    assert first == layout.key_resolver()("genre") and layout.resolve_key("genre") is first
+    assert first == layout._resolve("genre") and layout.resolve_key("genre") is first
     for bad in ("pk", "a-b", 3, ["genre"]):  # refused every time, never remembered
         for _ in range(2):
             with pytest.raises(ValueError):
