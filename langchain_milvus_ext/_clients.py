@@ -76,9 +76,11 @@ class PerLoop(Generic[S]):
             del self._values[loop]
 
 
-def is_lite_file(uri: str) -> bool:
-    """Whether `uri` names a Milvus Lite file (a local path, not a server's address)."""
-    return "://" not in uri
+def lite_file_of(connection_args: Mapping[str, Any]) -> str | None:
+    """The Milvus Lite file the connection opens, or None for a server (without a `uri`,
+    e.g. `host`/`port`, pymilvus connects to a server)."""
+    uri = str(connection_args.get("uri", "http://localhost:19530"))
+    return None if "://" in uri else uri
 
 
 def lite_file_locked(uri: str) -> bool:
@@ -116,7 +118,7 @@ class ClientRegistry:
 
     def __init__(self, connection_args: Mapping[str, Any]) -> None:
         self._args = dict(connection_args)
-        if not is_lite_file(str(self._args.get("uri", "http://"))):
+        if lite_file_of(self._args) is None:
             # gRPC shares subchannels (and their reconnect backoff, up to 120 s) across the
             # process: after an outage, a new store would be refused by a server that is
             # already back. A local pool per channel reconnects at once.
@@ -171,8 +173,8 @@ class ClientRegistry:
         try:
             return factory()
         except Exception as error:
-            uri = str(self._args.get("uri", ""))
-            if not is_lite_file(uri) or not uri.endswith(".db") or not lite_file_locked(uri):
+            uri = lite_file_of(self._args)
+            if uri is None or not uri.endswith(".db") or not lite_file_locked(uri):
                 raise
             raise MilvusConnectionError(
                 f"cannot open the Milvus Lite file {os.path.abspath(uri)}: it is opened by "

@@ -23,8 +23,10 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Mapping
+from typing import Any
 
-from langchain_milvus_ext._clients import is_lite_file
+from langchain_milvus_ext._clients import lite_file_of
 from langchain_milvus_ext._steps import Call
 
 FLUSH_COST_ROWS = 512
@@ -102,12 +104,13 @@ _SHARED: weakref.WeakValueDictionary[tuple[str, str], LiteSealing] = (
 _SHARED_LOCK = threading.Lock()
 
 
-def sealing_for(uri: str, collection_name: str) -> LiteSealing | None:
-    """The sealing of `collection_name` in the Milvus Lite file `uri`, shared with the other
-    stores of this process on it; None for a server."""
-    if not is_lite_file(uri):
+def sealing_for(connection_args: Mapping[str, Any], collection_name: str) -> LiteSealing | None:
+    """The sealing of `collection_name` in the Milvus Lite file the connection opens, shared
+    with the other stores of this process on it; None for a server."""
+    path = lite_file_of(connection_args)
+    if path is None:
         return None
-    key = (os.path.abspath(uri), collection_name)
+    key = (os.path.abspath(path), collection_name)
     with _SHARED_LOCK:
         sealing = _SHARED.get(key)
         if sealing is None:

@@ -202,7 +202,8 @@ class MilvusVectorStore(ReadMethods, WriteMethods):
         self._metadata_field = planned.metadata_field
         self.enable_dynamic_field = planned.dynamic
         uri = str(self._connection_args.get("uri", ""))
-        sealing = sealing_for(uri, collection_name) if batching.lite_flush else None
+        sealing = (sealing_for(self._connection_args, collection_name) if batching.lite_flush
+                   else None)
         self._state = CollectionState(collection_name, planned, CreateOptions(
             index_params=index_params,
             partition_key_field=partition_key_field,

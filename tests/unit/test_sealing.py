@@ -6,7 +6,9 @@ import threading
 from typing import Literal
 
 import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
 
+from langchain_milvus_ext import Batching, MilvusVectorStore
 from langchain_milvus_ext._sealing import (
     FLUSH_COST_PER_ROW,
     FLUSH_COST_ROWS,
@@ -121,10 +123,28 @@ def test_concurrent_readers_flush_once() -> None:
 
 def test_stores_of_one_lite_collection_share_their_sealing(tmp_path: object) -> None:
     path = f"{tmp_path}/a.db"
-    first = sealing_for(path, "docs")
+    first = sealing_for({"uri": path}, "docs")
     assert first is not None
-    assert sealing_for(path, "docs") is first
-    assert sealing_for(f"{tmp_path}/./a.db", "docs") is first  # the same file
-    assert sealing_for(path, "other") is not first
-    assert sealing_for("http://localhost:19530", "docs") is None  # a server flushes itself
-    assert sealing_for("https://x.zillizcloud.com", "docs") is None
+    assert sealing_for({"uri": path}, "docs") is first
+    assert sealing_for({"uri": f"{tmp_path}/./a.db"}, "docs") is first  # the same file
+    assert sealing_for({"uri": path}, "other") is not first
+    # Servers flush themselves: an address, or no uri at all (pymilvus's default server).
+    assert sealing_for({"uri": "http://localhost:19530"}, "docs") is None
+    assert sealing_for({"uri": "https://x.zillizcloud.com", "token": "t"}, "docs") is None
+    assert sealing_for({"host": "127.0.0.1", "port": "19530"}, "docs") is None
+
+
+@pytest.mark.parametrize("args", [{"host": "127.0.0.1", "port": "19530"},
+                                  {"uri": "http://127.0.0.1:19530"}])
+def test_a_store_on_a_server_never_flushes(args: dict[str, str]) -> None:
+    store = MilvusVectorStore(DeterministicFakeEmbedding(size=4), connection_args=args)
+    assert store._state.sealing is None  # the constructor does no I/O
+
+
+def test_a_store_on_a_lite_file_shares_its_collection_sealing(tmp_path: object) -> None:
+    args = {"uri": f"{tmp_path}/b.db"}
+    store = MilvusVectorStore(DeterministicFakeEmbedding(size=4), connection_args=args)
+    assert store._state.sealing is sealing_for(args, store.collection_name) is not None
+    off = MilvusVectorStore(DeterministicFakeEmbedding(size=4), connection_args=args,
+                            batching=Batching(lite_flush=False))
+    assert off._state.sealing is None
