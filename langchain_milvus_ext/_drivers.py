@@ -23,7 +23,7 @@ import pymilvus
 from langchain_core.embeddings import Embeddings
 from pymilvus import AsyncMilvusClient
 
-from langchain_milvus_ext import _packed_writes
+from langchain_milvus_ext import _direct_search, _packed_writes
 from langchain_milvus_ext._batch_plans import (
     delete_batch_plan,
     embed_plan,
@@ -137,10 +137,13 @@ def _wire(state: CollectionState, options: DriverOptions) -> WireFormat | None:
 
 
 def _client_call(clients: ClientRegistry, state: CollectionState, step: Call,
-                 wire: WireFormat | None = None) -> Any:
-    """One call on the sync client (a write packed with `wire` if it fits); creating the
-    collection is serialised per collection."""
+                 wire: WireFormat | None = None, direct_search: bool = False) -> Any:
+    """One call on the sync client (a write packed with `wire` if it fits, a plain search
+    sent directly with `direct_search`); creating the collection is serialised per
+    collection."""
     client = clients.sync()
+    if direct_search and _direct_search.usable(client, step.method, step.kwargs):
+        return _direct_search.send(client, step.kwargs)
     packed = _packed_writes.packed_request(wire, step.method, step.kwargs)
     if packed is not None:
         return _packed_writes.send(client, packed, step.kwargs.get("timeout"))
@@ -218,7 +221,8 @@ class SyncDriver:
             try:
                 kwargs = attempts.kwargs(step.kwargs, _clock())
                 result = _client_call(self.clients, self.state, Call(method, kwargs),
-                                      _wire(self.state, self.options))
+                                      _wire(self.state, self.options),
+                                      self.options.batching.direct_search)
             except Exception as caught:
                 failure = after_failure(attempts, caught, self.clients.connection_args, _clock())
                 wait = _retry_wait(failure, self.stats, method)
@@ -455,10 +459,13 @@ class AsyncDriver:
         method, kwargs = step.method, step.kwargs
         if method in _VIA_SYNC_CLIENT:
             return await asyncio.to_thread(_client_call, self.clients, self.state, step)
+        client = session.client
+        if self.options.batching.direct_search and _direct_search.usable(client, method, kwargs):
+            return await _direct_search.asend(client, kwargs)
         packed = _packed_writes.packed_request(_wire(self.state, self.options), method, kwargs)
         if packed is not None:
-            return await _packed_writes.asend(session.client, packed, kwargs.get("timeout"))
-        return await getattr(session.client, method)(**kwargs)
+            return await _packed_writes.asend(client, packed, kwargs.get("timeout"))
+        return await getattr(client, method)(**kwargs)
 
     def _execute(self, step: Step, session: _LoopSession, coalesce: bool) -> Awaitable[Any]:
         """The awaitable that carries out one step (a plain function: one coroutine per
