@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from langchain_milvus_ext import Batching, MilvusVectorStore, WriteError, _packed_writes
+from langchain_milvus_ext import (
+    Batching,
+    MilvusVectorStore,
+    WriteError,
+    _direct_search,
+    _packed_writes,
+)
 from langchain_milvus_ext._batching import WRITE_PIECE_ROWS
 
 pytestmark = [pytest.mark.lite, pytest.mark.timeout(120)]
@@ -102,14 +108,13 @@ async def test_equal_concurrent_searches_are_searched_once(
     monkeypatch.setattr(CountingEmbeddings, "embed_documents", recording)
     await store.asimilarity_search("warm-up", k=1)  # this loop's client exists before counting
     sizes: list[int] = []
-    client = store.aclient
-    original_search = client.search
+    original_search = _direct_search.asend  # where a plain async search goes out
 
-    async def counting(*args: Any, **kwargs: Any) -> Any:
+    async def counting(client: Any, kwargs: Any) -> Any:
         sizes.append(len(kwargs["data"]))
-        return await original_search(*args, **kwargs)
+        return await original_search(client, kwargs)
 
-    monkeypatch.setattr(client, "search", counting)
+    monkeypatch.setattr(_direct_search, "asend", counting)
     embedded.clear()
     queries = [f"doc {i % 5}" for i in range(100)]  # 5 distinct texts, each asked 20 times
     results = await asyncio.gather(*(store.asimilarity_search(q, k=2) for q in queries))

@@ -9,7 +9,7 @@ import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
-from langchain_milvus_ext import MilvusRetriever, MilvusVectorStore
+from langchain_milvus_ext import MilvusRetriever, MilvusVectorStore, _direct_search
 
 pytestmark = pytest.mark.lite
 
@@ -71,14 +71,13 @@ async def test_batch_is_one_nq_search(store: MilvusVectorStore,
     retriever = MilvusRetriever(vectorstore=store, k=2)
     queries = [f"document {i} about dogs" for i in range(0, 10, 2)]
     calls: list[int] = []
-    client = store.client
-    original = client.search
+    original = _direct_search.send  # where a plain sync search goes out
 
-    def counting(*args: Any, **kwargs: Any) -> Any:
+    def counting(client: Any, kwargs: Any) -> Any:
         calls.append(len(kwargs["data"]))
-        return original(*args, **kwargs)
+        return original(client, kwargs)
 
-    monkeypatch.setattr(client, "search", counting)
+    monkeypatch.setattr(_direct_search, "send", counting)
     batched = retriever.batch(queries)
     assert calls == [len(queries)]
     assert [docs[0].page_content for docs in batched] == queries
