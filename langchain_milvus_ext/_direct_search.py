@@ -48,9 +48,13 @@ retries off, and a direct search makes none); any other (a pass-through such as
 
 
 def usable(client: Any, method: str, kwargs: Mapping[str, Any]) -> bool:
-    """Whether this call is a plain search of a pymilvus client that can go out directly."""
+    """Whether this call is a plain search of a pymilvus client that can go out directly:
+    dense vectors or texts as data (pymilvus prepares binary, sparse and embedding-list
+    queries before building the request, so those go through it)."""
+    data = kwargs.get("data")
     return (AVAILABLE and method == "search" and kwargs.keys() <= DIRECT_ARGS
-            and "data" in kwargs and "limit" in kwargs
+            and isinstance(data, list) and "limit" in kwargs
+            and all(isinstance(query, (list, str)) for query in data[:1])
             and isinstance(client, (MilvusClient, AsyncMilvusClient)))
 
 
