@@ -15,10 +15,10 @@ a search whose arguments are not the plain ones our plans send (`DIRECT_ARGS`) g
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_milvus_ext._hits import Hit, read_hits
+from langchain_milvus_ext._hits import read_hits
 
 try:
     from pymilvus import AsyncMilvusClient, MilvusClient
@@ -58,7 +58,7 @@ def usable(client: Any, method: str, kwargs: Mapping[str, Any]) -> bool:
             and isinstance(client, (MilvusClient, AsyncMilvusClient)))
 
 
-def send(client: Any, kwargs: Mapping[str, Any]) -> list[list[Hit]]:
+def send(client: Any, kwargs: Mapping[str, Any]) -> Sequence[Sequence[Mapping[str, Any]]]:
     """Search with the sync client; the hits of each query."""
     handler, extra = client._get_connection(), client._with_cluster_id({})
     context = client._generate_call_context(**extra)
@@ -68,7 +68,8 @@ def send(client: Any, kwargs: Mapping[str, Any]) -> list[list[Hit]]:
     return _hits_of(response)
 
 
-async def asend(client: Any, kwargs: Mapping[str, Any]) -> list[list[Hit]]:
+async def asend(client: Any, kwargs: Mapping[str, Any],
+                ) -> Sequence[Sequence[Mapping[str, Any]]]:
     """Search with the async client; the hits of each query."""
     handler, extra = await client._get_connection(), client._with_cluster_id({})
     context = client._generate_call_context(**extra)
@@ -93,11 +94,13 @@ def _request(handler: Any, context: Any, kwargs: Mapping[str, Any],
         use_default_consistency=consistent, **options)
 
 
-def _hits_of(response: Any) -> list[list[Hit]]:
+def _hits_of(response: Any) -> Sequence[Sequence[Mapping[str, Any]]]:
+    """The hits of each query: our dicts, or pymilvus's `Hit`s as `search` returns them (the
+    search plan copies each hit into a dict of its own either way)."""
     check_status(response.status)
     hits = read_hits(response.results)
     if hits is not None:
         return hits
-    parsed = SearchResult(response.results, -1, status=response.status,
-                          session_ts=response.session_ts)
-    return [[dict(hit) for hit in query] for query in parsed]
+    parsed: Sequence[Sequence[Mapping[str, Any]]] = SearchResult(
+        response.results, -1, status=response.status, session_ts=response.session_ts)
+    return parsed

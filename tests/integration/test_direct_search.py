@@ -131,3 +131,14 @@ def test_pass_through_arguments_go_through_pymilvus(lite_uri: str,
         assert direct_sends == []
         store.similarity_search("text 2", k=2)
         assert direct_sends == ["sync"]
+
+
+def test_answers_left_to_pymilvus_give_the_same_documents(lite_uri: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    with MilvusVectorStore(EMBEDDINGS, collection_name="fallback",
+                           connection_args={"uri": lite_uri}) as store:
+        store.add_documents(DOCS[:10])
+        read_by_us = store.similarity_search_with_score("text 4", k=3)
+        monkeypatch.setattr(_direct_search, "read_hits", lambda data: None)  # as for an array
+        assert store.similarity_search_with_score("text 4", k=3) == read_by_us
+        assert read_by_us[0][0].metadata == DOCS[4].metadata
