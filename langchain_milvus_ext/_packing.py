@@ -7,9 +7,10 @@ values before `orjson.dumps`. That is about 26 µs per row of the default layout
 vector), as much as the server's own work on the batch. Rows this package writes are already
 checked (`_rows`), so `pack_rows` builds each column with one `extend`: about 4 µs per row.
 
-Only the plain layouts are packed here (`wire_format`): VARCHAR / INT64 / JSON scalars and one
-FLOAT_VECTOR, with or without the dynamic field, no nullable or default fields, no functions
-(BM25) and no struct arrays. For anything else, and for any rows that do not fit the format
+Only the plain layouts are packed here (`wire_format`): VARCHAR, integer, FLOAT / DOUBLE, BOOL
+and JSON scalars (langchain-milvus's metadata columns among them) and one FLOAT_VECTOR, with or
+without the dynamic field, no nullable or default fields, no functions (BM25) and no struct
+arrays. For anything else, and for any rows that do not fit the format
 exactly (a missing or extra key, a value of another type, a string over its `max_length`, a
 vector of another length), `pack_rows` returns None and the rows go to pymilvus, whose
 errors the caller then sees. `tests/unit/test_packing.py` checks the requests are equal to
@@ -28,11 +29,14 @@ from pymilvus import DataType
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
 DYNAMIC_FIELD = "$meta"
-_KINDS: Mapping[int, Literal["string", "int", "json", "vector"]] = {
-    DataType.VARCHAR: "string", DataType.INT64: "int", DataType.JSON: "json",
+_KINDS: Mapping[int, Literal["string", "int", "float", "bool", "json", "vector"]] = {
+    DataType.VARCHAR: "string", DataType.INT64: "int", DataType.INT32: "int",
+    DataType.INT16: "int", DataType.INT8: "int", DataType.DOUBLE: "float",
+    DataType.FLOAT: "float", DataType.BOOL: "bool", DataType.JSON: "json",
     DataType.FLOAT_VECTOR: "vector",
 }
-_INT64 = (-(2**63), 2**63 - 1)
+_INT_RANGES = {dtype: (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) for dtype, bits in (
+    (DataType.INT64, 64), (DataType.INT32, 32), (DataType.INT16, 16), (DataType.INT8, 8))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +137,24 @@ def _column(field: WireField, values: list[Any]) -> schema_pb2.FieldData | None:
         if not all(isinstance(v, str) for v in values) or max(map(len, values)) > field.limit:
             return None
         data.scalars.string_data.data.extend(values)
-    elif field.dtype == DataType.INT64:
+    elif field.dtype in _INT_RANGES:  # INT8/16/32 share int_data, as pymilvus packs them
+        low, high = _INT_RANGES[field.dtype]
         if not all(type(v) is int for v in values) or not (
-                _INT64[0] <= min(values) and max(values) <= _INT64[1]):
+                low <= min(values) and max(values) <= high):
             return None
-        data.scalars.long_data.data.extend(values)
+        scalars = data.scalars
+        (scalars.long_data if field.dtype == DataType.INT64 else scalars.int_data).data.extend(
+            values)
+    elif field.dtype in (DataType.DOUBLE, DataType.FLOAT):  # finite: checked by `_rows`
+        if not all(type(v) is float or type(v) is int for v in values):
+            return None
+        scalars = data.scalars
+        (scalars.double_data if field.dtype == DataType.DOUBLE else scalars.float_data
+         ).data.extend(values)
+    elif field.dtype == DataType.BOOL:
+        if not all(type(v) is bool for v in values):
+            return None
+        data.scalars.bool_data.data.extend(values)
     elif field.dtype == DataType.JSON:  # orjson refuses keys that are not strings
         if not all(type(v) is dict for v in values):
             return None

@@ -104,10 +104,36 @@ def test_auto_id_rows_get_the_servers_ids(backend_uri: str, pymilvus_writes: lis
         store.close()
 
 
+TYPED_COLUMNS = {  # langchain-milvus's layout: a typed column per metadata key
+    "source": {"dtype": DataType.VARCHAR, "max_length": 100}, "page": {"dtype": DataType.INT64},
+    "score": {"dtype": DataType.DOUBLE}, "ok": {"dtype": DataType.BOOL},
+}
+
+
+async def test_typed_metadata_columns_are_packed_and_read_back(
+        backend_uri: str, pymilvus_writes: list[str]) -> None:
+    store = _store(backend_uri, metadata_schema=TYPED_COLUMNS)  # tags, nested: dynamic field
+    try:
+        store.add_documents(_docs("s"))
+        await asyncio.gather(*(store.aadd_documents([d]) for d in _docs("a")))
+        replaced = Document("replaced", metadata={**METADATA[1], "score": 2}, id="a1")
+        await store.aupsert(documents=[replaced])  # an int in the DOUBLE column
+        expected = _docs("s") + _docs("a")
+        expected[4] = Document("replaced", metadata={**METADATA[1], "score": 2.0}, id="a1")
+        _same(store.get_by_ids([f"{p}{i}" for p in "sa" for i in range(3)]), expected)
+        assert sorted(store.get_pks("ok == false and page > 2")) == ["a1", "s1"]
+        assert store.get_pks("score < 0") == ["s1"]  # a1's score is 2.0 now
+        assert pymilvus_writes == []
+    finally:
+        store.drop()
+        store.close()
+
+
 @pytest.mark.parametrize("kwargs", [
-    {"metadata_schema": {"score": {"dtype": DataType.DOUBLE}}},  # a field type not packed
+    {"metadata_schema": {"tags": {"dtype": DataType.ARRAY, "element_type": DataType.VARCHAR,
+                                  "max_capacity": 8, "max_length": 8}}},  # not packed
     {"batching": Batching(pack_writes=False)},
-], ids=["double-column", "pack_writes-off"])
+], ids=["array-column", "pack_writes-off"])
 async def test_other_writes_go_through_pymilvus(backend_uri: str, kwargs: dict[str, Any],
                                                 pymilvus_writes: list[str]) -> None:
     store = _store(backend_uri, **kwargs)

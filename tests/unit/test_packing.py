@@ -20,8 +20,15 @@ def _field(name: str, dtype: DataType, **extra: Any) -> dict[str, Any]:
     return {"name": name, "type": dtype, "params": {}, **extra}
 
 
+TYPED_COLUMNS = {  # langchain-milvus's layout: a scalar column per metadata key
+    "source": DataType.VARCHAR, "page": DataType.INT64, "score": DataType.DOUBLE,
+    "ok": DataType.BOOL, "rank": DataType.INT32, "level": DataType.INT16, "flag": DataType.INT8,
+    "weight": DataType.FLOAT,
+}
+
+
 def _description(*, int_pk: bool = False, auto_id: bool = False, dynamic: bool = True,
-                 metadata_field: bool = False) -> dict[str, Any]:
+                 metadata_field: bool = False, typed: bool = False) -> dict[str, Any]:
     pk = (_field("pk", DataType.INT64, is_primary=True, auto_id=auto_id) if int_pk else
           _field("pk", DataType.VARCHAR, is_primary=True, auto_id=auto_id,
                  params={"max_length": 64}))
@@ -29,11 +36,14 @@ def _description(*, int_pk: bool = False, auto_id: bool = False, dynamic: bool =
               _field("vector", DataType.FLOAT_VECTOR, params={"dim": DIM})]
     if metadata_field:
         fields.append(_field("metadata", DataType.JSON))
+    if typed:
+        fields += [_field(name, dtype, params={"max_length": 20} if name == "source" else {})
+                   for name, dtype in TYPED_COLUMNS.items()]
     return {"fields": fields, "enable_dynamic_field": dynamic, "auto_id": auto_id}
 
 
 def _rows(n: int = 5, *, int_pk: bool = False, with_pk: bool = True,
-          metadata_field: bool = False) -> list[dict[str, Any]]:
+          metadata_field: bool = False, typed: bool = False) -> list[dict[str, Any]]:
     rows = []
     for i in range(n):
         row: dict[str, Any] = {"text": WholeText(f"document {i} " * 3) if i % 2 else f"doc {i}",
@@ -42,6 +52,11 @@ def _rows(n: int = 5, *, int_pk: bool = False, with_pk: bool = True,
             row["pk"] = 10**12 + i if int_pk else f"id-{i}"
         meta = {"source": f"s{i}", "page": i, "score": 0.5 + i, "tags": ["a", "b"],
                 "nested": {"k": [1, {"x": None}]}, "ok": i % 2 == 0}
+        if typed:  # every integer width at its bounds, an int in the DOUBLE column
+            meta = {"source": f"s{i}", "page": -(2**63) if i == 1 else i,
+                    "score": 3 if i == 2 else 0.1 + i, "ok": i % 2 == 0,
+                    "rank": 2**31 - 1 if i == 3 else -i, "level": -(2**15) if i == 4 else i,
+                    "flag": 127 if i == 0 else -i, "weight": 0.1 * i}
         if metadata_field:
             row["metadata"] = meta
         else:
@@ -65,6 +80,8 @@ LAYOUTS = {
     "json field and dynamic": ({"metadata_field": True}, {"metadata_field": True}),
     "auto_id, no keys": ({"int_pk": True, "auto_id": True}, {"with_pk": False}),
     "auto_id, keys given": ({"int_pk": True, "auto_id": True}, {"int_pk": True}),
+    "typed metadata columns": ({"dynamic": False, "typed": True}, {"typed": True}),
+    "typed columns and dynamic": ({"typed": True}, {"typed": True}),
 }
 
 
@@ -89,7 +106,6 @@ def test_packed_request_equals_pymilvus_request(layout: str, method: str) -> Non
     _field("sparse", DataType.SPARSE_FLOAT_VECTOR),
     _field("title", DataType.VARCHAR, params={"max_length": 9}, nullable=True),
     _field("year", DataType.INT64, default_value=2024),
-    _field("score", DataType.DOUBLE),
     _field("tags", DataType.ARRAY, element_type=DataType.VARCHAR),
     _field("other", DataType.FLOAT_VECTOR, params={"dim": 2}),
 ])
@@ -129,6 +145,16 @@ def _set(rows: list[dict[str, Any]], key: str, value: Any) -> list[dict[str, Any
      _set(_rows(metadata_field=True), "unknown", 1)),  # no dynamic field to take it
     ({"dynamic": False, "metadata_field": True},
      _set(_rows(metadata_field=True), "metadata", '{"a": 1}')),
+    ({"typed": True}, _set(_rows(typed=True), "flag", 128)),  # out of each column's range
+    ({"typed": True}, _set(_rows(typed=True), "level", 2**15)),
+    ({"typed": True}, _set(_rows(typed=True), "rank", -(2**31) - 1)),
+    ({"typed": True}, _set(_rows(typed=True), "page", 2**63)),
+    ({"typed": True}, _set(_rows(typed=True), "ok", 1)),  # not of the column's type
+    ({"typed": True}, _set(_rows(typed=True), "rank", True)),
+    ({"typed": True}, _set(_rows(typed=True), "score", True)),
+    ({"typed": True}, _set(_rows(typed=True), "score", "0.5")),
+    ({"typed": True}, _set(_rows(typed=True), "weight", np.float32(0.5))),
+    ({"typed": True}, _set(_rows(typed=True), "source", 7)),
 ])
 def test_rows_that_do_not_fit_exactly_are_left_to_pymilvus(
         described: dict[str, Any], rows: list[dict[str, Any]]) -> None:
