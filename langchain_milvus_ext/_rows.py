@@ -217,7 +217,7 @@ def _add_metadata_columns(
 ) -> None:
     """Check one metadata dict and add its columns to the row `columns` (copies of the values
     that could change: the caller's dict is never stored or changed)."""
-    where = f"metadatas[{position}]"
+    where = _Where(position)  # formatted only for an error message
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict):
@@ -233,7 +233,7 @@ def _add_metadata_columns(
         except (TypeError, ValueError) as error:
             raise ValueError(f"{where} is not JSON-serialisable: {error}") from error
         if _SUSPECT.search(encoded):  # rare: find the value pymilvus would reject, and say where
-            _check_json_value(metadata, where)
+            _check_json_value(metadata, str(where))
     if layout.metadata_field:
         assert encoded is not None
         if len(encoded.encode("utf-8")) > JSON_MAX_BYTES:
@@ -249,8 +249,8 @@ def _add_metadata_columns(
             f"{where} uses reserved key(s) {sorted(reserved.intersection(metadata))}: they "
             "name the collection's primary key, text or vector field"
         )
-    if not layout.dynamic:
-        unknown = sorted(set(metadata) - set(layout.scalar_fields))
+    if not layout.dynamic and not layout.scalar_fields.keys() >= metadata.keys():
+        unknown = sorted(metadata.keys() - layout.scalar_fields.keys())
         if unknown:
             raise ValueError(
                 f"{where} has keys {unknown} that are not fields of this collection "
@@ -284,7 +284,8 @@ def _plain_json(metadata: dict[Any, Any]) -> bool:
 
 
 def _column_value(
-    metadata: dict[str, Any], name: str, dtype: DataType, layout: CollectionLayout, where: str
+    metadata: dict[str, Any], name: str, dtype: DataType, layout: CollectionLayout,
+    where: object,
 ) -> Any:
     """The value of scalar column `name`: present (unless nullable), of the column's type and
     within its limits, checked before anything is sent."""
@@ -294,14 +295,27 @@ def _column_value(
             return None
         raise ValueError(f"{where} lacks the key {name!r}, a column of this collection")
     _field_value(value, dtype, name, where)
-    at = f"{where}[{name!r}]"
     if dtype == DataType.VARCHAR:
         limit = int(layout.column_args.get(name, {}).get("max_length", 65_535))
-        if len(utf8(value, at)) > limit:
-            raise ValueError(f"{at} is over the column's max_length of {limit} bytes")
+        size = len(value) if value.isascii() else len(utf8(value, f"{where}[{name!r}]"))
+        if size > limit:
+            raise ValueError(f"{where}[{name!r}] is over the column's max_length of {limit} bytes")
     elif dtype in (DataType.FLOAT, DataType.DOUBLE) and not math.isfinite(value):
-        raise ValueError(f"{at}: {value!r} is not a finite number")
+        raise ValueError(f"{where}[{name!r}]: {value!r} is not a finite number")
     return value
+
+
+class _Where:
+    """`metadatas[position]`, as an error message names a row: formatted only when one is
+    raised (a write of many rows checks each, and almost never fails)."""
+
+    __slots__ = ("position",)
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+    def __str__(self) -> str:
+        return f"metadatas[{self.position}]"
 
 
 def utf8(text: str, where: str) -> bytes:
@@ -347,7 +361,7 @@ _FIELD_TYPES: dict[DataType, tuple[type, ...]] = {
 }
 
 
-def _field_value(value: Any, dtype: DataType, name: str, where: str) -> Any:
+def _field_value(value: Any, dtype: DataType, name: str, where: object) -> Any:
     """`value` if the scalar field `name` of type `dtype` can hold it, else a ValueError.
 
     None passes (the field may be nullable; the server decides).
@@ -355,14 +369,14 @@ def _field_value(value: Any, dtype: DataType, name: str, where: str) -> Any:
     types = _FIELD_TYPES.get(dtype)
     if value is None or types is None:
         return value
-    at = f"{where}[{name!r}]"
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-        raise ValueError(f"{at}: the collection's {dtype.name} field {name!r} cannot hold "
-                         f"{type(value).__name__} {shown}")
+        raise ValueError(f"{where}[{name!r}]: the collection's {dtype.name} field {name!r} "
+                         f"cannot hold {type(value).__name__} {shown}")
     bits = _INT_BITS.get(dtype)
     if bits is not None and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-        raise ValueError(f"{at}: {value} is outside the {dtype.name} range of field {name!r}")
+        raise ValueError(
+            f"{where}[{name!r}]: {value} is outside the {dtype.name} range of field {name!r}")
     return value
 
 

@@ -490,6 +490,23 @@ def test_scalar_field_ranges_and_numeric_widening() -> None:
         build_rows(["a"], [{"b": 1, "f": 1, "ok": 1}], ["i"], layout)  # every column present
 
 
+@pytest.mark.parametrize(("meta", "message"), [
+    ({"page": 1}, r"metadatas\[1\] lacks the key 'source'"),
+    ({"source": "s", "page": 1, "x": 2}, r"metadatas\[1\] has keys \['x'\] that are not fields"),
+    ({"source": "s" * 11, "page": 1}, r"metadatas\[1\]\['source'\] is over .*max_length of 10"),
+    ({"source": "é" * 6, "page": 1}, r"metadatas\[1\]\['source'\] is over"),  # 12 bytes
+    ({"source": "\ud800", "page": 1}, r"metadatas\[1\]\['source'\]: .*surrogate"),
+    ({"source": "s", "page": 1, "w": float("nan")}, r"metadatas\[1\] is not JSON-serialisable"),
+])
+def test_column_errors_name_the_row_and_the_column(meta: dict[str, Any], message: str) -> None:
+    layout = replace(COLUMNS, scalar_fields={**COLUMNS.scalar_fields, "w": DataType.DOUBLE},
+                     column_args={"source": {"max_length": 10}, "w": {"nullable": True}})
+    fine = {"source": "é" * 5, "page": 2, "w": 0.5}  # 10 bytes: at the limit
+    assert build_rows(["a"], [fine], ["i"], layout)[0]["source"] == fine["source"]
+    with pytest.raises(ValueError, match=message):
+        build_rows(["a", "b"], [fine, meta], ["i", "j"], layout)
+
+
 def test_texts_and_ids_with_lone_surrogates_are_named() -> None:
     with pytest.raises(ValueError, match=r"texts\[1\]: .*surrogate"):
         build_rows(["a", "b\ud800"], None, None, STR_PK)
