@@ -10,11 +10,11 @@ checked (`_rows`), so `pack_rows` builds each column with one `extend`: about 4 
 Only the plain layouts are packed here (`wire_format`): VARCHAR, integer, FLOAT / DOUBLE, BOOL
 and JSON scalars (langchain-milvus's metadata columns among them) and one FLOAT_VECTOR, with or
 without the dynamic field, no nullable or default fields, no functions (BM25) and no struct
-arrays. For anything else, and for any rows that do not fit the format
-exactly (a missing or extra key, a value of another type, a string over its `max_length`, a
-vector of another length), `pack_rows` returns None and the rows go to pymilvus, whose
-errors the caller then sees. `tests/unit/test_packing.py` checks the requests are equal to
-pymilvus's own for every layout packed here.
+arrays. For anything else, and for any rows that do not fit the format exactly (a missing or
+extra key, a value of another type or out of its column's range, a string over its
+`max_length`, a vector of another length), `pack_rows` returns None and the rows go to
+pymilvus, whose errors the caller then sees. `tests/unit/test_packing.py` checks the requests
+are equal to pymilvus's own for every layout packed here.
 """
 
 from __future__ import annotations
