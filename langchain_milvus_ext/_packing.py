@@ -35,8 +35,10 @@ _KINDS: Mapping[int, Literal["string", "int", "float", "bool", "json", "vector"]
     DataType.FLOAT: "float", DataType.BOOL: "bool", DataType.JSON: "json",
     DataType.FLOAT_VECTOR: "vector",
 }
-_INT_RANGES = {dtype: (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) for dtype, bits in (
-    (DataType.INT64, 64), (DataType.INT32, 32), (DataType.INT16, 16), (DataType.INT8, 8))}
+INT_RANGES: Mapping[int, tuple[int, int]] = {
+    dtype: (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) for dtype, bits in (
+        (DataType.INT64, 64), (DataType.INT32, 32), (DataType.INT16, 16), (DataType.INT8, 8))}
+"""The values each integer field type holds (lowest, highest), for `_rows`' checks too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +139,8 @@ def _column(field: WireField, values: list[Any]) -> schema_pb2.FieldData | None:
         if not all(isinstance(v, str) for v in values) or max(map(len, values)) > field.limit:
             return None
         data.scalars.string_data.data.extend(values)
-    elif field.dtype in _INT_RANGES:  # INT8/16/32 share int_data, as pymilvus packs them
-        low, high = _INT_RANGES[field.dtype]
+    elif field.dtype in INT_RANGES:  # INT8/16/32 share int_data, as pymilvus packs them
+        low, high = INT_RANGES[field.dtype]
         if not all(type(v) is int for v in values) or not (
                 low <= min(values) and max(values) <= high):
             return None

@@ -19,6 +19,7 @@ import numpy as np
 from langchain_core.documents import Document
 from pymilvus import DataType
 
+from langchain_milvus_ext._packing import INT_RANGES
 from langchain_milvus_ext._schema import JSON_MAX_BYTES, CollectionLayout, with_inferred_columns
 
 Row = dict[str, Any]
@@ -251,12 +252,11 @@ def _add_metadata_columns(
         )
     if not layout.dynamic and not layout.scalar_fields.keys() >= metadata.keys():
         unknown = sorted(metadata.keys() - layout.scalar_fields.keys())
-        if unknown:
-            raise ValueError(
-                f"{where} has keys {unknown} that are not fields of this collection "
-                f"(it has {sorted(layout.scalar_fields)} and no dynamic or JSON metadata field; "
-                "langchain-milvus would drop them silently)"
-            )
+        raise ValueError(
+            f"{where} has keys {unknown} that are not fields of this collection "
+            f"(it has {sorted(layout.scalar_fields)} and no dynamic or JSON metadata field; "
+            "langchain-milvus would drop them silently)"
+        )
     columns.update(metadata if encoded is None else json.loads(encoded))  # a private copy
     for name, dtype in layout.scalar_fields.items():
         columns[name] = _column_value(metadata, name, dtype, layout, where)
@@ -353,11 +353,10 @@ def _check_json_value(value: Any, where: str) -> None:
             _check_json_value(item, f"{where}[{index}]")
 
 
-_INT_BITS = {DataType.INT8: 8, DataType.INT16: 16, DataType.INT32: 32, DataType.INT64: 64}
-_FIELD_TYPES: dict[DataType, tuple[type, ...]] = {
+_FIELD_TYPES: dict[int, tuple[type, ...]] = {
     DataType.VARCHAR: (str,), DataType.BOOL: (bool,), DataType.FLOAT: (int, float),
     DataType.DOUBLE: (int, float), DataType.ARRAY: (list,),
-    **{dtype: (int,) for dtype in _INT_BITS},
+    **{dtype: (int,) for dtype in INT_RANGES},
 }
 
 
@@ -373,8 +372,8 @@ def _field_value(value: Any, dtype: DataType, name: str, where: object) -> Any:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
         raise ValueError(f"{where}[{name!r}]: the collection's {dtype.name} field {name!r} "
                          f"cannot hold {type(value).__name__} {shown}")
-    bits = _INT_BITS.get(dtype)
-    if bits is not None and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+    bounds = INT_RANGES.get(dtype)
+    if bounds is not None and not bounds[0] <= cast(int, value) <= bounds[1]:
         raise ValueError(
             f"{where}[{name!r}]: {value} is outside the {dtype.name} range of field {name!r}")
     return value
