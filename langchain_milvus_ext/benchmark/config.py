@@ -74,10 +74,10 @@ class BenchmarkConfig:
     lambda_mult: float = _opt(0.5, "MMR diversity")
     metric: str = _opt("COSINE", "AUTOINDEX metric forced on every contender; native = each "
                        "store's own", choices=("COSINE", "L2", "IP", "native"))
-    ours_layout: str = _opt("dynamic", "metadata layout of our store: dynamic = its default, "
-                            "Milvus's dynamic field; columns = enable_dynamic_field=False, a "
-                            "scalar column per key, as langchain-milvus and the ceiling lay "
-                            "them out", choices=tuple(OURS_LAYOUTS))
+    ours_layout: str = _opt("dynamic", "metadata layout of our store and the ceiling: dynamic = "
+                            "our default, Milvus's dynamic field; columns = "
+                            "enable_dynamic_field=False, a scalar column per key, as "
+                            "langchain-milvus lays them out", choices=tuple(OURS_LAYOUTS))
     queries: str = _opt("tutorial", 'search/mmr query texts: tutorial = "test document {i %% 50}" '
                         "(50 distinct, searched once each by our async store); distinct = "
                         '"test document {i}"', choices=QUERY_SETS)

@@ -95,30 +95,40 @@ def test_wrong_data_fails_loudly(
     assert "ceiling/delete" not in err
 
 
-def test_ours_layout_columns_gives_our_store_scalar_columns(tmp_path: Path) -> None:
-    """`--ours-layout columns`: our store's collection has langchain-milvus's scalar columns
-    (no dynamic field), its cases still pass their checks, and the report says so."""
+@pytest.mark.parametrize("layout", ["dynamic", "columns"])
+def test_ours_layout_lays_out_our_store_and_the_ceiling(tmp_path: Path, layout: str) -> None:
+    """`--ours-layout`: our store's and the ceiling's collections keep metadata the same way
+    (`columns`: langchain-milvus's scalar columns, no dynamic field), their cases still pass
+    their checks, and the report says so."""
     db, out_json = tmp_path / "bench.db", tmp_path / "results.json"
     argv = [
         "--n", "3", "--prefill", "5", "--uri", str(db), "--workloads", "delete",
-        "--contenders", "ours-sync", "--ours-layout", "columns", "--keep-collections",
+        "--contenders", "ours-sync", "ceiling", "--ours-layout", layout, "--keep-collections",
         "--json", str(out_json), "--no-progress",
     ]  # fmt: skip
     assert cli.main(argv) == 0
     results = BenchmarkResults.from_json(out_json.read_text())
-    case = results.get("delete", 3, "ours-sync")
-    assert case is not None and case.ok and case.rows_after == 2
-    assert "enable_dynamic_field=False" in results.environment["contenders"]["ours-sync"]
+    for contender in ("ours-sync", "ceiling"):
+        case = results.get("delete", 3, contender)
+        assert case is not None and case.ok and case.rows_after == 2, case
+    described = results.environment["contenders"]
+    columns = layout == "columns"
+    assert ("enable_dynamic_field=False" in described["ours-sync"]) is columns
+    assert described["ceiling"].endswith("scalar columns" if columns else "dynamic field")
     from pymilvus import MilvusClient
 
     client = MilvusClient(str(db))
     try:
-        (name,) = [n for n in client.list_collections() if "ours_sync" in n]
-        described = client.describe_collection(name)
+        names = client.list_collections()
+        (ours,) = [n for n in names if "ours_sync" in n]
+        (ceiling,) = [n for n in names if "ceiling" in n]
+        schemas = [client.describe_collection(n) for n in (ours, ceiling)]
     finally:
         client.close()
-    assert not described.get("enable_dynamic_field", False)
-    assert {"id", "score", "category"} <= {f["name"] for f in described["fields"]}
+    for schema in schemas:
+        assert bool(schema.get("enable_dynamic_field", False)) is not columns, schema
+        fields = {f["name"] for f in schema["fields"]}
+        assert ({"id", "score", "category"} <= fields) is columns, fields
 
 
 @pytest.mark.server
