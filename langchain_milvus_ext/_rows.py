@@ -330,7 +330,7 @@ def utf8(text: str, where: str) -> bytes:
         ) from None
 
 
-_INT64 = range(-(2**63), 2**63)
+_INT64 = range(INT_RANGES[DataType.INT64][0], INT_RANGES[DataType.INT64][1] + 1)  # `in`: C
 # Lone surrogates show as \udXXX escapes in ASCII JSON (so do pairs: false alarms are fine),
 # integers outside int64 as runs of 19+ digits; only then is metadata walked value by value.
 _SUSPECT = re.compile(r"\\ud[89a-f]|\d{19}")
